@@ -1,0 +1,1 @@
+"""Corpora: registry, download with checksums, preparation into token ids, batch layout."""

@@ -1,0 +1,103 @@
+"""The Structurally Constrained Recurrent Network (Mikolov et al., 2015) in the paper's notation.
+
+Row vectors are right-multiplied by matrices, as in the paper (footnote 1)::
+
+    s_t = (1 - a) x_t B + a s_{t-1}                      (1)  context state, a fixed
+    h_t = sigmoid(x_t A + s_t P + h_{t-1} R + b)         (2)  hidden state, uses the *new* s_t
+    p(w_{t+1} | w_1..t) = softmax(s_t U + h_t V + b_out) (3)
+
+The hidden update uses s_t, not s_{t-1}, as in the paper and the authors' TensorFlow code
+(Facebook's Lua code uses s_{t-1}; see ../shared/notes/legacy-torch.md §13).
+
+Two things make a window of T steps cheap without changing any value:
+- (1) is linear with a fixed ``a``, so the whole window of context states is one matmul with the
+  lower-triangular Toeplitz matrix K[t, k] = a^(t-k), plus a^(t+1) s_0 for the carried state;
+- the input projections x A and s P do not depend on h, so they are computed for the whole
+  window at once; only h_{t-1} R stays inside the loop over time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, torch.Tensor]  # (s, h), each [batch, dim]
+
+
+def context_kernel(alpha: float, steps: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """K[t, k] = alpha^(t-k) for k <= t (else 0), and carry[t] = alpha^(t+1)."""
+    t = torch.arange(steps, device=device, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]
+    kernel = torch.where(lag >= 0, alpha ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64, device=device))
+    carry = alpha ** (t + 1)
+    return kernel.to(dtype), carry.to(dtype)
+
+
+def context_states(xb: torch.Tensor, s0: torch.Tensor, alpha: float) -> torch.Tensor:
+    """All context states of a window, eq. (1): ``xb`` = x_t B is [batch, T, d_s], ``s0`` is [batch, d_s]."""
+    kernel, carry = context_kernel(alpha, xb.shape[1], xb.device, xb.dtype)
+    return (1.0 - alpha) * torch.einsum("tk,bkd->btd", kernel, xb) + carry[None, :, None] * s0[:, None, :]
+
+
+def hidden_states(pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """All hidden states of a window, eq. (2): ``pre`` = x_t A + s_t P + b is [batch, T, d_h]."""
+    h = h0
+    out = []
+    for t in range(pre.shape[1]):
+        h = torch.sigmoid(torch.addmm(pre[:, t], h, R))
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+class SCRNRecurrence(nn.Module):
+    """The recurrent part of one SCRN layer: P, R, b and the fixed ``alpha``.
+
+    It takes the input projections x B and x A, so the same module serves one-hot inputs
+    (the baseline, where they are embedding lookups) and dense inputs (stacked layers).
+    """
+
+    def __init__(self, hidden: int, context: int, alpha: float):
+        super().__init__()
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        self.hidden, self.context, self.alpha = hidden, context, alpha
+        self.P = nn.Parameter(torch.empty(context, hidden))
+        self.R = nn.Parameter(torch.empty(hidden, hidden))
+        self.b = nn.Parameter(torch.empty(hidden))
+
+    def zero_state(self, batch_size: int, device=None, dtype=None) -> State:
+        return (
+            torch.zeros(batch_size, self.context, device=device, dtype=dtype),
+            torch.zeros(batch_size, self.hidden, device=device, dtype=dtype),
+        )
+
+    def forward(self, xb: torch.Tensor, xa: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (s, h) for the window, each [batch, T, dim]; the last step is the next state."""
+        s0, h0 = state
+        s = context_states(xb, s0, self.alpha)
+        pre = xa + torch.matmul(s, self.P) + self.b
+        h = hidden_states(pre, h0, self.R)
+        return s, h
+
+
+class BaselineSCRN(nn.Module):
+    """The single-layer SCRN language model of eqs. (1)-(3) with one-hot inputs.
+
+    x_t B and x_t A are rows of B (|W| x d_s) and A (|W| x d_h), i.e. embedding lookups.
+    The output layer is one |W| x (d_s + d_h) matrix [U; V] with a bias, applied to [s; h].
+    """
+
+    def __init__(self, vocab_size: int, hidden: int, context: int, alpha: float):
+        super().__init__()
+        self.B = nn.Embedding(vocab_size, context)
+        self.A = nn.Embedding(vocab_size, hidden)
+        self.recurrence = SCRNRecurrence(hidden, context, alpha)
+        self.decoder = nn.Linear(context + hidden, vocab_size)
+
+    def zero_state(self, batch_size: int, device=None) -> State:
+        return self.recurrence.zero_state(batch_size, device=device, dtype=self.A.weight.dtype)
+
+    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """``x``: [batch, T] token ids. Returns logits [batch, T, |W|] and the carried state."""
+        s, h = self.recurrence(self.B(x), self.A(x), state)
+        logits = self.decoder(torch.cat([s, h], dim=-1))
+        return logits, (s[:, -1], h[:, -1])

@@ -1,0 +1,1 @@
+"""The report: paper numbers beside ours, rendered into reports/tables.md."""

@@ -1,0 +1,38 @@
+"""Render reports/tables.md from the report's DataFrames with jinja2 and tabulate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from tabulate import tabulate
+
+from pipeline.config import RunConfig
+from pipeline.report import tables
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def markdown(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(nothing yet)_"
+    return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+
+
+def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], paper: dict | None = None) -> str:
+    paper = paper or tables.load_paper()
+    table2_runs = [row["run"] for row in paper["table2"]["rows"]]
+    t1 = tables.table1(paper, [run_cfgs[r] for r in table2_runs if r in run_cfgs])
+    t2, used = tables.table2(paper, results_root)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("tables.md.j2").render(
+        paper=paper,
+        profile=profile,
+        table1=markdown(t1),
+        table2=markdown(t2),
+        sources=markdown(tables.sources_table(used)),
+    )

@@ -1,0 +1,187 @@
+"""Paper numbers (paper.yaml) + our results (results/<profile>/<run>/metrics.json) -> tables.
+
+Every cell says what it is: a full-schedule number, a number from a reduced run labelled with
+its profile (its difference cell then reads "n/a (<profile>)"), "data missing", or "not run".
+Results of the paper profile are preferred wherever they exist.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import yaml
+
+from pipeline.config import RunConfig
+
+PAPER_FILE = Path(__file__).with_name("paper.yaml")
+PROFILE_PREFERENCE = ("paper", "quick")
+LEGACY_DIR = "legacy-torch"  # results/legacy-torch/<run>/metrics.json, written by the legacy container
+
+
+def load_paper(path: Path = PAPER_FILE) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+@dataclass(frozen=True)
+class Result:
+    run: str
+    status: str  # "ok", "data_missing" or "not_run"
+    profile: str | None = None
+    path: Path | None = None
+    metrics: dict | None = None
+
+    @property
+    def reduced(self) -> bool:
+        return self.status == "ok" and bool(self.metrics.get("reduced", self.profile != "paper"))
+
+
+def _read_metrics(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def find_result(results_root: Path, run: str, sources: tuple[str, ...] = PROFILE_PREFERENCE) -> Result:
+    """The first usable result of ``run`` among ``sources`` (subdirectories of ``results_root``)."""
+    missing = None
+    for source in sources:
+        path = Path(results_root) / source / run / "metrics.json"
+        metrics = _read_metrics(path)
+        if metrics is None:
+            continue
+        status = metrics.get("status", "ok")
+        if status == "ok":
+            return Result(run, "ok", metrics.get("profile", source), path, metrics)
+        if missing is None:
+            missing = Result(run, status, metrics.get("profile", source), path, metrics)
+    return missing or Result(run, "not_run")
+
+
+# ---------------------------------------------------------------------------- cell formatting
+
+
+def fmt_number(x: float | int) -> str:
+    """Paper numbers keep the precision they were printed with; ours get one decimal."""
+    return str(x) if isinstance(x, int) else f"{x:.1f}"
+
+
+def fmt_pair(pair: dict) -> str:
+    return f"{fmt_number(pair['valid'])} / {fmt_number(pair['test'])}"
+
+
+def result_cell(result: Result) -> str:
+    if result.status == "not_run":
+        return "not run"
+    if result.status == "data_missing":
+        return "data missing"
+    m = result.metrics
+    cell = f"{m['best_valid_ppl']:.1f} / {m['test_ppl']:.1f}"
+    return f"{cell} ({result.profile})" if result.reduced else cell
+
+
+def difference_cell(result: Result, reference: dict) -> str:
+    if result.status != "ok":
+        return "—"
+    if result.reduced:
+        return f"n/a ({result.profile})"
+    m = result.metrics
+    return f"{m['best_valid_ppl'] - reference['valid']:+.1f} / {m['test_ppl'] - reference['test']:+.1f}"
+
+
+# ---------------------------------------------------------------------------- Table 1
+
+
+def _summarise(cfgs: list[RunConfig], fmt: Callable[[RunConfig], str]) -> str:
+    """The common value, with the exceptions in brackets, as in the paper's Table 1."""
+    values = [fmt(c) for c in cfgs]
+    if not values:
+        return "not configured"
+    main = Counter(values).most_common(1)[0][0]
+    exceptions = []
+    for cfg, value in zip(cfgs, values):
+        if value != main:
+            size = f"{cfg.model.hidden}/{cfg.model.context}"
+            exceptions.append(f"({value})" if size == "300/40" else f"({value} for {size})")
+    return " ".join([main, *exceptions])
+
+
+def _schedule_text(cfg: RunConfig) -> str:
+    t = cfg.training
+    return "valid PPL doesn't improve" if t.lr_schedule == "plateau" else f"every epoch after {t.decay_after}"
+
+
+def _epochs_text(cfg: RunConfig) -> str:
+    text = str(cfg.training.epochs)
+    return f"{text} (capped at {cfg.epochs} by profile {cfg.profile})" if cfg.epochs < cfg.training.epochs else text
+
+
+OUR_TABLE1_VALUES: dict[str, Callable[[RunConfig], str]] = {
+    "alpha": lambda c: f"{c.model.alpha:g}",
+    "batch_size": lambda c: str(c.training.batch_size),
+    "lr": lambda c: f"{c.training.lr:g}",
+    "lr_decay": lambda c: f"{c.training.lr_decay:g}",
+    "lr_schedule": _schedule_text,
+    "bptt": lambda c: str(c.training.bptt),
+    # non-overlapping windows with the state carried: one backward pass every bptt steps
+    "bptt_frequency": lambda c: str(c.training.bptt),
+    "clip_norm": lambda c: f"norms clipped at {c.training.clip_norm:g}",
+    "init_scale": lambda c: f"[-{c.training.init_scale:g}, {c.training.init_scale:g}]",
+    "epochs": _epochs_text,
+}
+
+
+def table1(paper: dict, cfgs: list[RunConfig]) -> pd.DataFrame:
+    rows = []
+    for row in paper["table1"]["rows"]:
+        ours = _summarise(cfgs, OUR_TABLE1_VALUES[row["key"]])
+        same = "yes" if ours == row["paper_ours"] else ("—" if row["paper_ours"] == "—" else "no")
+        rows.append({
+            "Hyperparameter": row["name"],
+            "Mikolov et al. (2015)": row["mikolov"],
+            "paper: our implementation": row["paper_ours"],
+            "ours (params.yaml)": ours,
+            "same as paper": same,
+        })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- Table 2
+
+
+def table2(paper: dict, results_root: Path) -> tuple[pd.DataFrame, list[Result]]:
+    rows, used = [], []
+    for row in paper["table2"]["rows"]:
+        ours = find_result(results_root, row["run"])
+        legacy = find_result(results_root, row["run"], sources=(LEGACY_DIR,))
+        used += [r for r in (ours, legacy) if r.status != "not_run"]
+        rows.append({
+            "d_h": row["hidden"],
+            "d_s": row["context"],
+            "Mikolov et al. (2015), reported": fmt_pair(row["reported"]),
+            "their code, run by the paper": fmt_pair(row["their_code"]),
+            "paper's implementation": fmt_pair(row["paper_impl"]),
+            "legacy container (their code, run by us)": result_cell(legacy),
+            "ours": result_cell(ours),
+            "ours − paper's implementation": difference_cell(ours, row["paper_impl"]),
+        })
+    return pd.DataFrame(rows), used
+
+
+def sources_table(results: list[Result]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        m = r.metrics or {}
+        rows.append({
+            "run": r.run,
+            "status": r.status,
+            "profile": r.profile,
+            "metrics file": str(r.path),
+            "params hash": m.get("params_hash", "—"),
+            "git revision": str(m.get("git_rev", "—"))[:10],
+            "epochs": m.get("epochs", "—"),
+            "device": m.get("device", "—"),
+            "wall time (s)": m.get("wall_time_s", "—"),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Truncated-BPTT training, evaluation and resumable checkpoints."""

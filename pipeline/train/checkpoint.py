@@ -1,0 +1,75 @@
+"""End-of-epoch checkpoints from which a killed run resumes to the same result.
+
+They live in ``checkpoints/<run>-<params hash>/`` at the repository root, outside every DVC
+output: DVC never deletes them when it re-runs a stage, and the stage stays cacheable by the
+run-cache. A checkpoint also records a fingerprint of the library's code; one written by other
+code is set aside rather than resumed, so a code change never mixes two implementations.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config import RunConfig
+from pipeline.fsutil import atomic_write_bytes
+
+PIPELINE_ROOT = Path(__file__).resolve().parents[1]
+# The code a training run's numbers depend on (the same paths dvc.yaml lists as train deps).
+TRAINING_CODE = ("__init__.py", "config.py", "fsutil.py", "data", "models", "train")
+CHECKPOINT_NAME = "last.pt"
+
+
+def code_fingerprint(root: Path = PIPELINE_ROOT) -> str:
+    h = hashlib.sha256()
+    files = [p for name in TRAINING_CODE for p in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))]
+    for path in sorted(files):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:
+    return Path(root) / f"{cfg.name}-{cfg.params_hash}"
+
+
+def rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(directory: Path, payload: dict) -> Path:
+    """Write ``payload`` atomically: a kill during the write leaves the previous checkpoint intact."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    path = Path(directory) / CHECKPOINT_NAME
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(directory: Path, fingerprint: str) -> dict | None:
+    """The last checkpoint of this run, or None if there is none usable."""
+    path = Path(directory) / CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("code_fingerprint") != fingerprint:
+        stale = path.with_name(f"stale-{payload.get('code_fingerprint', 'unknown')}.pt")
+        path.rename(stale)
+        print(f"checkpoint {path} was written by other code; set aside as {stale.name}, starting afresh", flush=True)
+        return None
+    return payload

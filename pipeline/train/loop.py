@@ -1,0 +1,278 @@
+"""One training run: truncated BPTT with carried state, SGD, LR schedule, clipping, resume.
+
+Conventions follow the authors' TensorFlow code (../shared/notes/authors-code.md §1.3-1.9):
+the loss of a window is the cross-entropy summed over its time steps and averaged over the
+batch; the global gradient norm of that loss is clipped; the state is zero at the start of
+every pass and carried from window to window; the best-valid parameters are tested once.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.config import RunConfig
+from pipeline.data.batching import BatchLayout, make_layout
+from pipeline.data.prepare import load_prepared
+from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
+from pipeline.models import build_model, count_parameters, init_uniform
+from pipeline.train import checkpoint as ckpt
+from pipeline.train.evaluate import detach_state, evaluate_ppl
+
+EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class RunState:
+    """Everything an end-of-epoch checkpoint holds besides the model and optimiser."""
+
+    epoch: int = 0  # epochs completed
+    lr: float = 0.0
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def window_loss(model, x, y, state):
+    """Cross-entropy summed over time, averaged over the batch; also returns the new state."""
+    logits, state = model(x, state)
+    mean_ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return mean_ce * x.shape[1], mean_ce, state
+
+
+def sgd_step(model, optimizer, loss, clip_norm: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+
+
+def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float) -> float:
+    """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
+    probe = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(probe.parameters(), lr=lr)
+    windows = list(zip(range(4), train.windows()))
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        state = probe.zero_state(train.data.shape[0], device=device)
+        timings = []
+        for _, (x, y) in windows:
+            start = time.perf_counter()
+            probe.train()
+            loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state))
+            sgd_step(probe, optimizer, loss, clip)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings.append(time.perf_counter() - start)
+    per_window = sorted(timings[1:])[len(timings[1:]) // 2] if len(timings) > 1 else timings[0]
+    # a forward-only evaluation window costs about a third of a training window
+    return epochs * per_window * (train.num_windows + eval_windows / 3)
+
+
+def _train_epoch(model, optimizer, layout: BatchLayout, device, clip: float, epoch: int, progress: bool) -> float:
+    model.train()
+    state = model.zero_state(layout.data.shape[0], device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    bar = tqdm(total=layout.num_windows, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True)
+    for step, (x, y) in enumerate(layout.windows(), start=1):
+        loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state))
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingDiverged(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}/{layout.num_windows}")
+        sgd_step(model, optimizer, loss, clip)
+        total += mean_ce.detach().double()
+        bar.update(1)
+    bar.close()
+    return math.exp(total.item() / layout.num_windows)
+
+
+def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
+    """LR for 1-based ``epoch``; the plateau rule is applied after validation instead."""
+    t = cfg.training
+    if t.lr_schedule == "after":
+        return t.lr * t.lr_decay ** max(0, epoch - t.decay_after)
+    return current
+
+
+def _write_epoch_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
+    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``)."""
+    metrics = {
+        "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
+        "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
+    }
+    with atomic_directory(out_dir / "model") as tmp:
+        atomic_write_json(tmp / "MISSING.json", {"status": "data_missing", "reason": reason})
+    _write_epoch_log(out_dir / "epochs.csv", [])
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def run_training(
+    cfg: RunConfig,
+    prepared_dir: Path,
+    out_dir: Path,
+    checkpoint_root: Path,
+    device: torch.device,
+    progress: bool = True,
+    log=print,
+) -> dict:
+    """Train ``cfg`` on the prepared corpus, resuming from its checkpoint; returns the metrics."""
+    out_dir = Path(out_dir)
+    missing = read_missing_marker(prepared_dir)
+    if missing is not None:
+        log(f"{cfg.name}: corpus {cfg.corpus!r} is missing; writing data-missing outputs")
+        return write_data_missing(cfg, out_dir, missing["reason"])
+
+    t = cfg.training
+    vocab, arrays = load_prepared(prepared_dir)
+    train = make_layout(arrays["train"], t.batch_size, t.bptt, cfg.budget.max_train_tokens)
+    valid = make_layout(arrays["valid"], t.batch_size, t.bptt, cfg.budget.max_eval_tokens)
+    test = make_layout(arrays["test"], t.batch_size, t.bptt, cfg.budget.max_eval_tokens)
+
+    torch.manual_seed(t.seed)
+    model = build_model(cfg.model, len(vocab))
+    init_uniform(model, t.init_scale)
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=t.lr)
+    run = RunState(lr=t.lr)
+
+    fingerprint = ckpt.code_fingerprint()
+    ckpt_dir = ckpt.checkpoint_dir(checkpoint_root, cfg)
+    saved = ckpt.load_checkpoint(ckpt_dir, fingerprint)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        run = saved["run"]
+        ckpt.restore_rng_states(saved["rng"])
+        log(f"{cfg.name}: resuming from {ckpt_dir / ckpt.CHECKPOINT_NAME} after epoch {run.epoch}")
+
+    n_params = count_parameters(model)
+    remaining = cfg.epochs - run.epoch
+    log(
+        f"{cfg.name}: {cfg.model.arch} {cfg.model.hidden}/{cfg.model.context}, {n_params:,} parameters, "
+        f"device {device}, profile {cfg.profile}, params hash {cfg.params_hash}"
+    )
+    log(
+        f"{cfg.name}: {cfg.epochs} epochs x {train.num_windows} windows of {t.batch_size}x{t.bptt} "
+        f"({train.tokens_per_pass:,} train tokens/epoch; valid {valid.tokens_per_pass:,}, test {test.tokens_per_pass:,})"
+    )
+    if remaining > 0:
+        projected = project_wall_time(model, train, valid.num_windows, remaining, device, run.lr, t.clip_norm)
+        log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}")
+
+    for epoch in range(run.epoch + 1, cfg.epochs + 1):
+        run.lr = _lr_for_epoch(cfg, epoch, run.lr)
+        epoch_lr = run.lr
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr
+        start = time.perf_counter()
+        try:
+            train_ppl = _train_epoch(model, optimizer, train, device, t.clip_norm, epoch, progress)
+        except TrainingDiverged as exc:
+            where = f"{ckpt_dir / ckpt.CHECKPOINT_NAME} (after epoch {run.epoch})" if run.epoch else "none yet"
+            raise TrainingDiverged(f"{cfg.name}: {exc}; last good checkpoint: {where}") from None
+        train_seconds = time.perf_counter() - start
+        valid_ppl = evaluate_ppl(model, valid, device)
+        seconds = time.perf_counter() - start
+
+        if valid_ppl < run.best_valid:
+            run.best_valid, run.best_epoch = valid_ppl, epoch
+            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        elif t.lr_schedule == "plateau":
+            run.lr *= t.lr_decay  # decay whenever valid PPL is not below the best so far
+        run.epoch = epoch
+        run.train_seconds += train_seconds
+        run.train_tokens += train.tokens_per_pass
+        run.history.append(
+            {"epoch": epoch, "lr": epoch_lr,
+             "train_ppl": round(train_ppl, 4), "valid_ppl": round(valid_ppl, 4), "seconds": round(seconds, 3)}
+        )
+        log(
+            f"{cfg.name}: epoch {epoch}/{cfg.epochs}  train ppl {train_ppl:8.2f}  valid ppl {valid_ppl:8.2f}  "
+            f"lr {epoch_lr:.5f}  {seconds:6.1f}s"
+        )
+        ckpt.save_checkpoint(
+            ckpt_dir,
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "run": run,
+             "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
+        )
+        _write_epoch_log(out_dir / "epochs.csv", run.history)
+
+    model.load_state_dict(run.best_state)
+    test_ppl = evaluate_ppl(model, test, device)
+    metrics = {
+        "run": cfg.name,
+        "status": "ok",
+        "corpus": cfg.corpus,
+        "profile": cfg.profile,
+        "reduced": cfg.budget.is_reduced,
+        "budget": cfg.to_dict()["budget"],
+        "best_valid_ppl": round(run.best_valid, 4),
+        "best_epoch": run.best_epoch,
+        "test_ppl": round(test_ppl, 4),
+        "epochs": run.epoch,
+        "final_lr": run.lr,
+        "train_tokens_per_epoch": train.tokens_per_pass,
+        "eval_tokens": {"valid": valid.tokens_per_pass, "test": test.tokens_per_pass},
+        "parameters": n_params,
+        "device": str(device),
+        "params_hash": cfg.params_hash,
+        "git_rev": git_revision(),
+        "wall_time_s": round(sum(h["seconds"] for h in run.history), 3),
+        "tokens_per_s": round(run.train_tokens / run.train_seconds, 1) if run.train_seconds else None,
+    }
+    buffer = io.BytesIO()
+    torch.save({"state_dict": run.best_state, "config": cfg.to_dict(), "vocab_size": len(vocab)}, buffer)
+    with atomic_directory(out_dir / "model") as tmp:
+        atomic_write_bytes(tmp / "model.pt", buffer.getvalue())
+    _write_epoch_log(out_dir / "epochs.csv", run.history)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    log(f"{cfg.name}: best valid ppl {run.best_valid:.2f} (epoch {run.best_epoch}), test ppl {test_ppl:.2f}")
+    return metrics

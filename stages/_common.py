@@ -1,0 +1,20 @@
+"""What every stage shares: clear one-paragraph errors instead of tracebacks for expected failures."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from pipeline.config import ParamsError
+from pipeline.data.download import ChecksumError, DataUnavailableError
+from pipeline.train.loop import TrainingDiverged
+
+EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, TrainingDiverged, FileNotFoundError)
+
+
+def run_stage(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
+    try:
+        code = main(argv)
+    except EXPECTED_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,40 @@
+"""DVC stage ``download@<corpus>``: fetch a corpus, verify its sha256 pins, write data/raw/<corpus>/.
+
+Sources: the local mirror ($SCRN_DATA_MIRROR, else data.mirror in params.yaml), then the
+upstream archive, then per-file network mirrors. With data.on_missing: skip an unobtainable
+corpus becomes a MISSING.json marker that every dependent stage propagates.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import data_settings, load_params
+from pipeline.data.corpora import CORPORA, get_corpus
+from pipeline.data.download import MIRROR_ENV, download_corpus, resolve_mirror
+from stages._common import run_stage
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.download", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", required=True, choices=sorted(CORPORA))
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="output directory (default: data/raw/<corpus>)")
+    args = parser.parse_args(argv)
+
+    settings = data_settings(load_params(args.params))
+    corpus = get_corpus(args.corpus)
+    mirror = resolve_mirror(settings.mirror)
+    out = args.out or Path("data/raw") / corpus.name
+    print(f"download {corpus.name}: {corpus.description}; mirror: {mirror or f'none (set {MIRROR_ENV})'}")
+    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing)
+    if record.get("status") == "data_missing":
+        print(f"download {corpus.name}: NOT OBTAINED, marked missing in {out} (data.on_missing: skip)\n{record['reason']}")
+    else:
+        print(f"download {corpus.name}: verified {len(corpus.files)} files from {record['source']} into {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,45 @@
+"""DVC stage ``train@<run>``: train one named run of params.yaml and write its results.
+
+Outputs go to results/<profile>/<run>/ (metrics.json, epochs.csv, model/), so results of the
+quick and paper profiles never overwrite each other. Resumable checkpoints go to
+checkpoints/<run>-<params hash>/, outside DVC's outputs: run the same command again after a
+kill and it resumes from the last completed epoch.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.config import DEVICES, device_setting, load_params, run_config, run_names
+from pipeline.train.loop import resolve_device, run_training
+from stages._common import run_stage
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run name, a key of runs: in params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--device", choices=DEVICES, help="override the params.yaml device (auto: CUDA if present)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root (default: %(default)s)")
+    parser.add_argument("--prepared", type=Path, help="prepared corpus (default: data/prepared/<corpus>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("--list", action="store_true", help="list the runs of params.yaml and exit")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    if args.list:
+        print("\n".join(run_names(params)))
+        return 0
+    cfg = run_config(params, args.run)
+    device = resolve_device(args.device or device_setting(params))
+    prepared = args.prepared or Path("data/prepared") / cfg.corpus
+    out = args.results / cfg.profile / cfg.name
+    run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,
+                 log=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main)
