@@ -6,7 +6,7 @@ Sources are tried in order:
    in params.yaml): first the per-file layout (e.g. ``ptb/ptb.train.txt``), then the upstream
    archive at the mirror's root (e.g. ``simple-examples.tgz``);
 2. the upstream archive URLs;
-3. per-file network mirrors.
+3. per-file network mirrors (2 and 3 are skipped when ``$SCRN_OFFLINE`` is 1).
 
 A checksum mismatch in a local mirror is an error at once (the user pointed us at those bytes).
 A mismatch from a network source is remembered and the next source is tried; if none succeeds
@@ -30,6 +30,7 @@ from pipeline.data.corpora import Corpus
 from pipeline.fsutil import atomic_directory, atomic_write_json, write_missing_marker
 
 MIRROR_ENV = "SCRN_DATA_MIRROR"
+OFFLINE_ENV = "SCRN_OFFLINE"  # "1": never touch the network, use the local mirror only
 NETWORK_TIMEOUT_S = 60
 
 
@@ -132,7 +133,9 @@ def _url_files_source(corpus: Corpus, index: int) -> Source:
     return Source(", ".join(f.urls[index] for f in corpus.files), False, fetch)
 
 
-def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool = True) -> list[Source]:
+def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool | None = None) -> list[Source]:
+    if use_network is None:
+        use_network = os.environ.get(OFFLINE_ENV) != "1"
     sources: list[Source] = []
     if mirror is not None:
         sources += [_mirror_files_source(corpus, mirror), _mirror_archive_source(corpus, mirror)]
@@ -212,6 +215,8 @@ def download_corpus(
         f"or data.mirror in params.yaml; or set data.on_missing: skip to mark it missing and go on."
     )
     where = "no local mirror is set" if mirror is None else f"the local mirror {mirror} lacks it"
+    if not any(not s.is_local for s in sources):
+        failures.append(f"network not tried ({OFFLINE_ENV}=1)")
     message = (
         f"corpus {corpus.name!r} could not be obtained: {where}, and every source failed:\n  "
         + "\n  ".join(failures or ["(no sources)"])

@@ -1,0 +1,44 @@
+"""Shared fixtures. Real-data tests need a mirror laid out like ../shared/data:
+$SCRN_DATA_MIRROR, else ../shared/data beside the repository. Without one they are skipped,
+except under CI=true, where a missing mirror is a failure: CI never skips them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.data.corpora import PTB
+from pipeline.data.download import download_corpus
+from pipeline.data.prepare import prepare_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mirror_root() -> Path | None:
+    env = os.environ.get("SCRN_DATA_MIRROR")
+    candidates = [Path(env)] if env else [REPO.parent / "shared" / "data"]
+    for c in candidates:
+        if (c / "ptb" / "ptb.train.txt").is_file():
+            return c.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    root = _mirror_root()
+    if root is None:
+        message = "real PTB data not found: set SCRN_DATA_MIRROR to a directory laid out like ../shared/data"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: real-data tests must run)")
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ptb_prepared(mirror, tmp_path_factory) -> Path:
+    """Real PTB, downloaded from the mirror and prepared once per test session."""
+    root = tmp_path_factory.mktemp("ptb")
+    download_corpus(PTB, root / "raw", mirror)
+    prepare_corpus(PTB, root / "raw", root / "prepared", root / "stats.json")
+    return root

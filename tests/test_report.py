@@ -1,0 +1,68 @@
+"""The report: paper numbers beside ours, labels for reduced runs, missing data, not-run cells."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline import config
+from pipeline.report import tables
+from pipeline.report.render import render_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_metrics(root: Path, source: str, run: str, **fields) -> None:
+    path = root / source / run / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = {"run": run, "status": "ok", "profile": source, "reduced": source != "paper",
+            "params_hash": "abc123", "git_rev": "deadbeef", "epochs": 2, "device": "cpu", "wall_time_s": 1.0}
+    path.write_text(json.dumps({**base, **fields}))
+
+
+def render(results: Path, profile: str = "quick") -> str:
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    return render_report(results, profile, cfgs)
+
+
+def table2_rows(report: str) -> dict[str, list[str]]:
+    section = report.split("## Table 2")[1].split("## Where")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2:4].strip().isdigit()]
+    return {"/".join(c.strip() for c in r.split("|")[1:3]): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
+
+
+def test_quick_paper_missing_and_not_run_cells(tmp_path):
+    write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=801.23, test_ppl=799.0)
+    write_metrics(tmp_path, "quick", "ptb-baseline-90-10", best_valid_ppl=700.0, test_ppl=690.0)
+    write_metrics(tmp_path, "paper", "ptb-baseline-90-10", best_valid_ppl=125.4, test_ppl=119.1)  # preferred
+    (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
+    (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(
+        json.dumps({"run": "ptb-baseline-100-40", "status": "data_missing", "profile": "quick"}))
+
+    rows = table2_rows(render(tmp_path))
+    assert rows["40/10"][-2:] == ["801.2 / 799.0 (quick)", "n/a (quick)"]
+    assert rows["90/10"][-2:] == ["125.4 / 119.1", "+0.5 / +0.5"]  # paper impl.: 124.9 / 118.6
+    assert rows["100/40"][-2:] == ["data missing", "—"]
+    assert rows["300/40"][-2:] == ["not run", "—"]
+    assert rows["40/10"][2:5] == ["133 / 127", "133.6 / 127.5", "134.5 / 128.0"]  # paper numbers from paper.yaml
+    assert all(r[5] == "not run" for r in rows.values())  # legacy container column
+
+
+def test_legacy_container_results_fill_their_column(tmp_path):
+    write_metrics(tmp_path, tables.LEGACY_DIR, "ptb-baseline-40-10", profile="legacy-torch", reduced=False,
+                  best_valid_ppl=133.0, test_ppl=127.2)
+    assert table2_rows(render(tmp_path))["40/10"][5] == "133.0 / 127.2"
+
+
+def test_table1_reads_our_settings_from_params(tmp_path):
+    report = render(tmp_path)
+    section = report.split("## Table 1")[1].split("## Table 2")[0]
+    init_row = next(line for line in section.splitlines() if line.startswith("| weights initialized over"))
+    assert "[-0.3, 0.3] ([-0.2, 0.2])" in init_row.split("|")[4] and init_row.split("|")[5].strip() == "yes"
+    assert "capped at" in next(line for line in section.splitlines() if line.startswith("| epochs"))
+
+
+def test_every_number_is_traced_to_its_metrics_file(tmp_path):
+    write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=801.2, test_ppl=799.0)
+    sources = render(tmp_path).split("## Where each number comes from")[1]
+    assert "quick/ptb-baseline-40-10/metrics.json" in sources and "abc123" in sources

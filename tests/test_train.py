@@ -1,0 +1,192 @@
+"""Training loop: a run end to end on tiny data, the NaN guard, resume after SIGKILL, real PTB."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import config
+from pipeline.data.prepare import load_prepared
+from pipeline.train import checkpoint as ckpt
+from pipeline.train import loop
+from pipeline.train.loop import TrainingDiverged, run_training
+
+REPO = Path(__file__).resolve().parents[1]
+TIMING_FIELDS = {"wall_time_s", "tokens_per_s"}
+MEASURED_BOUND = 380.0  # see test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram
+
+
+def params_with(profile_caps: dict, **run_overrides) -> dict:
+    params = config.load_params(REPO / "params.yaml")
+    params = copy.deepcopy(params)
+    params["profiles"]["quick"] = profile_caps
+    params["runs"] = {"tiny": {"corpus": "ptb", "model": {"arch": "scrn-baseline", "hidden": 8, "context": 4, "alpha": 0.95},
+                               "training": {"preset": "baseline-ours", **run_overrides}}}
+    return params
+
+
+def tiny_prepared(root: Path, vocab_size: int = 30, seed: int = 0) -> Path:
+    """A synthetic prepared corpus: a noisy cycle over the vocabulary, so it is learnable."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    (root / "vocab.txt").write_text("".join(f"w{i}\n" for i in range(vocab_size)))
+    for split, n in (("train", 6000), ("valid", 1500), ("test", 1500)):
+        ids = (np.arange(n) + (rng.random(n) < 0.1) * rng.integers(0, vocab_size, n)) % vocab_size
+        np.save(root / f"{split}.npy", ids.astype(np.int32))
+    return root
+
+
+def test_tiny_run_learns_and_writes_outputs(tmp_path):
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                           progress=False, log=lambda _: None)
+    assert metrics["status"] == "ok" and metrics["epochs"] == 3 and metrics["params_hash"] == cfg.params_hash
+    assert metrics["best_valid_ppl"] < 10 < 30  # a cycle of 30 words is far below the uniform PPL of 30
+    rows = list(csv.DictReader(open(tmp_path / "out" / "epochs.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and float(rows[-1]["valid_ppl"]) < float(rows[0]["valid_ppl"])
+    saved = torch.load(tmp_path / "out" / "model" / "model.pt", weights_only=False)
+    assert saved["config"]["name"] == "tiny" and saved["vocab_size"] == 30
+    for key in ("run", "best_valid_ppl", "test_ppl", "epochs", "wall_time_s", "tokens_per_s", "device", "parameters",
+                "params_hash", "git_rev", "profile"):
+        assert key in json.loads((tmp_path / "out" / "metrics.json").read_text())
+
+
+def test_plateau_schedule_halves_lr_when_valid_does_not_improve(tmp_path, monkeypatch):
+    valid = iter([50.0, 40.0, 45.0, 39.0, 39.0])
+    monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))
+    cfg = config.run_config(params_with({"max_epochs": 5, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                 progress=False, log=lambda _: None)
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
+    assert lrs == [0.8, 0.8, 0.8, 0.4, 0.4]  # epoch 3 (45 >= 40) halves; epoch 5 (39 == best) halves after
+
+
+def test_after_schedule():
+    params = params_with({"max_epochs": None, "max_train_tokens": None, "max_eval_tokens": None},
+                         lr_schedule="after", decay_after=2, lr_decay=0.5, lr=1.0)
+    cfg = config.run_config(params, "tiny")
+    assert [loop._lr_for_epoch(cfg, e, 123.0) for e in (1, 2, 3, 4)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = loop.window_loss
+
+    def poisoned(model, x, y, state):
+        loss, mean_ce, state = real(model, x, y, state)
+        calls["n"] += 1
+        if model.training and calls["n"] == 8 + 3:  # epoch 1 has 8 windows: poison step 3 of epoch 2
+            loss = loss * float("nan")
+        return loss, mean_ce, state
+
+    monkeypatch.setattr(loop, "window_loss", poisoned)
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None}), "tiny")
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
+        run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                     progress=False, log=lambda _: None)
+    saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
+    assert saved["run"].epoch == 1
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_data_missing_run_writes_marked_outputs(tmp_path):
+    from pipeline.fsutil import write_missing_marker
+
+    write_missing_marker(tmp_path / "prepared", "no mirror")
+    cfg = config.run_config(params_with({"max_epochs": 1, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    metrics = run_training(cfg, tmp_path / "prepared", tmp_path / "out", tmp_path / "ck", torch.device("cpu"), log=lambda _: None)
+    assert metrics["status"] == "data_missing"
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "data_missing"
+    assert (tmp_path / "out" / "model" / "MISSING.json").exists()
+
+
+# ---------------------------------------------------------------------------- resume after SIGKILL
+
+
+def _train_cmd(tmp_path: Path, prepared: Path, tag: str) -> list[str]:
+    return [sys.executable, "-m", "stages.train", "--run", "tiny", "--params", str(tmp_path / "params.yaml"),
+            "--prepared", str(prepared), "--results", str(tmp_path / f"results-{tag}"),
+            "--checkpoints", str(tmp_path / f"ck-{tag}"), "--device", "cpu", "--no-progress"]
+
+
+def _final(tmp_path: Path, tag: str) -> tuple[dict, list[dict]]:
+    out = tmp_path / f"results-{tag}" / "quick" / "tiny"
+    metrics = {k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k not in TIMING_FIELDS}
+    epochs = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(out / "epochs.csv"))]
+    return metrics, epochs
+
+
+def test_killed_run_resumes_to_the_same_metrics(ptb_prepared, tmp_path):
+    # real PTB, (40, 10) baseline: 60 windows per epoch take a few seconds on a 2-core CPU
+    params = params_with({"max_epochs": 3, "max_train_tokens": 42700, "max_eval_tokens": 7000})
+    params["runs"]["tiny"]["model"].update(hidden=40, context=10)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    prepared = ptb_prepared / "prepared"
+
+    proc = subprocess.Popen(_train_cmd(tmp_path, prepared, "killed"), cwd=REPO, stdout=subprocess.PIPE, text=True)
+    epoch_seconds = None
+    for line in proc.stdout:
+        if "epoch 1/3" in line:
+            epoch_seconds = float(line.split()[-1].rstrip("s"))
+            break
+    assert epoch_seconds is not None, "the run ended before its first epoch"
+    time.sleep(min(0.4 * epoch_seconds, 2.0))  # well inside epoch 2
+    assert proc.poll() is None, "the run finished epoch 2 before it could be killed; make the epoch longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    cfg = config.run_config(params, "tiny")
+    saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck-killed", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
+    assert saved["run"].epoch == 1  # killed mid-epoch 2: only epoch 1 was checkpointed
+    assert not (tmp_path / "results-killed" / "quick" / "tiny" / "metrics.json").exists()
+
+    resumed = subprocess.run(_train_cmd(tmp_path, prepared, "killed"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and "after epoch 1" in resumed.stdout
+
+    straight = subprocess.run(_train_cmd(tmp_path, prepared, "straight"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    assert "resuming" not in straight.stdout
+
+    killed_metrics, killed_epochs = _final(tmp_path, "killed")
+    straight_metrics, straight_epochs = _final(tmp_path, "straight")
+    assert killed_metrics == straight_metrics
+    assert killed_epochs == straight_epochs and len(killed_epochs) == 3
+
+
+# ---------------------------------------------------------------------------- real data, full epoch
+
+
+def test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram(ptb_prepared, tmp_path):
+    """Measured 2026-11-26 on the 2-core development CPU (torch 2.13.0, seed 1): valid PPL 358.0
+    (test 350.8) after one epoch, against 687.0 for the unigram model of the training counts.
+
+    The bound leaves about 6% for other CPUs' rounding; the unigram model is the floor that any
+    recurrent LM must beat."""
+    params = params_with({"max_epochs": 1, "max_train_tokens": None, "max_eval_tokens": None})
+    params["runs"]["tiny"]["model"].update(hidden=40, context=10)
+    cfg = config.run_config(params, "tiny")
+    prepared = ptb_prepared / "prepared"
+    metrics = run_training(cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
+                           log=lambda _: None)
+
+    _, arrays = load_prepared(prepared)
+    counts = np.bincount(arrays["train"], minlength=10000).astype(np.float64)
+    unigram_valid_ppl = math.exp(-np.log(counts[arrays["valid"]] / counts.sum()).mean())
+    assert unigram_valid_ppl > 600  # sanity: PTB's unigram perplexity is about 690
+    assert metrics["best_valid_ppl"] < unigram_valid_ppl
+    assert metrics["best_valid_ppl"] < MEASURED_BOUND
