@@ -23,6 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 UNREACHABLE = "http://127.0.0.1:9/nothing"  # discard port on loopback: refused at once, no traffic leaves
 
 
+@pytest.fixture(autouse=True)
+def network_sources_enabled(monkeypatch):
+    """These tests serve "network" sources from file:// and refused loopback URLs, so SCRN_OFFLINE
+    (which CI sets to keep real traffic away) must not hide them."""
+    monkeypatch.delenv("SCRN_OFFLINE", raising=False)
+
+
 def offline(corpus=PTB):
     """The corpus with every network URL replaced by one that fails immediately."""
     files = tuple(dataclasses.replace(f, urls=(f"{UNREACHABLE}/{f.split}.txt",)) for f in corpus.files)
@@ -118,6 +125,14 @@ def test_candidate_sources_order(tmp_path):
     assert descriptions[0].startswith("local mirror") and descriptions[1].startswith("local mirror archive")
     assert descriptions[2] == PTB.archive_urls[0]
     assert [s.description for s in candidate_sources(PTB, None)][0] == PTB.archive_urls[0]
+    assert all(s.is_local for s in candidate_sources(PTB, tmp_path, use_network=False))
+
+
+def test_offline_env_skips_network_sources(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCRN_OFFLINE", "1")
+    assert [s.is_local for s in candidate_sources(PTB, tmp_path)] == [True, True]
+    with pytest.raises(DataUnavailableError, match="network not tried"):
+        download_corpus(PTB, tmp_path / "out", None)
 
 
 def test_download_stage_cli_reports_missing_source(tmp_path):

@@ -70,3 +70,14 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     assert "best_valid_ppl" in shown and "type_token_ratio" in shown
     # checkpoints live outside DVC's outputs, keyed by run and params hash
     assert len(list((scratch_clone / "checkpoints").glob("ptb-baseline-40-10-*/last.pt"))) == 1
+
+    # 3. the paper profile writes beside the quick results, never over them, and the report
+    #    prefers it (capped here too, to stay fast, so its cells carry the "(paper)" label)
+    quick_metrics = (scratch_clone / "results" / "quick" / RUNS[0] / "metrics.json").read_text()
+    paper_tiny = [arg.replace("profiles.quick.", "profiles.paper.") for arg in TINY]
+    sh(["dvc", "exp", "run", "-S", "profile=paper", *paper_tiny], scratch_clone, env)
+    assert (scratch_clone / "results" / "quick" / RUNS[0] / "metrics.json").read_text() == quick_metrics
+    paper_metrics = json.loads((scratch_clone / "results" / "paper" / RUNS[0] / "metrics.json").read_text())
+    assert paper_metrics["profile"] == "paper" and paper_metrics["reduced"] is True
+    ours = table2_ours((scratch_clone / "reports" / "tables.md").read_text())
+    assert all(cell.endswith("(paper) | n/a (paper)") for cell in ours), ours
