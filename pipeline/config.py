@@ -18,7 +18,10 @@ from pipeline.data.corpora import CORPORA
 
 PROFILES = ("quick", "paper")
 ON_MISSING = ("error", "skip")
-ARCHS = ("scrn-baseline",)
+ARCHS = ("scrn-baseline", "scrn", "lstm")
+DROPOUT_REGIMES = ("none", "naive", "variational")
+VD_H_MASKS = ("tied", "independent")
+VD_SCOPES = ("batch", "sequence")
 LR_SCHEDULES = ("plateau", "after")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -51,11 +54,35 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class DropoutConfig:
+    """Where and how units are dropped; see pipeline/models/lm.py for the exact semantics."""
+
+    regime: str = "none"  # none | naive (fresh masks per step) | variational (one mask per window)
+    p_i: float = 0.0  # embedding output
+    p_h: float = 0.0  # recurrent h (variational only)
+    p_o: float = 0.0  # each layer's output
+    context: bool = True  # also drop s in the output (Table 5 ablation: false)
+    vd_h_mask: str = "tied"  # tied: authors' code (one h mask for recurrence and output); independent: eq. (9)
+    vd_mask_scope: str = "batch"  # batch: authors' code (one mask for the batch); sequence: Gal & Ghahramani
+
+
+@dataclass(frozen=True)
+class SobolevConfig:
+    beta: float = 0.0
+    layers: tuple[int, ...] | None = None  # 1-based layer indices; None: all layers
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    arch: str
+    arch: str  # scrn-baseline (one layer, one-hot inputs) | scrn (stacked, dense embedding) | lstm
     hidden: int
-    context: int
-    alpha: float
+    context: int = 0  # SCRN only
+    alpha: float = 0.0  # SCRN only
+    layers: int = 1
+    tie: bool = False  # V = E^T
+    context_in_softmax: bool = True  # Table 5 ablation: false
+    dropout: DropoutConfig = DropoutConfig()
+    sobolev: SobolevConfig = SobolevConfig()
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,7 @@ class TrainConfig:
     lr_decay: float
     lr_schedule: str  # plateau: decay when valid PPL >= best so far; after: lr0 * decay^max(0, e - decay_after)
     decay_after: int | None
+    plateau_threshold: float  # plateau: decay unless valid PPL beats the best so far by more than this
     clip_norm: float
     init_scale: float
     epochs: int
@@ -137,6 +165,12 @@ def _int(value: Any, where: str, minimum: int = 1, allow_none: bool = False) -> 
     return value
 
 
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, f"expected true or false, got {value!r}")
+    return value
+
+
 def _float(value: Any, where: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
@@ -198,14 +232,86 @@ def device_setting(params: dict) -> str:
     return _choice(params.get("device", "auto"), DEVICES, "device")
 
 
-def _model_config(section: dict, where: str) -> ModelConfig:
-    _check_known(section, {"arch", "hidden", "context", "alpha"}, where)
-    return ModelConfig(
-        arch=_choice(_require(section, "arch", where), ARCHS, f"{where}.arch"),
-        hidden=_int(_require(section, "hidden", where), f"{where}.hidden"),
-        context=_int(_require(section, "context", where), f"{where}.context"),
-        alpha=_float(_require(section, "alpha", where), f"{where}.alpha", 0.0, 1.0, high_open=True),
+def _with_preset(params: dict, section: dict, presets_key: str, known: set[str], where: str) -> dict:
+    """``section`` merged over the preset it names in ``params[presets_key]`` (if any)."""
+    _check_known(section, known | {"preset"}, where)
+    merged: dict = {}
+    if "preset" in section:
+        presets = _mapping(_require(params, presets_key, ""), presets_key)
+        name = section["preset"]
+        if name not in presets:
+            raise _fail(f"{where}.preset", f"no preset {name!r} in {presets_key} (have: {', '.join(presets)})")
+        preset_where = f"{presets_key}.{name}"
+        preset = _mapping(presets[name], preset_where)
+        _check_known(preset, known, preset_where)
+        merged.update(preset)
+    merged.update({k: v for k, v in section.items() if k != "preset"})
+    return merged
+
+
+def _dropout_config(section: Any, where: str) -> DropoutConfig:
+    section = _mapping(section, where)
+    _check_known(section, set(DropoutConfig.__dataclass_fields__), where)
+    d = DropoutConfig()
+    cfg = DropoutConfig(
+        regime=_choice(section.get("regime", d.regime), DROPOUT_REGIMES, f"{where}.regime"),
+        **{p: _float(section.get(p, 0.0), f"{where}.{p}", 0.0, 1.0, high_open=True) for p in ("p_i", "p_h", "p_o")},
+        context=_bool(section.get("context", d.context), f"{where}.context"),
+        vd_h_mask=_choice(section.get("vd_h_mask", d.vd_h_mask), VD_H_MASKS, f"{where}.vd_h_mask"),
+        vd_mask_scope=_choice(section.get("vd_mask_scope", d.vd_mask_scope), VD_SCOPES, f"{where}.vd_mask_scope"),
     )
+    if cfg.regime == "none" and (cfg.p_i or cfg.p_h or cfg.p_o):
+        raise _fail(f"{where}.regime", "is none but dropout rates are set; choose naive or variational")
+    if cfg.regime == "naive" and cfg.p_h:
+        raise _fail(f"{where}.p_h", "naive dropout never drops the recurrence (section 4.2); use variational")
+    return cfg
+
+
+def _sobolev_config(section: Any, where: str, n_layers: int) -> SobolevConfig:
+    section = _mapping(section, where)
+    _check_known(section, {"beta", "layers"}, where)
+    layers = section.get("layers")
+    if layers is not None:
+        if not isinstance(layers, list) or not layers:
+            raise _fail(f"{where}.layers", f"expected a list of 1-based layer indices or null, got {layers!r}")
+        layers = tuple(_int(v, f"{where}.layers[{i}]") for i, v in enumerate(layers))
+        if max(layers) > n_layers:
+            raise _fail(f"{where}.layers", f"the model has {n_layers} layer(s), got {list(layers)}")
+    return SobolevConfig(beta=_float(section.get("beta", 0.0), f"{where}.beta", 0.0, 1e6), layers=layers)
+
+
+_MODEL_FIELDS = set(ModelConfig.__dataclass_fields__)
+
+
+def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
+    """A run's ``model`` section: a named preset from ``model_presets`` plus overrides."""
+    m = _with_preset(params, section, "model_presets", _MODEL_FIELDS, where)
+    arch = _choice(_require(m, "arch", where), ARCHS, f"{where}.arch")
+    layers = _int(m.get("layers", 1), f"{where}.layers")
+    is_scrn = arch in ("scrn", "scrn-baseline")
+    cfg = ModelConfig(
+        arch=arch,
+        hidden=_int(_require(m, "hidden", where), f"{where}.hidden"),
+        context=_int(_require(m, "context", where), f"{where}.context") if is_scrn else 0,
+        alpha=_float(_require(m, "alpha", where), f"{where}.alpha", 0.0, 1.0, high_open=True) if is_scrn else 0.0,
+        layers=layers,
+        tie=_bool(m.get("tie", False), f"{where}.tie"),
+        context_in_softmax=_bool(m.get("context_in_softmax", True), f"{where}.context_in_softmax"),
+        dropout=_dropout_config(m.get("dropout", {}), f"{where}.dropout"),
+        sobolev=_sobolev_config(m.get("sobolev", {}), f"{where}.sobolev", layers),
+    )
+    if not is_scrn and any(k in m for k in ("context", "alpha")):
+        raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
+    if not is_scrn and cfg.sobolev.beta:
+        raise _fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
+    if not cfg.context_in_softmax and not is_scrn:
+        raise _fail(f"{where}.context_in_softmax", "only the SCRN has a context state")
+    if arch == "scrn-baseline":
+        plain = (layers == 1 and not cfg.tie and cfg.dropout == DropoutConfig() and cfg.sobolev == SobolevConfig()
+                 and cfg.context_in_softmax)
+        if not plain:
+            raise _fail(f"{where}.arch", "scrn-baseline is the unregularised one-layer model of Table 2; use arch: scrn")
+    return cfg
 
 
 _TRAIN_FIELDS = {f for f in TrainConfig.__dataclass_fields__}
@@ -213,18 +319,7 @@ _TRAIN_FIELDS = {f for f in TrainConfig.__dataclass_fields__}
 
 def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
     """A run's ``training`` section: a named preset from ``training_presets`` plus overrides."""
-    _check_known(section, _TRAIN_FIELDS | {"preset"}, where)
-    merged: dict = {}
-    if "preset" in section:
-        presets = _mapping(_require(params, "training_presets", ""), "training_presets")
-        name = section["preset"]
-        if name not in presets:
-            raise _fail(f"{where}.preset", f"no preset {name!r} in training_presets (have: {', '.join(presets)})")
-        preset_where = f"training_presets.{name}"
-        preset = _mapping(presets[name], preset_where)
-        _check_known(preset, _TRAIN_FIELDS, preset_where)
-        merged.update(preset)
-    merged.update({k: v for k, v in section.items() if k != "preset"})
+    merged = _with_preset(params, section, "training_presets", _TRAIN_FIELDS, where)
 
     def get(key: str) -> Any:
         return _require(merged, key, where)
@@ -240,6 +335,7 @@ def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
         lr_decay=_float(get("lr_decay"), f"{where}.lr_decay", 0.0, 1.0, low_open=True),
         lr_schedule=schedule,
         decay_after=decay_after,
+        plateau_threshold=_float(merged.get("plateau_threshold", 0.0), f"{where}.plateau_threshold", 0.0, 1e6),
         clip_norm=_float(get("clip_norm"), f"{where}.clip_norm", 0.0, 1e9, low_open=True),
         init_scale=_float(get("init_scale"), f"{where}.init_scale", 0.0, 10.0, low_open=True),
         epochs=_int(get("epochs"), f"{where}.epochs"),
@@ -263,7 +359,7 @@ def run_config(params: dict, name: str, profile: str | None = None) -> RunConfig
         name=name,
         corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPORA)), f"{where}.corpus"),
         profile=profile,
-        model=_model_config(_mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
+        model=_model_config(params, _mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
         training=_train_config(params, _mapping(_require(section, "training", where), f"{where}.training"), f"{where}.training"),
         budget=budget(params, profile),
     )

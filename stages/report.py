@@ -1,7 +1,8 @@
 """DVC stage ``report``: render reports/tables.md (paper values, ours, and their difference).
 
-Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml
-and the results from results/<profile>/<run>/metrics.json (paper profile preferred).
+Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
+the corpus statistics from data/stats/ (vocabulary sizes for the parameter counts) and the
+results from results/<profile>/<run>/metrics.json (paper profile preferred).
 """
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
+    parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"), help="output (default: %(default)s)")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
-    atomic_write_text(args.out, render_report(args.results, profile, cfgs))
+    atomic_write_text(args.out, render_report(args.results, profile, cfgs, args.stats))
     print(f"report: wrote {args.out}")
     return 0
 

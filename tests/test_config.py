@@ -90,3 +90,31 @@ def test_stage_reports_bad_params_without_traceback(params, tmp_path):
 def test_every_stage_documents_itself(stage):
     proc = subprocess.run([sys.executable, "-m", f"stages.{stage}", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and f"python -m stages.{stage}" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "model, key, expected",
+    [
+        ({"preset": "scrn-small", "dropout": {"regime": "naive", "p_h": 0.2}}, "model.dropout.p_h", "never drops the recurrence"),
+        ({"preset": "scrn-small", "dropout": {"p_i": 0.2}}, "model.dropout.regime", "is none but dropout rates are set"),
+        ({"preset": "scrn-small", "dropout": {"regime": "variational", "vd_h_mask": "loose"}}, "model.dropout.vd_h_mask", "tied, independent"),
+        ({"preset": "scrn-small", "sobolev": {"beta": 0.1, "layers": [3]}}, "model.sobolev.layers", "has 2 layer(s)"),
+        ({"preset": "lstm-small", "context": 10}, "model.arch", "no context state"),
+        ({"preset": "lstm-small", "sobolev": {"beta": 0.1}}, "model.sobolev", "SCRN layers only"),
+        ({"arch": "scrn-baseline", "hidden": 40, "context": 10, "alpha": 0.95, "tie": True}, "model.arch", "unregularised"),
+        ({"preset": "scrn-huge"}, "model.preset", "no preset 'scrn-huge'"),
+    ],
+)
+def test_bad_model_settings_name_the_key(params, model, key, expected):
+    bad = copy.deepcopy(params)
+    bad["runs"]["ptb-small-scrn-nd"]["model"] = model
+    with pytest.raises(config.ParamsError) as err:
+        config.run_config(bad, "ptb-small-scrn-nd")
+    assert f"runs.ptb-small-scrn-nd.{key}" in str(err.value) and expected in str(err.value)
+
+
+def test_presets_merge_with_overrides(params):
+    cfg = config.run_config(params, "ptb-medium-scrn-vd-wt")
+    assert (cfg.model.arch, cfg.model.hidden, cfg.model.context, cfg.model.alpha, cfg.model.tie) == ("scrn", 750, 120, 0.9, True)
+    assert cfg.model.dropout == config.DropoutConfig(regime="variational", p_i=0.4, p_h=0.4, p_o=0.4)
+    assert (cfg.training.lr, cfg.training.lr_decay, cfg.training.lr_schedule, cfg.training.decay_after) == (0.6, 0.9, "after", 25)

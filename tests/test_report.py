@@ -22,7 +22,7 @@ def write_metrics(root: Path, source: str, run: str, **fields) -> None:
 def render(results: Path, profile: str = "quick") -> str:
     params = config.load_params(REPO / "params.yaml")
     cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
-    return render_report(results, profile, cfgs)
+    return render_report(results, profile, cfgs, results / "no-stats")
 
 
 def table2_rows(report: str) -> dict[str, list[str]]:
@@ -66,3 +66,40 @@ def test_every_number_is_traced_to_its_metrics_file(tmp_path):
     write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=801.2, test_ppl=799.0)
     sources = render(tmp_path).split("## Where each number comes from")[1]
     assert "quick/ptb-baseline-40-10/metrics.json" in sources and "abc123" in sources
+
+
+def table_rows(report: str, title: str) -> list[list[str]]:
+    section = report.split(title)[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model") and "---" not in line]
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
+
+
+def test_table4_test_difference_budget_and_configuration_notes(tmp_path):
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    (stats / "ptb.json").write_text(json.dumps({"corpus": "ptb", "status": "ok", "vocab_size": 10000}))
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-nd", best_valid_ppl=99.0, test_ppl=95.0)
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    report = render_report(tmp_path, "quick", cfgs, stats)
+    rows = {(r[0], r[1]): r for r in table_rows(report, "## Table 4")}
+    nd = rows[("SCRN + ND", "PTB small")]
+    assert nd[4:7] == ["95.8", "99.0 / 95.0", "-0.8"]  # paper test 95.8
+    assert nd[3] == "5.49M (over the paper's 5M budget)"  # untied small SCRN exceeds 5M
+    assert rows[("SCRN + ND + WT", "PTB small")][3] == "3.09M"
+    assert rows[("LSTM + ND (Jozefowicz et al., 2015)", "PTB medium")][-1] == "published number only; no run"
+    assert "our configuration" in rows[("LSTM + VD (Inan et al., 2017)", "PTB small")][-1]
+
+
+def test_table5_ablation_rows(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg", best_valid_ppl=120.0, test_ppl=115.0)
+    rows = {(r[0], r[1]): r for r in table_rows(render(tmp_path), "## Table 5")}
+    assert rows[("– regularization", "small")][4:] == ["123.3 / 117.6", "120.0 / 115.0", "-3.3 / -2.6"]
+    assert rows[("– context in softmax", "medium")][5] == "not run"
+
+
+def test_table3_marks_differences_from_the_paper(tmp_path):
+    report = render(tmp_path)
+    rows = {r[0]: r for r in table_rows(report, "## Table 3") if r[0] != "Hyperparameter"}
+    assert rows["LR decay"][1:] == ["0.5 / 0.5", "0.65 / 0.65", "0.87 / 0.87", "0.9 / 0.9"]
+    assert rows["α"][1] == "0.9 / 0.9"

@@ -45,7 +45,7 @@ def test_layer_values_and_gradients_match_naive_loop():
     s0, h0 = torch.randn(3, 3, requires_grad=True), torch.rand(3, 5, requires_grad=True)
     weights = torch.randn(3, 7, 8)  # a generic downstream loss touching every s_t and h_t
 
-    s, h = layer(xb, xa, (s0, h0))
+    s, h, _ = layer(xb, xa, (s0, h0))
     loss = (torch.cat([s, h], -1) * weights).sum()
     grads = torch.autograd.grad(loss, [xb, xa, s0, h0, layer.P, layer.R, layer.b])
 
@@ -64,7 +64,7 @@ def test_layer_gradcheck():
     xb = torch.randn(2, 4, 2, requires_grad=True)
     xa = torch.randn(2, 4, 3, requires_grad=True)
     state = (torch.randn(2, 2, requires_grad=True), torch.rand(2, 3, requires_grad=True))
-    assert torch.autograd.gradcheck(lambda *a: layer(a[0], a[1], (a[2], a[3])), (xb, xa, *state))
+    assert torch.autograd.gradcheck(lambda *a: layer(a[0], a[1], (a[2], a[3]))[:2], (xb, xa, *state))
 
 
 def test_hidden_update_uses_new_context_state():
@@ -72,8 +72,8 @@ def test_hidden_update_uses_new_context_state():
     layer = make_layer()
     xa = torch.zeros(1, 1, 5)
     s0, h0 = torch.zeros(1, 3), torch.zeros(1, 5)
-    _, h_a = layer(torch.zeros(1, 1, 3), xa, (s0, h0))
-    _, h_b = layer(torch.ones(1, 1, 3), xa, (s0, h0))
+    _, h_a, _ = layer(torch.zeros(1, 1, 3), xa, (s0, h0))
+    _, h_b, _ = layer(torch.ones(1, 1, 3), xa, (s0, h0))
     assert not torch.allclose(h_a, h_b)
 
 
@@ -85,7 +85,8 @@ def test_baseline_model_output_and_state_carry():
     x = torch.randint(0, 11, (2, 8))
     state = model.zero_state(2)
 
-    logits, _ = model(x, state)
+    logits, _, penalty = model(x, state)
+    assert penalty is None
     rec = model.recurrence
     s_ref, h_ref = naive_scrn(model.B(x), model.A(x), *state, rec.P, rec.R, rec.b, rec.alpha)
     d = model.decoder
@@ -93,6 +94,6 @@ def test_baseline_model_output_and_state_carry():
     torch.testing.assert_close(logits, s_ref @ U + h_ref @ V + d.bias, rtol=0, atol=1e-12)
 
     # two windows with the state carried equal one long window
-    first, carried = model(x[:, :5], state)
-    second, _ = model(x[:, 5:], carried)
+    first, carried, _ = model(x[:, :5], state)
+    second, _, _ = model(x[:, 5:], carried)
     torch.testing.assert_close(torch.cat([first, second], 1), logits, rtol=0, atol=1e-12)

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 from torch import nn
 
+import torch
+
 from pipeline.config import ModelConfig
+from pipeline.models.lm import StackedLM
 from pipeline.models.scrn import BaselineSCRN
 
 
 def build_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:
     if cfg.arch == "scrn-baseline":
         return BaselineSCRN(vocab_size, cfg.hidden, cfg.context, cfg.alpha)
+    if cfg.arch in ("scrn", "lstm"):
+        return StackedLM(cfg, vocab_size)
     raise ValueError(f"unknown model arch {cfg.arch!r}")
 
 
@@ -20,4 +25,11 @@ def init_uniform(model: nn.Module, scale: float) -> None:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters; a tied matrix counts once."""
     return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
+    """The parameter count of a configuration, without allocating its weights."""
+    with torch.device("meta"):
+        return count_parameters(build_model(cfg, vocab_size))

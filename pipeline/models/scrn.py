@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.models.common import ModelOutput
+
 State = tuple[torch.Tensor, torch.Tensor]  # (s, h), each [batch, dim]
 
 
@@ -38,14 +40,30 @@ def context_states(xb: torch.Tensor, s0: torch.Tensor, alpha: float) -> torch.Te
     return (1.0 - alpha) * torch.einsum("tk,bkd->btd", kernel, xb) + carry[None, :, None] * s0[:, None, :]
 
 
-def hidden_states(pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """All hidden states of a window, eq. (2): ``pre`` = x_t A + s_t P + b is [batch, T, d_h]."""
+def hidden_states(
+    pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None, mask_tied: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All hidden states of a window, eq. (2): ``pre`` = x_t A + s_t P + b is [batch, T, d_h].
+
+    Returns (h, h_raw): ``h_raw`` are the sigmoid outputs, ``h`` what the layer passes on. With a
+    variational ``mask`` on h ([1 or batch, d_h], one per window):
+
+    - ``mask_tied`` (the authors' code): the masked h_t feeds the recurrence, the next layer and
+      the softmax, and is the state carried into the next window;
+    - otherwise (eq. (9) read literally): the mask is applied to h_{t-1} inside the recurrence
+      only; ``h`` is unmasked and the output gets its own mask elsewhere.
+    """
     h = h0
-    out = []
+    out, raw = [], []
     for t in range(pre.shape[1]):
-        h = torch.sigmoid(torch.addmm(pre[:, t], h, R))
+        h_in = h * mask if (mask is not None and not mask_tied) else h
+        h = torch.sigmoid(torch.addmm(pre[:, t], h_in, R))
+        raw.append(h)
+        if mask is not None and mask_tied:
+            h = h * mask
         out.append(h)
-    return torch.stack(out, dim=1)
+    h_raw = torch.stack(raw, dim=1)
+    return (torch.stack(out, dim=1) if out[0] is not raw[0] else h_raw), h_raw
 
 
 class SCRNRecurrence(nn.Module):
@@ -70,13 +88,40 @@ class SCRNRecurrence(nn.Module):
             torch.zeros(batch_size, self.hidden, device=device, dtype=dtype),
         )
 
-    def forward(self, xb: torch.Tensor, xa: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (s, h) for the window, each [batch, T, dim]; the last step is the next state."""
+    def forward(
+        self, xb: torch.Tensor, xa: torch.Tensor, state: State, h_mask: torch.Tensor | None = None, h_mask_tied: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (s, h, h_raw) for the window, each [batch, T, dim]; the last step of (s, h) is
+        the next state. See :func:`hidden_states` for ``h_mask``."""
         s0, h0 = state
         s = context_states(xb, s0, self.alpha)
         pre = xa + torch.matmul(s, self.P) + self.b
-        h = hidden_states(pre, h0, self.R)
-        return s, h
+        h, h_raw = hidden_states(pre, h0, self.R, h_mask, h_mask_tied)
+        return s, h, h_raw
+
+
+class SCRNLayer(nn.Module):
+    """One SCRN layer with a dense input y (the embedding, or the previous layer's [s; h]).
+
+    B (d_in x d_s) and A (d_in x d_h) are plain matrices, no bias (b sits in the recurrence),
+    applied to the whole window at once.
+    """
+
+    def __init__(self, d_in: int, hidden: int, context: int, alpha: float):
+        super().__init__()
+        self.B = nn.Parameter(torch.empty(d_in, context))
+        self.A = nn.Parameter(torch.empty(d_in, hidden))
+        self.recurrence = SCRNRecurrence(hidden, context, alpha)
+
+    @property
+    def R(self) -> torch.Tensor:
+        return self.recurrence.R
+
+    def zero_state(self, batch_size: int, device=None, dtype=None) -> State:
+        return self.recurrence.zero_state(batch_size, device, dtype)
+
+    def forward(self, y: torch.Tensor, state: State, h_mask=None, h_mask_tied: bool = True):
+        return self.recurrence(torch.matmul(y, self.B), torch.matmul(y, self.A), state, h_mask, h_mask_tied)
 
 
 class BaselineSCRN(nn.Module):
@@ -96,8 +141,8 @@ class BaselineSCRN(nn.Module):
     def zero_state(self, batch_size: int, device=None) -> State:
         return self.recurrence.zero_state(batch_size, device=device, dtype=self.A.weight.dtype)
 
-    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def forward(self, x: torch.Tensor, state: State) -> ModelOutput:
         """``x``: [batch, T] token ids. Returns logits [batch, T, |W|] and the carried state."""
-        s, h = self.recurrence(self.B(x), self.A(x), state)
+        s, h, _ = self.recurrence(self.B(x), self.A(x), state)
         logits = self.decoder(torch.cat([s, h], dim=-1))
-        return logits, (s[:, -1], h[:, -1])
+        return ModelOutput(logits, (s[:, -1], h[:, -1]), None)

@@ -19,11 +19,21 @@ def markdown(df: pd.DataFrame) -> str:
     return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], paper: dict | None = None) -> str:
+def render_report(
+    results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], stats_dir: Path, paper: dict | None = None
+) -> str:
     paper = paper or tables.load_paper()
+    vocab = tables.vocab_sizes(stats_dir)
     table2_runs = [row["run"] for row in paper["table2"]["rows"]]
     t1 = tables.table1(paper, [run_cfgs[r] for r in table2_runs if r in run_cfgs])
     t2, used = tables.table2(paper, results_root)
+    t4, used4 = tables.table4(paper, results_root, run_cfgs, vocab)
+    t5, used5 = tables.table5(paper, results_root, run_cfgs, vocab)
+    seen = {r.path for r in used}
+    for r in used4 + used5:  # a run can appear in several tables; list its source once
+        if r.path not in seen:
+            used.append(r)
+            seen.add(r.path)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -34,5 +44,8 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         profile=profile,
         table1=markdown(t1),
         table2=markdown(t2),
+        table3=markdown(tables.table3(paper, run_cfgs)),
+        table4=markdown(t4),
+        table5=markdown(t5),
         sources=markdown(tables.sources_table(used)),
     )

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import RunConfig
+from pipeline.models import parameter_count
 
 PAPER_FILE = Path(__file__).with_name("paper.yaml")
 PROFILE_PREFERENCE = ("paper", "quick")
@@ -82,12 +83,13 @@ def result_cell(result: Result) -> str:
 
 
 def difference_cell(result: Result, reference: dict) -> str:
+    """Ours minus the paper for the splits ``reference`` gives (valid and test, or test alone)."""
     if result.status != "ok":
         return "—"
     if result.reduced:
         return f"n/a ({result.profile})"
-    m = result.metrics
-    return f"{m['best_valid_ppl'] - reference['valid']:+.1f} / {m['test_ppl'] - reference['test']:+.1f}"
+    ours = {"valid": result.metrics["best_valid_ppl"], "test": result.metrics["test_ppl"]}
+    return " / ".join(f"{ours[k] - reference[k]:+.1f}" for k in ("valid", "test") if k in reference)
 
 
 # ---------------------------------------------------------------------------- Table 1
@@ -166,6 +168,132 @@ def table2(paper: dict, results_root: Path) -> tuple[pd.DataFrame, list[Result]]
             "ours": result_cell(ours),
             "ours − paper's implementation": difference_cell(ours, row["paper_impl"]),
         })
+    return pd.DataFrame(rows), used
+
+
+# ---------------------------------------------------------------------------- Table 3
+
+
+def _rate(cfg: RunConfig, key: str) -> str:
+    d = cfg.model.dropout
+    if key == "p_h" and d.regime != "variational":
+        return "—"
+    return f"{getattr(d, key):g}"
+
+
+OUR_TABLE3_VALUES: dict[str, Callable[[RunConfig], str]] = {
+    "p_i": lambda c: _rate(c, "p_i"),
+    "p_h": lambda c: _rate(c, "p_h"),
+    "p_o": lambda c: _rate(c, "p_o"),
+    "alpha": lambda c: f"{c.model.alpha:g}",
+    "lr": lambda c: f"{c.training.lr:g}",
+    "lr_decay": lambda c: f"{c.training.lr_decay:g}",
+    "lr_schedule": lambda c: ("when valid PPL does not improve" if c.training.lr_schedule == "plateau"
+                              else f"after {c.training.decay_after} epochs"),
+    "init_scale": lambda c: f"{c.training.init_scale:g}",
+    "epochs": lambda c: str(c.training.epochs),
+}
+
+
+def _ptb_and_wt2(cfgs: dict[str, RunConfig], column: dict, fmt: Callable[[RunConfig], str]) -> str:
+    """'PTB value (WikiText-2 value)', the bracket only where they differ, as in the paper."""
+    ptb, wt2 = cfgs.get(column["ptb"]), cfgs.get(column["wt2"])
+    if ptb is None:
+        return "not configured"
+    value = fmt(ptb)
+    if wt2 is not None and fmt(wt2) != value:
+        value += f" ({fmt(wt2)})"
+    return value
+
+
+def table3(paper: dict, cfgs: dict[str, RunConfig]) -> pd.DataFrame:
+    columns = paper["table3"]["columns"]
+    rows = []
+    for row in paper["table3"]["rows"]:
+        out = {"Hyperparameter": row["name"]}
+        for column, paper_value in zip(columns, row["paper"]):
+            ours = _ptb_and_wt2(cfgs, column, OUR_TABLE3_VALUES[row["key"]])
+            mark = "" if paper_value in ("—", ours) else " ≠"
+            out[column["name"]] = f"{paper_value} / {ours}{mark}"
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- Tables 4 and 5
+
+CORPUS_OF_PREFIX = {"ptb": ("ptb", "PTB"), "wt2": ("wikitext-2", "WikiText-2")}
+
+
+def vocab_sizes(stats_dir: Path) -> dict[str, int]:
+    """Vocabulary size per prepared corpus, from the prepare stage's statistics files."""
+    sizes = {}
+    for path in sorted(Path(stats_dir).glob("*.json")):
+        stats = json.loads(path.read_text())
+        if stats.get("status", "ok") == "ok" and "vocab_size" in stats:
+            sizes[stats["corpus"]] = stats["vocab_size"]
+    return sizes
+
+
+def parameters_cell(cfg: RunConfig | None, vocab: dict[str, int], budget: float | None) -> str:
+    if cfg is None:
+        return "—"
+    if cfg.corpus not in vocab:
+        return "— (corpus not prepared)"
+    n = parameter_count(cfg.model, vocab[cfg.corpus])
+    text = f"{n / 1e6:.2f}M"
+    if budget is not None and n > budget:
+        text += f" (over the paper's {budget / 1e6:g}M budget)"
+    return text
+
+
+def _run_cells(run: str | None, results_root: Path) -> Result:
+    return find_result(results_root, run) if run else Result("", "not_run")
+
+
+def table4(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
+    spec = paper["table4"]
+    rows, used = [], []
+    for row in spec["rows"]:
+        for key, cell in row["cells"].items():
+            prefix, size = key.split("-")
+            run = cell.get("run")
+            result = _run_cells(run, results_root)
+            if result.status != "not_run":
+                used.append(result)
+            notes = [n for n in (cell.get("ours"), cell.get("note")) if n]
+            if run is None:
+                notes.insert(0, "published number only; no run")
+            elif run not in cfgs:
+                notes.insert(0, f"run {run} not configured")
+            rows.append({
+                "model": row["model"],
+                "data": f"{CORPUS_OF_PREFIX[prefix][1]} {size}",
+                "run": run or "—",
+                "parameters": parameters_cell(cfgs.get(run), vocab, spec["budgets"][size]),
+                "paper (test)": fmt_number(cell["paper"]),
+                "ours (valid / test)": result_cell(result) if run else "—",
+                "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
+                "notes": "; ".join(notes),
+            })
+    return pd.DataFrame(rows), used
+
+
+def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
+    rows, used = [], []
+    for row in paper["table5"]["rows"]:
+        for size, cell in row["cells"].items():
+            result = find_result(results_root, cell["run"])
+            if result.status != "not_run":
+                used.append(result)
+            rows.append({
+                "model": row["model"],
+                "size": size,
+                "run": cell["run"],
+                "parameters": parameters_cell(cfgs.get(cell["run"]), vocab, None),
+                "paper (valid / test)": fmt_pair(cell["paper"]),
+                "ours (valid / test)": result_cell(result),
+                "ours − paper": difference_cell(result, cell["paper"]),
+            })
     return pd.DataFrame(rows), used
 
 

@@ -9,10 +9,6 @@ import torch.nn.functional as F
 from pipeline.data.batching import BatchLayout
 
 
-def detach_state(state):
-    return tuple(t.detach() for t in state)
-
-
 @torch.no_grad()
 def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.device) -> float:
     """exp(mean cross-entropy over every scored token), as in the authors' ``run_epoch``."""
@@ -20,6 +16,6 @@ def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.devi
     state = model.zero_state(layout.data.shape[0], device=device)
     total = torch.zeros((), dtype=torch.float64, device=device)
     for x, y in layout.windows():
-        logits, state = model(x.to(device), state)
+        logits, state, _ = model(x.to(device), state)
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1), reduction="sum").double()
     return math.exp(total.item() / layout.tokens_per_pass)

@@ -26,7 +26,8 @@ from pipeline.data.prepare import load_prepared
 from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
-from pipeline.train.evaluate import detach_state, evaluate_ppl
+from pipeline.models.common import detach_state
+from pipeline.train.evaluate import evaluate_ppl
 
 EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
 
@@ -73,10 +74,18 @@ def format_seconds(seconds: float) -> str:
 
 
 def window_loss(model, x, y, state):
-    """Cross-entropy summed over time, averaged over the batch; also returns the new state."""
-    logits, state = model(x, state)
-    mean_ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-    return mean_ce * x.shape[1], mean_ce, state
+    """The training loss of one window and the new state.
+
+    Cross-entropy summed over time and averaged over the batch, plus the model's penalty (the
+    Sobolev term, normalised the same way) when it has one. ``mean_ce`` is the per-token
+    cross-entropy alone, for reporting perplexity.
+    """
+    out = model(x, state)
+    mean_ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
+    loss = mean_ce * x.shape[1]
+    if out.penalty is not None:
+        loss = loss + out.penalty
+    return loss, mean_ce, out.state
 
 
 def sgd_step(model, optimizer, loss, clip_norm: float) -> None:
@@ -90,7 +99,7 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
     """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
     probe = copy.deepcopy(model)
     optimizer = torch.optim.SGD(probe.parameters(), lr=lr)
-    windows = list(zip(range(4), train.windows()))
+    windows = list(zip(range(3), train.windows()))  # one warm-up, two timed
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         state = probe.zero_state(train.data.shape[0], device=device)
@@ -222,11 +231,12 @@ def run_training(
         valid_ppl = evaluate_ppl(model, valid, device)
         seconds = time.perf_counter() - start
 
+        previous_best = run.best_valid
         if valid_ppl < run.best_valid:
             run.best_valid, run.best_epoch = valid_ppl, epoch
             run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        elif t.lr_schedule == "plateau":
-            run.lr *= t.lr_decay  # decay whenever valid PPL is not below the best so far
+        if t.lr_schedule == "plateau" and not valid_ppl < previous_best - t.plateau_threshold:
+            run.lr *= t.lr_decay  # decay unless valid PPL beat the best so far (by more than the threshold)
         run.epoch = epoch
         run.train_seconds += train_seconds
         run.train_tokens += train.tokens_per_pass
