@@ -63,6 +63,25 @@ def test_tiny_run_learns_and_writes_outputs(tmp_path):
         assert key in json.loads((tmp_path / "out" / "metrics.json").read_text())
 
 
+def test_sgd_step_equals_torch_sgd_with_clipping():
+    from pipeline.models import build_model
+
+    cfg = config.run_config(params_with({"max_epochs": 1, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    torch.manual_seed(0)
+    ours = build_model(cfg.model, 30)
+    ref = copy.deepcopy(ours)
+    x, y = torch.randint(0, 30, (4, 6)), torch.randint(0, 30, (4, 6))
+    loss, _, _ = loop.window_loss(ours, x, y, ours.zero_state(4))
+    loop.sgd_step(ours, loss * 100, lr=0.7, clip_norm=0.5)  # scaled so that clipping is active
+    loss_ref, _, _ = loop.window_loss(ref, x, y, ref.zero_state(4))
+    optimizer = torch.optim.SGD(ref.parameters(), lr=0.7)
+    (loss_ref * 100).backward()
+    assert torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5) > 0.5
+    optimizer.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_plateau_schedule_halves_lr_when_valid_does_not_improve(tmp_path, monkeypatch):
     valid = iter([50.0, 40.0, 45.0, 39.0, 39.0])
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))

@@ -88,17 +88,26 @@ def window_loss(model, x, y, state):
     return loss, mean_ce, out.state
 
 
-def sgd_step(model, optimizer, loss, clip_norm: float) -> None:
-    optimizer.zero_grad(set_to_none=True)
+def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
+    """Plain SGD (no momentum, no weight decay, as in the paper) after global-norm clipping.
+
+    Written out rather than torch.optim.SGD: the update is one line, it has no state to save,
+    and constructing a torch optimiser costs over a second of imports per run.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    optimizer.step()
+    torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
 
 
 def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float) -> float:
     """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
     probe = copy.deepcopy(model)
-    optimizer = torch.optim.SGD(probe.parameters(), lr=lr)
     windows = list(zip(range(3), train.windows()))  # one warm-up, two timed
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -108,7 +117,7 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
             start = time.perf_counter()
             probe.train()
             loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state))
-            sgd_step(probe, optimizer, loss, clip)
+            sgd_step(probe, loss, lr, clip)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             timings.append(time.perf_counter() - start)
@@ -117,7 +126,7 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
     return epochs * per_window * (train.num_windows + eval_windows / 3)
 
 
-def _train_epoch(model, optimizer, layout: BatchLayout, device, clip: float, epoch: int, progress: bool) -> float:
+def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epoch: int, progress: bool) -> float:
     model.train()
     state = model.zero_state(layout.data.shape[0], device=device)
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -127,7 +136,7 @@ def _train_epoch(model, optimizer, layout: BatchLayout, device, clip: float, epo
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingDiverged(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}/{layout.num_windows}")
-        sgd_step(model, optimizer, loss, clip)
+        sgd_step(model, loss, lr, clip)
         total += mean_ce.detach().double()
         bar.update(1)
     bar.close()
@@ -189,7 +198,6 @@ def run_training(
     model = build_model(cfg.model, len(vocab))
     init_uniform(model, t.init_scale)
     model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=t.lr)
     run = RunState(lr=t.lr)
 
     fingerprint = ckpt.code_fingerprint()
@@ -197,7 +205,6 @@ def run_training(
     saved = ckpt.load_checkpoint(ckpt_dir, fingerprint)
     if saved is not None:
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
         run = saved["run"]
         ckpt.restore_rng_states(saved["rng"])
         log(f"{cfg.name}: resuming from {ckpt_dir / ckpt.CHECKPOINT_NAME} after epoch {run.epoch}")
@@ -219,11 +226,9 @@ def run_training(
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
         run.lr = _lr_for_epoch(cfg, epoch, run.lr)
         epoch_lr = run.lr
-        for group in optimizer.param_groups:
-            group["lr"] = epoch_lr
         start = time.perf_counter()
         try:
-            train_ppl = _train_epoch(model, optimizer, train, device, t.clip_norm, epoch, progress)
+            train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress)
         except TrainingDiverged as exc:
             where = f"{ckpt_dir / ckpt.CHECKPOINT_NAME} (after epoch {run.epoch})" if run.epoch else "none yet"
             raise TrainingDiverged(f"{cfg.name}: {exc}; last good checkpoint: {where}") from None
@@ -250,7 +255,7 @@ def run_training(
         )
         ckpt.save_checkpoint(
             ckpt_dir,
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "run": run,
+            {"model": model.state_dict(), "run": run,
              "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
         )
         _write_epoch_log(out_dir / "epochs.csv", run.history)
