@@ -1,14 +1,15 @@
 """DVC stage ``report``: render reports/tables.md (paper values, ours, and their difference).
 
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml
-and the results from results/<profile>/<run>/metrics.json (paper profile preferred).
+the results from results/<profile>/<run>/metrics.json (paper profile preferred), and the corpus
+statistics and tokeniser round-trip figures from data/stats/.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params, profile_name, run_config, run_names
+from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_write_text
 from pipeline.report.render import render_report
 from stages._common import run_stage
@@ -19,13 +20,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
+    parser.add_argument("--stats", type=Path, default=Path("data/stats"),
+                        help="corpus statistics of the prepare stage (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"), help="output (default: %(default)s)")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
-    atomic_write_text(args.out, render_report(args.results, profile, cfgs))
+    corpora = list(data_settings(params).corpora)
+    atomic_write_text(args.out, render_report(args.results, profile, cfgs, stats_dir=args.stats, corpora=corpora))
     print(f"report: wrote {args.out}")
     return 0
 

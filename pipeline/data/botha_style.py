@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Iterable
 
 UNK = "<unk>"
@@ -101,3 +102,22 @@ def roundtrip_agreement(lines: Iterable[str], lang: str, candidates: Iterable[st
                 hits[name] += 1
     n = len(lines)
     return {"lines": n, "agreement": {c: round(hits[c] / n, 4) if n else 0.0 for c in candidates}}
+
+
+def measure_corpora(raw_root: Path, languages: Iterable[str], candidates: Iterable[str] = CANDIDATES) -> dict:
+    """Round-trip agreement per language on ``<raw_root>/botha-<lang>/{valid,test}.txt``.
+
+    Those are the released files the download stage verified (kept even when train is missing).
+    A language whose files are absent gets ``status: data_missing``."""
+    candidates = tuple(candidates)
+    out: dict = {"metric": "round-trip agreement: share of released valid+test lines reproduced exactly",
+                 "detokenizer": DETOKENIZER, "candidates": list(candidates), "chosen": CHOSEN_TOKENIZER,
+                 "languages": {}}
+    for lang in languages:
+        paths = [Path(raw_root) / f"botha-{lang}" / f"{split}.txt" for split in ("valid", "test")]
+        if not all(p.is_file() for p in paths):
+            out["languages"][lang] = {"status": "data_missing"}
+            continue
+        lines = [line for p in paths for line in p.read_text(encoding="utf-8").splitlines()]
+        out["languages"][lang] = {"status": "ok", **roundtrip_agreement(lines, lang, candidates)}
+    return out

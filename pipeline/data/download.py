@@ -348,8 +348,9 @@ def download_corpus(
         )
     hint = (
         f"Set {MIRROR_ENV} to a directory laid out like ../shared/data (for {corpus.name}: "
-        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root), "
-        f"or data.mirror in params.yaml; or set data.on_missing: skip to mark it missing and go on."
+        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root, "
+        f"from {corpus.archive_urls[0]}), or data.mirror in params.yaml; or set data.on_missing: skip to mark "
+        f"it missing and go on."
     )
     present, absent = _partial_mirror_files(corpus, mirror) if source_setting == SOURCE_ARCHIVE else ([], [])
     if mirror is None:

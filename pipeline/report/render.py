@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from pipeline.config import RunConfig
+from pipeline.report import corpora as corpus_tables
 from pipeline.report import tables
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -19,8 +20,11 @@ def markdown(df: pd.DataFrame) -> str:
     return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], paper: dict | None = None) -> str:
+def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], paper: dict | None = None,
+                  stats_dir: Path = corpus_tables.STATS_DIR, corpora: list[str] | None = None) -> str:
     paper = paper or tables.load_paper()
+    corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
+    roundtrip, roundtrip_meta = corpus_tables.roundtrip_table(stats_dir)
     table2_runs = [row["run"] for row in paper["table2"]["rows"]]
     t1 = tables.table1(paper, [run_cfgs[r] for r in table2_runs if r in run_cfgs])
     t2, used = tables.table2(paper, results_root)
@@ -35,4 +39,7 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         table1=markdown(t1),
         table2=markdown(t2),
         sources=markdown(tables.sources_table(used)),
+        corpus_stats=markdown(corpus_stats),
+        roundtrip=markdown(roundtrip),
+        roundtrip_meta=roundtrip_meta,
     )
