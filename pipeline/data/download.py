@@ -353,7 +353,11 @@ def download_corpus(
         f"it missing and go on."
     )
     present, absent = _partial_mirror_files(corpus, mirror) if source_setting == SOURCE_ARCHIVE else ([], [])
-    if mirror is None:
+    if source_setting == SOURCE_WMT13_RAW:
+        from pipeline.data.wmt13 import MISSING_HINT
+
+        where, hint = "the raw WMT13 inputs of the rebuild (data.source: wmt13-raw) are not available", MISSING_HINT
+    elif mirror is None:
         where = "no local mirror is set"
     elif present and absent:
         where = (f"the local mirror {mirror} lacks {', '.join(f.mirror_path for f in absent)} "

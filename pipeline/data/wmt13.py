@@ -37,7 +37,7 @@ from typing import Iterable, Iterator
 
 from pipeline.data.botha_style import CHOSEN_TOKENIZER, UNK, botha_tokenise
 from pipeline.data.corpora import WMT13_REBUILDABLE, Corpus
-from pipeline.data.download import Source, SourceUnavailable, fetch_url, sha256_file
+from pipeline.data.download import ChecksumError, Source, SourceUnavailable, fetch_url, sha256_file
 
 CACHE_DIR = Path("data/cache/wmt13")
 TARGET_TOKENS = 1_000_000
@@ -82,9 +82,12 @@ def fetch_pinned(archive: PinnedArchive, mirror: Path | None, cache_dir: Path, u
             got = sha256_file(candidate)
             if got == archive.sha256:
                 return candidate
-            tried.append(f"{candidate} has sha256 {got}, expected {archive.sha256} (delete or replace it)")
-        else:
-            tried.append(f"{candidate} does not exist")
+            raise ChecksumError(
+                f"{candidate} has sha256 {got}, expected {archive.sha256}: it is truncated, corrupt or another "
+                f"version. Delete it (or replace it with {archive.url}, {archive.size:,} bytes) and run again. "
+                f"Nothing was written."
+            )
+        tried.append(f"{candidate} does not exist")
     if not use_network:
         raise SourceUnavailable(f"{archive.name}: " + "; ".join(tried) + "; network not tried (SCRN_OFFLINE=1)")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +206,13 @@ def build_splits(train_pairs: Iterable[tuple[str, str]], valid_lines: Iterable[s
 
 
 # ---------------------------------------------------------------------------- the download-stage source
+
+
+MISSING_HINT = (
+    "Put the WMT13 inputs in <mirror>/wmt13/ (" + ", ".join(a.name for a in TRAINING_ARCHIVES)
+    + ", newstest2011.<lang>, newstest2012.<lang>) or allow the network (SCRN_OFFLINE unset); or set "
+    "data.source.<corpus>: archive to use the published files; or data.on_missing: skip to mark it missing."
+)
 
 
 def rebuild(corpus: Corpus, dest: Path, mirror: Path | None, use_network: bool, cache_dir: Path = CACHE_DIR) -> None:
