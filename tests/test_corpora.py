@@ -345,3 +345,38 @@ def test_registry_has_the_seven_corpora_and_eos_policy():
     assert all(c.sources == ("archive", "wmt13-raw") for c in BOTHA[:4])
     assert [FR.file(s).archive_member for s in ("train", "valid", "test")] == [
         "en-fr/1m-mono/train.in", "en-fr/1m-mono/test.in", "en-fr/1m-mono/finaltest.in"]
+
+
+# ---------------------------------------------------------------------------- data.source setting
+
+
+@pytest.mark.parametrize("source, key, expected", [
+    ({"botha-ru": "wmt13-raw"}, "data.source.botha-ru", "expected one of archive, got 'wmt13-raw' (only the published"),
+    ({"botha-fr": "raw"}, "data.source.botha-fr", "expected one of archive, wmt13-raw"),
+    ({"botha-xx": "archive"}, "data.source.botha-xx", "unknown corpus"),
+    ("wmt13-raw", "data.source", "expected a mapping"),
+])
+def test_source_setting_is_validated_naming_the_key(source, key, expected):
+    from pipeline import config
+
+    params = config.load_params(REPO / "params.yaml")
+    params["data"]["source"] = source
+    with pytest.raises(config.ParamsError) as err:
+        config.validate(params)
+    assert key in str(err.value) and expected in str(err.value)
+
+
+def test_source_setting_defaults_to_the_archive():
+    from pipeline import config
+
+    settings = config.data_settings(config.load_params(REPO / "params.yaml"))
+    assert settings.on_missing == "error"  # the repository default stays strict
+    assert settings.corpora == tuple(CORPORA)
+    assert {settings.source_for(c) for c in CORPORA} == {"archive"}
+    assert config.data_settings({"data": {"source": {"botha-de": "wmt13-raw"}}}).source_for("botha-de") == "wmt13-raw"
+
+
+def test_roundtrip_stage_documents_itself():
+    proc = subprocess.run([sys.executable, "-m", "stages.roundtrip", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "python -m stages.roundtrip" in proc.stdout
