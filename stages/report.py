@@ -20,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument("--stats", type=Path, default=Path("data/stats"),
-                        help="corpus statistics of the prepare stage (default: %(default)s)")
+    parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"), help="output (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
     corpora = list(data_settings(params).corpora)
-    atomic_write_text(args.out, render_report(args.results, profile, cfgs, stats_dir=args.stats, corpora=corpora))
+    atomic_write_text(args.out, render_report(args.results, profile, cfgs, args.stats, corpora=corpora))
     print(f"report: wrote {args.out}")
     return 0
 

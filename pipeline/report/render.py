@@ -20,8 +20,9 @@ def markdown(df: pd.DataFrame) -> str:
     return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], paper: dict | None = None,
-                  stats_dir: Path = corpus_tables.STATS_DIR, corpora: list[str] | None = None) -> str:
+def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
+                  stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
+                  corpora: list[str] | None = None) -> str:
     paper = paper or tables.load_paper()
     corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
     roundtrip, roundtrip_meta = corpus_tables.roundtrip_table(stats_dir)
