@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,11 @@ class DataSettings:
     mirror: str | None
     on_missing: str
     corpora: tuple[str, ...]
+    source: dict[str, str] = field(default_factory=dict)  # data.source: corpus -> archive | wmt13-raw
+
+    def source_for(self, corpus: str) -> str:
+        """The corpus's source setting; the first of its allowed sources (the archive) by default."""
+        return self.source.get(corpus, CORPORA[corpus].sources[0])
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,7 @@ def budget(params: dict, profile: str | None = None) -> Budget:
 
 def data_settings(params: dict) -> DataSettings:
     section = _mapping(params.get("data", {}), "data")
-    _check_known(section, {"mirror", "on_missing", "corpora"}, "data")
+    _check_known(section, {"mirror", "on_missing", "corpora", "source"}, "data")
     mirror = section.get("mirror")
     if mirror is not None and not isinstance(mirror, str):
         raise _fail("data.mirror", f"expected a path or null, got {mirror!r}")
@@ -221,10 +226,20 @@ def data_settings(params: dict) -> DataSettings:
         raise _fail("data.corpora", f"expected a list of corpus names, got {corpora!r}")
     for i, name in enumerate(corpora):
         _choice(name, tuple(sorted(CORPORA)), f"data.corpora[{i}]")
+    source = section.get("source") or {}
+    _mapping(source, "data.source")
+    for name, value in source.items():
+        if name not in CORPORA:
+            raise _fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPORA))})")
+        allowed = CORPORA[name].sources
+        if value not in allowed:
+            why = "" if len(allowed) > 1 else " (only the published files: this corpus cannot be rebuilt from raw WMT13)"
+            raise _fail(f"data.source.{name}", f"expected one of {', '.join(allowed)}, got {value!r}{why}")
     return DataSettings(
         mirror=mirror,
         on_missing=_choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
         corpora=tuple(corpora),
+        source=dict(source),
     )
 
 

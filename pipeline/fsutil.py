@@ -73,13 +73,17 @@ def atomic_directory(path: Path) -> Iterator[Path]:
 MISSING_MARKER = "MISSING.json"
 
 
-def write_missing_marker(directory: Path, reason: str, **extra: Any) -> None:
-    """Replace ``directory`` by one holding only a marker that says why its content is absent.
+def write_missing_marker(directory: Path, reason: str, files: dict[str, Path] | None = None, **extra: Any) -> None:
+    """Replace ``directory`` by one holding a marker that says why its content is absent.
 
     Used with ``data.on_missing: skip``: every consumer checks :func:`read_missing_marker`
     and propagates the marker instead of failing, so the rest of the DAG still completes.
+    ``files`` (name -> source path) are copied in beside the marker: the verified part of a
+    corpus that is only partly available (the marker names the missing rest).
     """
     with atomic_directory(directory) as tmp:
+        for name, src in (files or {}).items():
+            shutil.copyfile(src, tmp / name)
         atomic_write_json(tmp / MISSING_MARKER, {"status": "data_missing", "reason": reason, **extra})
 
 

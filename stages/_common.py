@@ -5,10 +5,10 @@ import sys
 from typing import Callable
 
 from pipeline.config import ParamsError
-from pipeline.data.download import ChecksumError, DataUnavailableError
+from pipeline.data.download import ChecksumError, DataFormatError, DataUnavailableError
 from pipeline.train.loop import TrainingDiverged
 
-EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, TrainingDiverged, FileNotFoundError)
+EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError)
 
 
 def run_stage(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
 """DVC stage ``download@<corpus>``: fetch a corpus, verify its sha256 pins, write data/raw/<corpus>/.
 
 Sources: the local mirror ($SCRN_DATA_MIRROR, else data.mirror in params.yaml), then the
-upstream archive, then per-file network mirrors. With data.on_missing: skip an unobtainable
-corpus becomes a MISSING.json marker that every dependent stage propagates.
+upstream archive, then per-file network mirrors; or, with data.source.<corpus>: wmt13-raw, the
+Botha-style rebuild from raw WMT13. With data.on_missing: skip an unobtainable corpus becomes a
+MISSING.json marker (beside any verified files it does have) that every dependent stage propagates.
 """
 from __future__ import annotations
 
@@ -27,10 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     corpus = get_corpus(args.corpus)
     mirror = resolve_mirror(settings.mirror)
     out = args.out or Path("data/raw") / corpus.name
-    print(f"download {corpus.name}: {corpus.description}; mirror: {mirror or f'none (set {MIRROR_ENV})'}")
-    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing)
+    source = settings.source_for(corpus.name)
+    print(f"download {corpus.name}: {corpus.description}; source: {source}; "
+          f"mirror: {mirror or f'none (set {MIRROR_ENV})'}")
+    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing, source_setting=source)
     if record.get("status") == "data_missing":
-        print(f"download {corpus.name}: NOT OBTAINED, marked missing in {out} (data.on_missing: skip)\n{record['reason']}")
+        kept = record.get("present_splits") or []
+        kept_text = f"; kept the verified {', '.join(kept)} split(s) beside the marker" if kept else ""
+        print(f"download {corpus.name}: NOT OBTAINED, marked missing in {out} (data.on_missing: skip){kept_text}\n"
+              f"{record['reason']}")
     else:
         print(f"download {corpus.name}: verified {len(corpus.files)} files from {record['source']} into {out}")
     return 0

@@ -28,12 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     stats_path = args.stats or Path("data/stats") / f"{corpus.name}.json"
     stats = prepare_corpus(corpus, raw, out, stats_path)
     if stats["status"] == "data_missing":
-        print(f"prepare {corpus.name}: corpus missing, marker passed on to {out}")
-        return 0
-    print(f"prepare {corpus.name}: vocabulary {stats['vocab_size']:,} -> {out}")
-    for split, s in stats["splits"].items():
-        print(f"  {split:5s}  tokens {s['tokens']:>10,}  types {s['types']:>7,}  oov {s['oov']:>6,}  "
-              f"type/token {s['type_token_ratio']:.4f}")
+        missing = stats.get("missing_splits")
+        detail = f" (missing: {', '.join(missing)}; statistics of the verified splits only)" if missing else ""
+        print(f"prepare {corpus.name}: corpus missing, marker passed on to {out}{detail}")
+    else:
+        print(f"prepare {corpus.name}: vocabulary {stats['vocab_size']:,} -> {out}")
+    for split, s in stats.get("splits", {}).items():
+        oov = "     —" if s["oov"] is None else f"{s['oov']:>6,}"
+        print(f"  {split:5s}  tokens {s['tokens']:>10,}  types {s['types']:>7,}  oov {oov}  "
+              f"<unk> {s['unk_share']:.2%}  type/token {s['type_token_ratio']:.4f}")
     return 0
 
 

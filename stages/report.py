@@ -1,15 +1,16 @@
 """DVC stage ``report``: render reports/tables.md (paper values, ours, and their difference).
 
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
-the corpus statistics from data/stats/ (vocabulary sizes for the parameter counts) and the
-results from results/<profile>/<run>/metrics.json (paper profile preferred).
+the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
+data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
+tokeniser round-trip figures.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline.config import load_params, profile_name, run_config, run_names
+from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_write_text
 from pipeline.report.render import render_report
 from stages._common import run_stage
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
-    atomic_write_text(args.out, render_report(args.results, profile, cfgs, args.stats))
+    corpora = list(data_settings(params).corpora)
+    atomic_write_text(args.out, render_report(args.results, profile, cfgs, args.stats, corpora=corpora))
     print(f"report: wrote {args.out}")
     return 0
 

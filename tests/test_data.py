@@ -176,5 +176,6 @@ def test_prepare_vocab_order_eos_and_oov(tmp_path):
     vocab, arrays = load_prepared(tmp_path / "prepared")
     assert vocab == [EOS, "b", "<unk>", "a", "c"]  # by count (3, 3, 1, 1, 1), ties by code point
     assert [vocab[i] for i in arrays["valid"]] == ["a", UNK, EOS]
-    assert stats["splits"]["valid"] == {"tokens": 3, "types": 3, "oov": 1, "type_token_ratio": 1.0}
+    assert stats["splits"]["valid"] == {"tokens": 3, "types": 3, "oov": 1, "unk": 1, "unk_share": 0.333333,
+                                        "type_token_ratio": 1.0}
     assert stats["splits"]["train"]["tokens"] == 9  # blank line still yields an <eos>

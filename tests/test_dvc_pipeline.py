@@ -56,10 +56,31 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     report = (scratch_clone / "reports" / "tables.md").read_text()
     assert table2_ours(report) == ["data missing | —"] * 4
 
-    # 2. with the mirror: every Table 2 run trains and is labelled as a reduced (quick) run
+    # 2. with the mirror: every Table 2 run trains and is labelled as a reduced (quick) run. The mirror
+    #    lacks the Botha train files, so on_missing=skip: they are named in the download output and
+    #    shown as "data missing" downstream, while PTB and WikiText-2 are prepared in full. The mirror
+    #    is also given as data.mirror: DVC tracks params, not environment variables, so only a param
+    #    change makes it re-run the downloads that step 1 marked missing.
     env["SCRN_DATA_MIRROR"] = str(mirror)
-    sh(["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=error", *TINY], scratch_clone, env)
+    proc = sh(["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", "-S", f"data.mirror={mirror}",
+               *TINY], scratch_clone, env)
+    for lang in ("fr", "es", "de", "cs", "ru"):
+        assert f"lacks botha-blunsom/{lang}/train.txt" in proc.stdout
+    assert json.loads((scratch_clone / "data" / "stats" / "wikitext-2.json").read_text())["vocab_size"] == 33278
+    botha_fr = json.loads((scratch_clone / "data" / "stats" / "botha-fr.json").read_text())
+    assert botha_fr["status"] == "data_missing" and botha_fr["splits"]["valid"]["tokens"] == 81986
     report = (scratch_clone / "reports" / "tables.md").read_text()
+    corpus_rows = [line for line in report.split("## Corpus statistics")[1].split("## Tokeniser")[0].splitlines()
+                   if line.startswith("| botha-")]
+    assert len(corpus_rows) == 5 and all("| data missing" in row for row in corpus_rows)
+    assert "**sacremoses-tuned**" in report.split("## Tokeniser round-trip agreement")[1]
+    # with the default on_missing=error the download stage fails with that same message
+    failed = subprocess.run(["dvc", "exp", "run", "-S", "data.on_missing=error", "download@botha-fr"],
+                            cwd=scratch_clone, env=env, capture_output=True, text=True, timeout=900)
+    assert failed.returncode != 0
+    message = next(line for line in proc.stdout.splitlines() if "lacks botha-blunsom/fr/train.txt" in line)
+    assert f"error: {message}" in failed.stdout + failed.stderr
+    sh(["dvc", "exp", "run", "-S", "data.on_missing=skip", "download@botha-fr"], scratch_clone, env)
     ours = table2_ours(report)
     assert len(ours) == 4 and all(cell.endswith("(quick) | n/a (quick)") for cell in ours), ours
     stats = json.loads((scratch_clone / "data" / "stats" / "ptb.json").read_text())

@@ -103,3 +103,37 @@ def test_table3_marks_differences_from_the_paper(tmp_path):
     rows = {r[0]: r for r in table_rows(report, "## Table 3") if r[0] != "Hyperparameter"}
     assert rows["LR decay"][1:] == ["0.5 / 0.5", "0.65 / 0.65", "0.87 / 0.87", "0.9 / 0.9"]
     assert rows["α"][1] == "0.9 / 0.9"
+
+# ---------------------------------------------------------------------------- corpus statistics, round trip
+
+
+def test_corpus_statistics_and_roundtrip_sections(tmp_path):
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    split = {"tokens": 1000, "types": 100, "oov": 0, "unk": 50, "unk_share": 0.05, "type_token_ratio": 0.1}
+    (stats / "wikitext-2.json").write_text(json.dumps(
+        {"corpus": "wikitext-2", "status": "ok", "eos_added": True, "vocab_size": 33278,
+         "splits": {"train": {**split, "tokens": 2088628}, "valid": split, "test": split}}))
+    (stats / "botha-de.json").write_text(json.dumps(
+        {"corpus": "botha-de", "status": "data_missing", "eos_added": False, "missing_splits": ["train"],
+         "splits": {"valid": {**split, "oov": None, "unk_share": 0.1395}, "test": split}}))
+    (stats / "tokenizer-roundtrip.json").write_text(json.dumps(
+        {"metric": "round-trip agreement: share of lines", "detokenizer": "D", "candidates": ["a", "b"], "chosen": "b",
+         "languages": {"ru": {"status": "data_missing"}, "de": {"status": "ok", "lines": 10, "agreement": {"a": 0.5, "b": 0.9}}}}))
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    report = render_report(tmp_path / "results", "quick", cfgs, stats_dir=stats,
+                           corpora=["ptb", "wikitext-2", "botha-de"])
+    section = report.split("## Corpus statistics")[1].split("## Tokeniser")[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| corpus")}
+    assert rows["ptb"][3] == "not run"
+    assert rows["wikitext-2"][3:9] == ["2,088,628", "1,000", "1,000", "33,278", "0.0159", "100"]
+    assert rows["botha-de"][1:3] == ["1M", "37K"]  # the paper's Table 6 header rows, from paper.yaml
+    assert rows["botha-de"][3:8] == ["data missing", "1,000", "1,000", "data missing", "data missing"]
+    assert rows["botha-de"][9] == "13.95%" and rows["botha-de"][-1] == "no"
+    roundtrip = report.split("## Tokeniser round-trip agreement")[1].split("## Where")[0]
+    assert "round-trip agreement" in roundtrip and "**b**" in roundtrip
+    lines = [line for line in roundtrip.splitlines() if line.startswith("| de") or line.startswith("| ru")]
+    assert lines[0].startswith("| de") and "50.00%" in lines[0] and "**90.00%**" in lines[0]  # Table 6 order
+    assert lines[1].startswith("| ru") and "data missing" in lines[1]

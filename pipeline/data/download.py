@@ -1,4 +1,4 @@
-"""Fetch a corpus, verify every file's sha256, and publish it atomically.
+"""Fetch a corpus, verify every file's pins (sha256 and/or git blob id), and publish it atomically.
 
 Sources are tried in order:
 
@@ -12,6 +12,20 @@ A checksum mismatch in a local mirror is an error at once (the user pointed us a
 A mismatch from a network source is remembered and the next source is tried; if none succeeds
 the mismatch is reported as the error. Nothing is written to the output directory unless every
 file of the corpus has been verified.
+
+Archives (tar of any compression, or zip) carry their own pins where one is known (WikiText-2's
+zip: sha256; Botha & Blunsom's tar.bz2: git blob id) and are checked before anything is read from
+them. A local archive that is corrupt, truncated or laid out differently is an error at once,
+naming the file; a network answer that is not the archive (an error page, a redirect document) is
+reported as such and the next source is tried.
+
+With ``data.on_missing: skip`` an unobtainable corpus becomes a ``MISSING.json`` marker. When the
+mirror holds only some of its files (the Botha & Blunsom valid/test files without train), those
+files are verified and kept beside the marker, which names the missing ones, so that their
+statistics can still be reported; the corpus as a whole stays "data missing".
+
+``data.source.<corpus>: wmt13-raw`` replaces all of this by the Botha-style rebuild from the raw
+WMT13 corpora (``pipeline/data/wmt13.py``), whose own inputs are pinned.
 """
 from __future__ import annotations
 
@@ -20,13 +34,14 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.data.corpora import Corpus
+from pipeline.data.corpora import SOURCE_ARCHIVE, SOURCE_WMT13_RAW, Corpus
 from pipeline.fsutil import atomic_directory, atomic_write_json, write_missing_marker
 
 MIRROR_ENV = "SCRN_DATA_MIRROR"
@@ -42,8 +57,25 @@ class ChecksumError(RuntimeError):
     """A source provided bytes that are not the pinned ones."""
 
 
+class DataFormatError(RuntimeError):
+    """Bytes that cannot be used as they are: a corrupt or truncated archive, an unexpected
+    archive layout, undecodable text, an empty split."""
+
+
 class SourceUnavailable(Exception):
     """One source failed; the next one is tried."""
+
+
+class PinMismatch(SourceUnavailable):
+    """An archive whose bytes are not the pinned ones (checked before extraction)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class ArchiveError(SourceUnavailable):
+    """An archive that cannot be read, or lacks the members the corpus needs."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +83,7 @@ class Source:
     description: str
     is_local: bool
     fetch: Callable[[Path], None]  # writes <split>.txt for every file of the corpus into a directory
+    verify_pins: bool = True  # False only for the WMT13 rebuild, whose inputs carry the pins
 
 
 def sha256_file(path: Path) -> str:
@@ -59,6 +92,29 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def git_blob_file(path: Path) -> str:
+    """``git hash-object``: SHA-1 over ``blob <size>\\0`` followed by the bytes."""
+    path = Path(path)
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_HASHERS = {"sha256": sha256_file, "git-blob": git_blob_file}
+
+
+def pin_problems(path: Path, pins: dict[str, str], label: str) -> list[str]:
+    """One line per pin that ``path`` does not match (empty when every pin matches)."""
+    problems = []
+    for kind, want in pins.items():
+        got = _HASHERS[kind](path)
+        if got != want:
+            problems.append(f"{label}: expected {kind} {want}, got {got}")
+    return problems
 
 
 def resolve_mirror(params_mirror: str | None) -> Path | None:
@@ -75,28 +131,60 @@ def fetch_url(url: str, dest: Path, timeout: float = NETWORK_TIMEOUT_S) -> None:
         raise SourceUnavailable(f"{url}: {exc}") from exc
 
 
+def _describe_head(path: Path) -> str:
+    head = path.read_bytes()[:120] if path.stat().st_size < (1 << 16) else open(path, "rb").read(120)
+    text = head.decode("utf-8", "replace").replace("\n", " ").strip()
+    return f"{path.stat().st_size:,} bytes starting {text[:100]!r}"
+
+
+def _open_members(archive: Path, fmt: str) -> tuple[dict[str, Callable[[], object]], list[str]]:
+    """Readers for the regular files of ``archive`` by name (leading "./" removed)."""
+    if fmt == "zip":
+        if not zipfile.is_zipfile(archive):
+            raise ArchiveError(f"{archive.name} is not a zip archive ({_describe_head(archive)}); "
+                               "the server may have answered with an error or redirect document")
+        zf = zipfile.ZipFile(archive)
+        names = {i.filename.removeprefix("./"): i for i in zf.infolist() if not i.is_dir()}
+        return {n: (lambda i=i: zf.open(i)) for n, i in names.items()}, sorted(names)
+    tar = tarfile.open(archive)
+    members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+    return {n: (lambda m=m: tar.extractfile(m)) for n, m in members.items()}, sorted(members)
+
+
 def extract_archive_members(archive: Path, corpus: Corpus, dest: Path) -> None:
-    """Copy the corpus files out of a tar archive (any compression tarfile knows)."""
+    """Copy the corpus files out of its archive (tar of any compression tarfile knows, or zip)."""
     try:
-        with tarfile.open(archive) as tar:
-            by_name = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
-            for f in corpus.files:
-                member = by_name.get(f.archive_member)
-                if member is None:
-                    raise SourceUnavailable(f"{archive.name} has no member {f.archive_member}")
-                with tar.extractfile(member) as src, open(dest / f.filename, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise SourceUnavailable(f"{archive} is not a readable tar archive ({exc})") from exc
+        readers, names = _open_members(archive, corpus.archive_format)
+        absent = [f.archive_member for f in corpus.files if f.archive_member not in readers]
+        if absent:
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} files)" if len(names) > 8 else "")
+            raise ArchiveError(f"{archive.name} does not have the expected layout: no member "
+                               f"{', '.join(absent)} (it holds: {shown or 'no files'})")
+        for f in corpus.files:
+            with readers[f.archive_member]() as src, open(dest / f.filename, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ArchiveError(f"{archive.name} is truncated or corrupt, not a readable "
+                           f"{corpus.archive_format} archive ({type(exc).__name__}: {exc})") from exc
+
+
+def _checked_extract(archive: Path, corpus: Corpus, dest: Path) -> None:
+    """Verify the archive's own pins, then extract; a mismatch raises PinMismatch."""
+    problems = pin_problems(archive, corpus.archive_pins, corpus.archive_name)
+    if problems:
+        raise PinMismatch(problems)
+    extract_archive_members(archive, corpus, dest)
 
 
 def _mirror_files_source(corpus: Corpus, mirror: Path) -> Source:
     def fetch(dest: Path) -> None:
+        absent = [f.mirror_path for f in corpus.files if not (mirror / f.mirror_path).is_file()]
+        if absent:
+            raise SourceUnavailable(f"{mirror} has no {', '.join(absent)}")
         for f in corpus.files:
-            src = mirror / f.mirror_path
-            if not src.is_file():
-                raise SourceUnavailable(f"{src} does not exist")
-            shutil.copyfile(src, dest / f.filename)
+            shutil.copyfile(mirror / f.mirror_path, dest / f.filename)
 
     paths = ", ".join(f.mirror_path for f in corpus.files)
     return Source(f"local mirror {mirror} ({paths})", True, fetch)
@@ -108,7 +196,16 @@ def _mirror_archive_source(corpus: Corpus, mirror: Path) -> Source:
     def fetch(dest: Path) -> None:
         if not archive.is_file():
             raise SourceUnavailable(f"{archive} does not exist")
-        extract_archive_members(archive, corpus, dest)
+        try:
+            _checked_extract(archive, corpus, dest)
+        except PinMismatch:
+            raise
+        except ArchiveError as exc:
+            raise DataFormatError(
+                f"corpus {corpus.name!r}: the local mirror archive {archive} cannot be used: {exc}. Replace it "
+                f"with the original {corpus.archive_name} (see ../shared/data/SOURCES.md), or remove it and "
+                f"provide the files as {', '.join(f.mirror_path for f in corpus.files)}. Nothing was written."
+            ) from exc
 
     return Source(f"local mirror archive {archive}", True, fetch)
 
@@ -118,7 +215,10 @@ def _url_archive_source(corpus: Corpus, url: str) -> Source:
         archive = dest / f".{corpus.archive_name}"
         fetch_url(url, archive)
         try:
-            extract_archive_members(archive, corpus, dest)
+            if corpus.archive_format == "zip" and not zipfile.is_zipfile(archive):
+                raise ArchiveError(f"the answer is not a zip archive ({_describe_head(archive)}); the URL "
+                                   "may answer with a redirect or an error document")
+            _checked_extract(archive, corpus, dest)
         finally:
             archive.unlink(missing_ok=True)
 
@@ -133,9 +233,18 @@ def _url_files_source(corpus: Corpus, index: int) -> Source:
     return Source(", ".join(f.urls[index] for f in corpus.files), False, fetch)
 
 
-def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool | None = None) -> list[Source]:
+def network_allowed() -> bool:
+    return os.environ.get(OFFLINE_ENV) != "1"
+
+
+def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool | None = None,
+                      source_setting: str = SOURCE_ARCHIVE) -> list[Source]:
     if use_network is None:
-        use_network = os.environ.get(OFFLINE_ENV) != "1"
+        use_network = network_allowed()
+    if source_setting == SOURCE_WMT13_RAW:
+        from pipeline.data import wmt13  # heavy imports (sacremoses) only when rebuilding
+
+        return [wmt13.rebuild_source(corpus, mirror, use_network)]
     sources: list[Source] = []
     if mirror is not None:
         sources += [_mirror_files_source(corpus, mirror), _mirror_archive_source(corpus, mirror)]
@@ -149,10 +258,26 @@ def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool | N
 def _checksum_problems(corpus: Corpus, directory: Path) -> list[str]:
     problems = []
     for f in corpus.files:
-        got = sha256_file(directory / f.filename)
-        if got != f.sha256:
-            problems.append(f"{f.split} ({f.mirror_path}): expected sha256 {f.sha256}, got {got}")
+        problems += pin_problems(directory / f.filename, f.pins, f"{f.split} ({f.mirror_path})")
     return problems
+
+
+def _partial_mirror_files(corpus: Corpus, mirror: Path | None) -> tuple[list, list]:
+    """(present, absent) corpus files of the per-file mirror layout; present ones are verified."""
+    if mirror is None:
+        return [], list(corpus.files)
+    present = [f for f in corpus.files if (mirror / f.mirror_path).is_file()]
+    absent = [f for f in corpus.files if f not in present]
+    problems = []
+    for f in present:
+        problems += pin_problems(mirror / f.mirror_path, f.pins, f"{f.split} ({mirror / f.mirror_path})")
+    if problems:
+        raise ChecksumError(
+            f"corpus {corpus.name!r}: the local mirror holds files that are not the pinned ones:\n  "
+            + "\n  ".join(problems) + f"\nThe file is corrupt or a different version. Replace it with the original "
+            f"(see ../shared/data/SOURCES.md) or point {MIRROR_ENV} elsewhere."
+        )
+    return present, absent
 
 
 def download_corpus(
@@ -161,6 +286,7 @@ def download_corpus(
     mirror: Path | None,
     on_missing: str = "error",
     sources: list[Source] | None = None,
+    source_setting: str = SOURCE_ARCHIVE,
 ) -> dict:
     """Obtain ``corpus`` into ``out_dir`` (``<split>.txt`` files plus ``source.json``).
 
@@ -168,7 +294,7 @@ def download_corpus(
     a ``MISSING.json`` marker in ``out_dir`` instead of raising; checksum errors always raise.
     """
     if sources is None:
-        sources = candidate_sources(corpus, mirror)
+        sources = candidate_sources(corpus, mirror, source_setting=source_setting)
     failures: list[str] = []
     mismatches: list[str] = []
     out_dir = Path(out_dir)
@@ -178,10 +304,20 @@ def download_corpus(
             tmp_dir = Path(tmp)
             try:
                 source.fetch(tmp_dir)
+            except PinMismatch as exc:
+                if source.is_local:
+                    raise ChecksumError(
+                        f"corpus {corpus.name!r}: the local mirror archive is not the pinned one "
+                        f"({source.description}):\n  " + "\n  ".join(exc.problems) + "\nIt is corrupt, truncated "
+                        f"or a different version. Replace it with the original (see ../shared/data/SOURCES.md) or "
+                        f"point {MIRROR_ENV} elsewhere. Nothing was written to {out_dir}."
+                    ) from exc
+                mismatches.append(f"{source.description}:\n    " + "\n    ".join(exc.problems))
+                continue
             except SourceUnavailable as exc:
                 failures.append(f"{source.description}: {exc}")
                 continue
-            problems = _checksum_problems(corpus, tmp_dir)
+            problems = _checksum_problems(corpus, tmp_dir) if source.verify_pins else []
             if problems and source.is_local:
                 raise ChecksumError(
                     f"corpus {corpus.name!r}: the local mirror holds files that are not the pinned ones "
@@ -195,7 +331,8 @@ def download_corpus(
             record = {
                 "corpus": corpus.name,
                 "source": source.description if not source.is_local else "local mirror",
-                "files": {f.filename: f.sha256 for f in corpus.files},
+                "files": {f.filename: sha256_file(tmp_dir / f.filename) for f in corpus.files},
+                "pins": {f.filename: f.pins for f in corpus.files} if source.verify_pins else "rebuilt (inputs pinned)",
             }
             with atomic_directory(out_dir) as staged:
                 for f in corpus.files:
@@ -211,10 +348,22 @@ def download_corpus(
         )
     hint = (
         f"Set {MIRROR_ENV} to a directory laid out like ../shared/data (for {corpus.name}: "
-        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root), "
-        f"or data.mirror in params.yaml; or set data.on_missing: skip to mark it missing and go on."
+        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root, "
+        f"from {corpus.archive_urls[0]}), or data.mirror in params.yaml; or set data.on_missing: skip to mark "
+        f"it missing and go on."
     )
-    where = "no local mirror is set" if mirror is None else f"the local mirror {mirror} lacks it"
+    present, absent = _partial_mirror_files(corpus, mirror) if source_setting == SOURCE_ARCHIVE else ([], [])
+    if source_setting == SOURCE_WMT13_RAW:
+        from pipeline.data.wmt13 import MISSING_HINT
+
+        where, hint = "the raw WMT13 inputs of the rebuild (data.source: wmt13-raw) are not available", MISSING_HINT
+    elif mirror is None:
+        where = "no local mirror is set"
+    elif present and absent:
+        where = (f"the local mirror {mirror} lacks {', '.join(f.mirror_path for f in absent)} "
+                 f"(it has {', '.join(f.mirror_path for f in present)})")
+    else:
+        where = f"the local mirror {mirror} lacks it"
     if not any(not s.is_local for s in sources):
         failures.append(f"network not tried ({OFFLINE_ENV}=1)")
     message = (
@@ -223,6 +372,10 @@ def download_corpus(
         + f"\n{hint}"
     )
     if on_missing == "skip":
-        write_missing_marker(out_dir, message, corpus=corpus.name)
-        return {"corpus": corpus.name, "status": "data_missing", "reason": message}
+        kept = {f.filename: mirror / f.mirror_path for f in present} if absent else {}
+        write_missing_marker(out_dir, message, files=kept, corpus=corpus.name,
+                             missing_files=[f.mirror_path for f in absent] if kept else [],
+                             present_splits=[f.split for f in present] if kept else [])
+        return {"corpus": corpus.name, "status": "data_missing", "reason": message,
+                "present_splits": [f.split for f in present] if kept else []}
     raise DataUnavailableError(message)

@@ -1,5 +1,8 @@
 """Turn a downloaded corpus into token ids: vocabulary from train, ``<eos>`` per line, statistics.
 
+``<eos>`` is appended only where the corpus says so (PTB, WikiText-2); the Botha & Blunsom
+corpora are counted over word tokens only, as the authors run them (``--eos " "``).
+
 Output directory (``data/prepared/<corpus>/``):
 
 - ``vocab.txt``: one word per line; the line number is the id. Words are sorted by descending
@@ -7,16 +10,22 @@ Output directory (``data/prepared/<corpus>/``):
 - ``{train,valid,test}.npy``: int32 token ids.
 
 Statistics go to a separate JSON (``data/stats/<corpus>.json``, a DVC metrics file): per split,
-tokens, types (``<eos>`` counted as a type), out-of-vocabulary count and type/token ratio.
+tokens, types (``<eos>`` counted as a type), out-of-vocabulary count, ``<unk>`` count and share
+(tokens that end up as ``<unk>``: written so in the file, or mapped to it as OOV) and type/token
+ratio (types / tokens of that split). A corpus marked missing whose download kept some verified
+splits (Botha valid/test without train) gets those splits' tokens, types and ``<unk>`` share,
+with ``status: data_missing`` and the missing splits named.
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.corpora import SPLITS, Corpus
+from pipeline.data.download import DataFormatError
 from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, write_missing_marker
 
 EOS = "<eos>"
@@ -29,12 +38,26 @@ def tokenize_file(path: Path, add_eos: bool) -> list[str]:
     Equivalent to the authors' "replace every newline by <eos>, then split" on PTB/WikiText,
     whose lines are space-padded; blank lines yield a lone ``<eos>``.
     """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataFormatError(
+            f"{path} is not UTF-8 text: undecodable bytes at offset {exc.start:,} (line {line_no:,}). The file is "
+            f"corrupt or in another encoding; delete it and run the download stage again so that its checksum "
+            f"is verified. Nothing was written."
+        ) from None
     tokens: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            tokens.extend(line.split())
-            if add_eos:
-                tokens.append(EOS)
+    for line in io.StringIO(text, newline=None):  # lines as open() yields them (not str.splitlines)
+        tokens.extend(line.split())
+        if add_eos:
+            tokens.append(EOS)
+    if not any(t != EOS for t in tokens):
+        raise DataFormatError(
+            f"{path} holds no tokens: an empty split cannot be used. Replace it with the original (run the "
+            f"download stage again, which verifies checksums). Nothing was written."
+        )
     return tokens
 
 
@@ -61,12 +84,16 @@ def encode(tokens: list[str], index: dict[str, int], split: str) -> tuple[np.nda
     return ids, oov
 
 
-def split_stats(tokens: list[str], oov: int) -> dict:
+def split_stats(tokens: list[str], oov: int | None) -> dict:
+    """``oov`` is None when there is no training vocabulary to measure it against."""
     types = len(set(tokens))
+    unk = sum(1 for t in tokens if t == UNK) + (oov or 0)
     return {
         "tokens": len(tokens),
         "types": types,
         "oov": oov,
+        "unk": unk,
+        "unk_share": round(unk / len(tokens), 6) if tokens else 0.0,
         "type_token_ratio": round(types / len(tokens), 6) if tokens else 0.0,
     }
 
@@ -75,8 +102,13 @@ def prepare_corpus(corpus: Corpus, raw_dir: Path, out_dir: Path, stats_path: Pat
     """Prepare ``raw_dir`` (output of the download stage) into ``out_dir``; returns the stats."""
     missing = read_missing_marker(raw_dir)
     if missing is not None:
+        present = [s for s in missing.get("present_splits", []) if (raw_dir / f"{s}.txt").is_file()]
+        partial = {s: split_stats(tokenize_file(raw_dir / f"{s}.txt", corpus.add_eos), None) for s in present}
         write_missing_marker(out_dir, missing["reason"], corpus=corpus.name)
-        stats = {"corpus": corpus.name, "status": "data_missing"}
+        stats = {"corpus": corpus.name, "status": "data_missing", "eos_added": corpus.add_eos}
+        if partial:
+            stats.update(splits=partial, missing_splits=[s for s in SPLITS if s not in partial],
+                         missing_files=missing.get("missing_files", []))
         atomic_write_json(stats_path, stats)
         return stats
     for split in SPLITS:

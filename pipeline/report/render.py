@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from pipeline.config import RunConfig
+from pipeline.report import corpora as corpus_tables
 from pipeline.report import tables
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -19,11 +20,13 @@ def markdown(df: pd.DataFrame) -> str:
     return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def render_report(
-    results_root: Path, profile: str, run_cfgs: dict[str, RunConfig], stats_dir: Path, paper: dict | None = None
-) -> str:
+def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
+                  stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
+                  corpora: list[str] | None = None) -> str:
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
+    corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
+    roundtrip, roundtrip_meta = corpus_tables.roundtrip_table(stats_dir)
     table2_runs = [row["run"] for row in paper["table2"]["rows"]]
     t1 = tables.table1(paper, [run_cfgs[r] for r in table2_runs if r in run_cfgs])
     t2, used = tables.table2(paper, results_root)
@@ -48,4 +51,7 @@ def render_report(
         table4=markdown(t4),
         table5=markdown(t5),
         sources=markdown(tables.sources_table(used)),
+        corpus_stats=markdown(corpus_stats),
+        roundtrip=markdown(roundtrip),
+        roundtrip_meta=roundtrip_meta,
     )

@@ -1,0 +1,81 @@
+"""Corpus statistics (data/stats/<corpus>.json) beside the paper's Table 6 header rows, and the
+tokeniser round-trip figures (data/stats/tokenizer-roundtrip.json).
+
+Cells say what they are: a number, "data missing" (the split could not be obtained; with
+``data.on_missing: skip`` the verified valid/test of a partly available corpus still have
+figures), or "not run" (no statistics file yet).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.data.corpora import BOTHA_LANGUAGES, SPLITS
+
+STATS_DIR = Path("data/stats")
+ROUNDTRIP_FILE = "tokenizer-roundtrip.json"
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _split_cell(stats: dict | None, split: str, fmt) -> str:
+    if stats is None:
+        return "not run"
+    s = stats.get("splits", {}).get(split)
+    return "data missing" if s is None else fmt(s)
+
+
+def corpus_stats_table(paper: dict, stats_dir: Path, corpora: list[str]) -> pd.DataFrame:
+    """One row per corpus: tokens per split, vocabulary, TTR = vocabulary / training tokens,
+    ``<unk>`` share of valid and test, and the paper's Table 6 figures where it gives them."""
+    table6 = {c["corpus"]: c for c in paper["table6_stats"]["columns"]}
+    rows = []
+    for name in corpora:
+        stats = _read(Path(stats_dir) / f"{name}.json")
+        ok = stats is not None and stats.get("status") == "ok"
+        ref = table6.get(name, {})
+        if ok:
+            vocab, train = stats["vocab_size"], stats["splits"]["train"]["tokens"]
+            vocab_cell, ttr_cell = f"{vocab:,}", f"{vocab / train:.4f}"
+        else:
+            vocab_cell = ttr_cell = "not run" if stats is None else "data missing"
+        row = {
+            "corpus": name,
+            "paper: tokens": ref.get("tokens", "—"),
+            "paper: vocabulary": ref.get("vocabulary", "—"),
+        }
+        for split in SPLITS:
+            row[f"{split} tokens"] = _split_cell(stats, split, lambda s: f"{s['tokens']:,}")
+        row["vocabulary"] = vocab_cell
+        row["TTR (vocab / train tokens)"] = ttr_cell
+        for split in ("valid", "test"):
+            row[f"{split} types"] = _split_cell(stats, split, lambda s: f"{s['types']:,}")
+            row[f"{split} <unk> share"] = _split_cell(stats, split, lambda s: f"{s.get('unk_share', 0.0):.2%}")
+        row["<eos> counted"] = "—" if stats is None else ("yes" if stats.get("eos_added") else "no")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def roundtrip_table(stats_dir: Path) -> tuple[pd.DataFrame, dict | None]:
+    """Per language: lines measured and each candidate's round-trip agreement (share of lines)."""
+    data = _read(Path(stats_dir) / ROUNDTRIP_FILE)
+    if data is None:
+        return pd.DataFrame(), None
+    rows = []
+    order = [lang for lang in BOTHA_LANGUAGES if lang in data["languages"]]  # the paper's Table 6 order
+    for lang in order + sorted(set(data["languages"]) - set(order)):
+        r = data["languages"][lang]
+        row = {"language": lang}
+        if r["status"] != "ok":
+            row.update({"lines": "data missing", **{c: "data missing" for c in data["candidates"]}})
+        else:
+            best = max(r["agreement"].values())
+            row["lines"] = f"{r['lines']:,}"
+            for cand, share in r["agreement"].items():
+                row[cand] = f"**{share:.2%}**" if share == best else f"{share:.2%}"
+        rows.append(row)
+    return pd.DataFrame(rows), data
