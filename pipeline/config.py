@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from pipeline.data.corpora import CORPORA
+from pipeline.errors import ParamsError
 
 PROFILES = ("quick", "paper")
 ON_MISSING = ("error", "skip")
@@ -24,10 +25,6 @@ VD_H_MASKS = ("tied", "independent")
 VD_SCOPES = ("batch", "sequence")
 LR_SCHEDULES = ("plateau", "after")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ParamsError(ValueError):
-    """A missing or invalid value in params.yaml."""
 
 
 # ---------------------------------------------------------------------------- typed views

@@ -4,11 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from pipeline.config import ParamsError
-from pipeline.data.download import ChecksumError, DataFormatError, DataUnavailableError
-from pipeline.train.loop import TrainingDiverged
-
-EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError)
+from pipeline.errors import EXPECTED_ERRORS
 
 
 def run_stage(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:

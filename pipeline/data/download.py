@@ -42,24 +42,12 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.data.corpora import SOURCE_ARCHIVE, SOURCE_WMT13_RAW, Corpus
+from pipeline.errors import ChecksumError, DataFormatError, DataUnavailableError
 from pipeline.fsutil import atomic_directory, atomic_write_json, write_missing_marker
 
 MIRROR_ENV = "SCRN_DATA_MIRROR"
 OFFLINE_ENV = "SCRN_OFFLINE"  # "1": never touch the network, use the local mirror only
 NETWORK_TIMEOUT_S = 60
-
-
-class DataUnavailableError(RuntimeError):
-    """No source could provide the corpus (network down, mirror absent, ...)."""
-
-
-class ChecksumError(RuntimeError):
-    """A source provided bytes that are not the pinned ones."""
-
-
-class DataFormatError(RuntimeError):
-    """Bytes that cannot be used as they are: a corrupt or truncated archive, an unexpected
-    archive layout, undecodable text, an empty split."""
 
 
 class SourceUnavailable(Exception):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.corpora import SPLITS, Corpus
-from pipeline.data.download import DataFormatError
+from pipeline.errors import DataFormatError
 from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, write_missing_marker
 
 EOS = "<eos>"

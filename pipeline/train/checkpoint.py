@@ -20,7 +20,7 @@ from pipeline.fsutil import atomic_write_bytes
 
 PIPELINE_ROOT = Path(__file__).resolve().parents[1]
 # The code a training run's numbers depend on (the same paths dvc.yaml lists as train deps).
-TRAINING_CODE = ("__init__.py", "config.py", "fsutil.py", "data", "models", "train")
+TRAINING_CODE = ("__init__.py", "config.py", "errors.py", "fsutil.py", "data", "models", "train")
 CHECKPOINT_NAME = "last.pt"
 
 

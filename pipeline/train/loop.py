@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pipeline.config import RunConfig
 from pipeline.data.batching import BatchLayout, make_layout
 from pipeline.data.prepare import load_prepared
+from pipeline.errors import TrainingDiverged
 from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
@@ -30,10 +31,6 @@ from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
 
 EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
