@@ -11,7 +11,9 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
-from pipeline.fsutil import atomic_write_text
+from pipeline.fsutil import atomic_directory, atomic_write_text
+from pipeline.report.figures import draw_learning_curves
+from pipeline.report.tables import load_paper
 from pipeline.report.render import render_report
 from stages._common import run_stage
 
@@ -22,15 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("reports/tables.md"), help="output (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
+                        help="output (default: %(default)s); figures go to figures/ beside it")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
     corpora = list(data_settings(params).corpora)
-    atomic_write_text(args.out, render_report(args.results, profile, cfgs, args.stats, corpora=corpora))
-    print(f"report: wrote {args.out}")
+    figures_dir = args.out.parent / "figures"
+    with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
+        figures = draw_learning_curves(load_paper(), args.results, staging)
+    report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures)
+    atomic_write_text(args.out, report)
+    print(f"report: wrote {args.out} and {len(figures)} figure(s) in {figures_dir}")
     return 0
 
 

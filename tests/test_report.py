@@ -137,3 +137,34 @@ def test_corpus_statistics_and_roundtrip_sections(tmp_path):
     lines = [line for line in roundtrip.splitlines() if line.startswith("| de") or line.startswith("| ru")]
     assert lines[0].startswith("| de") and "50.00%" in lines[0] and "**90.00%**" in lines[0]  # Table 6 order
     assert lines[1].startswith("| ru") and "data missing" in lines[1]
+
+
+def write_epochs(root: Path, source: str, run: str, valid: list[float]) -> None:
+    lines = ["epoch,lr,train_ppl,valid_ppl,seconds"] + [f"{i},0.8,1.0,{v},1.0" for i, v in enumerate(valid, 1)]
+    (root / source / run / "epochs.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_learning_curves_drawn_for_finished_runs_only(tmp_path):
+    from pipeline.report.figures import draw_learning_curves, learning_curve
+
+    write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=300.0, test_ppl=290.0)
+    write_epochs(tmp_path, "quick", "ptb-baseline-40-10", [900.0, 500.0, 300.0])
+    out = tmp_path / "figures"
+    out.mkdir()
+    drawn = draw_learning_curves(tables.load_paper(), tmp_path, out)
+    assert drawn == [("Table 2: baseline SCRN on PTB", "learning-curves-table2.png")]
+    assert (out / "learning-curves-table2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not learning_curve("none", ["ptb-baseline-90-10"], tmp_path, out / "none.png")
+    assert not (out / "none.png").exists()
+    report = render_report(tmp_path, "quick", {}, tmp_path / "no-stats", figures=drawn)
+    assert "![Table 2: baseline SCRN on PTB: validation perplexity per epoch](figures/learning-curves-table2.png)" in report
+
+
+def test_coverage_counts_cells_by_provenance(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-baseline-40-10", best_valid_ppl=134.0, test_ppl=128.0)
+    write_metrics(tmp_path, "quick", "ptb-baseline-90-10", best_valid_ppl=700.0, test_ppl=690.0)
+    (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
+    (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
+    coverage = tables.coverage_table(tables.load_paper(), tmp_path).set_index("table")
+    assert coverage.loc["Table 2"].tolist() == ["4", "1", "1", "1", "1", "0"]
+    assert coverage.loc["Table 4", "published only"] == "1"  # Jozefowicz et al.: no run of ours

@@ -9,7 +9,7 @@ its ``train.in`` files are known only by their git blob ids (no sha256 was ever 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SPLITS = ("train", "valid", "test")
 ARCHIVE_FORMATS = ("tar", "zip")
@@ -53,7 +53,6 @@ class Corpus:
     archive_git_blob: str | None = None
     language: str = "en"
     sources: tuple[str, ...] = (SOURCE_ARCHIVE,)  # values allowed for data.source.<name>; first = default
-    extra: dict = field(default_factory=dict)
 
     def file(self, split: str) -> CorpusFile:
         for f in self.files:

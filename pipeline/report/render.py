@@ -22,7 +22,8 @@ def markdown(df: pd.DataFrame) -> str:
 
 def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
-                  corpora: list[str] | None = None) -> str:
+                  corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None) -> str:
+    """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/."""
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
     corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
@@ -54,4 +55,6 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         corpus_stats=markdown(corpus_stats),
         roundtrip=markdown(roundtrip),
         roundtrip_meta=roundtrip_meta,
+        coverage=markdown(tables.coverage_table(paper, results_root)),
+        figures=figures or [],
     )

@@ -297,6 +297,33 @@ def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: d
     return pd.DataFrame(rows), used
 
 
+# ---------------------------------------------------------------------------- coverage
+
+
+def coverage_table(paper: dict, results_root: Path) -> pd.DataFrame:
+    """Per results table: how many cells are reproduced at the paper profile, only at a reduced
+    profile, wait for data, are not yet run, or are published numbers with no run of ours."""
+    cells = {
+        "Table 2": [row["run"] for row in paper["table2"]["rows"]],
+        "Table 4": [c.get("run") for row in paper["table4"]["rows"] for c in row["cells"].values()],
+        "Table 5": [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()],
+    }
+    rows = []
+    for table, runs in cells.items():
+        counts = Counter()
+        for run in runs:
+            result = find_result(results_root, run) if run else None
+            if result is None:
+                counts["published only"] += 1
+            elif result.status == "ok":
+                counts["reduced profile only" if result.reduced else "paper profile"] += 1
+            else:
+                counts["data missing" if result.status == "data_missing" else "not run"] += 1
+        rows.append({"table": table, "cells": len(runs), **{k: counts[k] for k in
+                     ("paper profile", "reduced profile only", "data missing", "not run", "published only")}})
+    return pd.DataFrame(rows).astype(str)
+
+
 def sources_table(results: list[Result]) -> pd.DataFrame:
     rows = []
     for r in results:

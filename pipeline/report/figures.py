@@ -1,0 +1,74 @@
+"""Figures of the report, drawn with matplotlib (Agg) into reports/figures/.
+
+Learning curves: validation perplexity per epoch of every finished run, one figure per table,
+read from the per-epoch logs (results/<profile>/<run>/epochs.csv, what `dvc plots` shows).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from pipeline.report.tables import Result, find_result  # noqa: E402
+
+
+def _epochs(result: Result) -> tuple[list[int], list[float]]:
+    log = result.path.with_name("epochs.csv")
+    if not log.is_file():
+        return [], []
+    rows = list(csv.DictReader(open(log)))
+    return [int(r["epoch"]) for r in rows], [float(r["valid_ppl"]) for r in rows]
+
+
+def learning_curve(title: str, runs: list[str], results_root: Path, path: Path) -> bool:
+    """Plot valid PPL per epoch of those ``runs`` that finished; False (nothing drawn) if none did."""
+    curves = []
+    for run in runs:
+        result = find_result(results_root, run)
+        if result.status == "ok":
+            epochs, ppl = _epochs(result)
+            if epochs:
+                label = run + (f" ({result.profile})" if result.reduced else "")
+                curves.append((label, epochs, ppl))
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for i, (label, epochs, ppl) in enumerate(curves):  # a new line style after each 10 colours
+        ax.plot(epochs, ppl, marker="o", markersize=3, linewidth=1.2, linestyle=("-", "--", ":")[i // 10 % 3], label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation perplexity (log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def report_figure_groups(paper: dict) -> dict[str, tuple[str, list[str]]]:
+    """File stem -> (title, runs) for the learning-curve figures, one per results table."""
+    t4 = [(key, cell["run"]) for row in paper["table4"]["rows"] for key, cell in row["cells"].items() if cell.get("run")]
+    return {
+        "learning-curves-table2": ("Table 2: baseline SCRN on PTB", [r["run"] for r in paper["table2"]["rows"]]),
+        "learning-curves-table4-ptb": ("Table 4: PTB", [run for key, run in t4 if key.startswith("ptb-")]),
+        "learning-curves-table4-wt2": ("Table 4: WikiText-2", [run for key, run in t4 if key.startswith("wt2-")]),
+        "learning-curves-table5": ("Table 5: ablations on PTB",
+                                   [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()]),
+    }
+
+
+def draw_learning_curves(paper: dict, results_root: Path, out_dir: Path) -> list[tuple[str, str]]:
+    """Write every learning-curve figure into ``out_dir``; returns (title, file name) of those drawn."""
+    drawn = []
+    for stem, (title, runs) in report_figure_groups(paper).items():
+        name = f"{stem}.png"
+        if learning_curve(title, list(dict.fromkeys(runs)), results_root, Path(out_dir) / name):
+            drawn.append((title, name))
+    return drawn
