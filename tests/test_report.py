@@ -168,3 +168,13 @@ def test_coverage_counts_cells_by_provenance(tmp_path):
     coverage = tables.coverage_table(tables.load_paper(), tmp_path).set_index("table")
     assert coverage.loc["Table 2"].tolist() == ["4", "1", "1", "1", "1", "0"]
     assert coverage.loc["Table 4", "published only"] == "1"  # Jozefowicz et al.: no run of ours
+
+
+def test_table6_rows_for_missing_data_and_published_numbers(tmp_path):
+    path = tmp_path / "quick" / "fr-medium-scrn-nd-wt" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"run": "fr-medium-scrn-nd-wt", "status": "data_missing", "profile": "quick"}))
+    rows = {(r[0], r[1]): r for r in table_rows(render(tmp_path), "## Table 6")}
+    assert rows[("SCRN + ND + WT", "French")][4:7] == ["199", "data missing", "—"]
+    assert rows[("LSTM + ND (Kim et al., 2016)", "Czech")][4:] == ["493", "—", "—", "published number only; no run"]
+    assert rows[("LSTM + VD + WT", "Russian")][5] == "not run"

@@ -33,8 +33,9 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
     t2, used = tables.table2(paper, results_root)
     t4, used4 = tables.table4(paper, results_root, run_cfgs, vocab)
     t5, used5 = tables.table5(paper, results_root, run_cfgs, vocab)
+    t6, used6 = tables.table6(paper, results_root, run_cfgs, vocab)
     seen = {r.path for r in used}
-    for r in used4 + used5:  # a run can appear in several tables; list its source once
+    for r in used4 + used5 + used6:  # a run can appear in several tables; list its source once
         if r.path not in seen:
             used.append(r)
             seen.add(r.path)
@@ -51,6 +52,7 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         table3=markdown(tables.table3(paper, run_cfgs)),
         table4=markdown(t4),
         table5=markdown(t5),
+        table6=markdown(t6),
         sources=markdown(tables.sources_table(used)),
         corpus_stats=markdown(corpus_stats),
         roundtrip=markdown(roundtrip),

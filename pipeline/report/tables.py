@@ -238,7 +238,7 @@ def parameters_cell(cfg: RunConfig | None, vocab: dict[str, int], budget: float 
     if cfg is None:
         return "—"
     if cfg.corpus not in vocab:
-        return "— (corpus not prepared)"
+        return "— (no vocabulary yet: corpus missing or not prepared)"
     n = parameter_count(cfg.model, vocab[cfg.corpus])
     text = f"{n / 1e6:.2f}M"
     if budget is not None and n > budget:
@@ -250,12 +250,18 @@ def _run_cells(run: str | None, results_root: Path) -> Result:
     return find_result(results_root, run) if run else Result("", "not_run")
 
 
-def table4(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
-    spec = paper["table4"]
+def test_ppl_table(
+    spec: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int],
+    describe: Callable[[str], tuple[str, float | None]],
+) -> tuple[pd.DataFrame, list[Result]]:
+    """A paper table of test perplexities in long form: one row per (model, cell).
+
+    ``describe`` maps a cell key of paper.yaml to its data label and parameter budget (or None).
+    """
     rows, used = [], []
     for row in spec["rows"]:
         for key, cell in row["cells"].items():
-            prefix, size = key.split("-")
+            data, budget = describe(key)
             run = cell.get("run")
             result = _run_cells(run, results_root)
             if result.status != "not_run":
@@ -267,15 +273,31 @@ def table4(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: d
                 notes.insert(0, f"run {run} not configured")
             rows.append({
                 "model": row["model"],
-                "data": f"{CORPUS_OF_PREFIX[prefix][1]} {size}",
+                "data": data,
                 "run": run or "—",
-                "parameters": parameters_cell(cfgs.get(run), vocab, spec["budgets"][size]),
+                "parameters": parameters_cell(cfgs.get(run), vocab, budget),
                 "paper (test)": fmt_number(cell["paper"]),
                 "ours (valid / test)": result_cell(result) if run else "—",
                 "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
                 "notes": "; ".join(notes),
             })
     return pd.DataFrame(rows), used
+
+
+def table4(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
+    spec = paper["table4"]
+
+    def describe(key: str) -> tuple[str, float]:
+        prefix, size = key.split("-")
+        return f"{CORPUS_OF_PREFIX[prefix][1]} {size}", spec["budgets"][size]
+
+    return test_ppl_table(spec, results_root, cfgs, vocab, describe)
+
+
+def table6(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
+    """Medium models on the Botha & Blunsom data; cells are keyed by corpus name."""
+    language = {c["corpus"]: c["language"] for c in paper["table6_stats"]["columns"]}
+    return test_ppl_table(paper["table6"], results_root, cfgs, vocab, lambda key: (language[key], None))
 
 
 def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
@@ -307,6 +329,7 @@ def coverage_table(paper: dict, results_root: Path) -> pd.DataFrame:
         "Table 2": [row["run"] for row in paper["table2"]["rows"]],
         "Table 4": [c.get("run") for row in paper["table4"]["rows"] for c in row["cells"].values()],
         "Table 5": [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()],
+        "Table 6": [c.get("run") for row in paper["table6"]["rows"] for c in row["cells"].values()],
     }
     rows = []
     for table, runs in cells.items():
