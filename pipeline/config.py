@@ -86,6 +86,14 @@ class ModelConfig:
     dropout: DropoutConfig = DropoutConfig()
     sobolev: SobolevConfig = SobolevConfig()
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Inverse of ``dataclasses.asdict``, for configurations saved beside model weights."""
+        sob = dict(d.get("sobolev", {}))
+        if sob.get("layers") is not None:
+            sob["layers"] = tuple(sob["layers"])
+        return cls(**{**d, "dropout": DropoutConfig(**d.get("dropout", {})), "sobolev": SobolevConfig(**sob)})
+
 
 @dataclass(frozen=True)
 class TrainConfig:

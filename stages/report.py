@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
     corpora = list(data_settings(params).corpora)
-    figures_dir = args.out.parent / "figures"
+    figures_dir = args.out.parent / "figures" / "learning-curves"
     with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
         figures = draw_learning_curves(load_paper(), args.results, staging)
-    report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures)
+    report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
+                           figure2_dir=args.out.parent / "figures" / "figure2")
     atomic_write_text(args.out, report)
     print(f"report: wrote {args.out} and {len(figures)} figure(s) in {figures_dir}")
     return 0

@@ -157,7 +157,8 @@ def test_learning_curves_drawn_for_finished_runs_only(tmp_path):
     assert not learning_curve("none", ["ptb-baseline-90-10"], tmp_path, out / "none.png")
     assert not (out / "none.png").exists()
     report = render_report(tmp_path, "quick", {}, tmp_path / "no-stats", figures=drawn)
-    assert "![Table 2: baseline SCRN on PTB: validation perplexity per epoch](figures/learning-curves-table2.png)" in report
+    assert "![Table 2: baseline SCRN on PTB: validation perplexity per epoch](figures/learning-curves/learning-curves-table2.png)" in report
+    assert "Figure 2 not available: the figure2 stage has not run" in report
 
 
 def test_coverage_counts_cells_by_provenance(tmp_path):
@@ -178,3 +179,16 @@ def test_table6_rows_for_missing_data_and_published_numbers(tmp_path):
     assert rows[("SCRN + ND + WT", "French")][4:7] == ["199", "data missing", "—"]
     assert rows[("LSTM + ND (Kim et al., 2016)", "Czech")][4:] == ["493", "—", "—", "published number only; no run"]
     assert rows[("LSTM + VD + WT", "Russian")][5] == "not run"
+
+
+def test_figure2_section_shows_the_figure_and_its_numbers(tmp_path):
+    fig = tmp_path / "figure2"
+    fig.mkdir()
+    (fig / "summary.json").write_text(json.dumps({"status": "ok", "profile": "quick", "models": [
+        {"model": "SCRN + ND + WT", "run": "ptb-small-scrn-nd-wt", "tokens": 2900, "top_types": 100,
+         "top_mean": 2.0, "rest_mean": 3.0, "top_tokens": 1500, "rest_tokens": 1400, "ratio": 1.5}]}))
+    params = config.load_params(REPO / "params.yaml")
+    report = render_report(tmp_path, "quick", {}, tmp_path / "no-stats", figure2_dir=fig)
+    assert "](figures/figure2/figure2.png)" in report
+    row = next(line for line in report.splitlines() if line.startswith("| SCRN + ND + WT") and "2,900" in line)
+    assert [c.strip() for c in row.split("|")[3:-1]] == ["2,900", "2", "3", "1.500"]

@@ -2,6 +2,7 @@
 
 Learning curves: validation perplexity per epoch of every finished run, one figure per table,
 read from the per-epoch logs (results/<profile>/<run>/epochs.csv, what `dvc plots` shows).
+Figure 2: the per-word change of the top hidden state (pipeline/analysis/hidden_dynamics.py).
 """
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def draw_learning_curves(paper: dict, results_root: Path, out_dir: Path) -> list
         if learning_curve(title, list(dict.fromkeys(runs)), results_root, Path(out_dir) / name):
             drawn.append((title, name))
     return drawn
+
+
+def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[float]]]]], path: Path) -> None:
+    """Figure 2: one column per model, one row per sentence, a bar per word (its L1 change)."""
+    n_rows, n_cols = len(panels[0][1]), len(panels)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(7 * n_cols, 2.6 * n_rows), squeeze=False)
+    for col, (title, sentences) in enumerate(panels):
+        for row, (words, deltas) in enumerate(sentences):
+            ax = axes[row][col]
+            ax.bar(range(len(words)), deltas, color="tab:blue" if col == 0 else "tab:orange")
+            ax.set_xticks(range(len(words)), words, rotation=60, ha="right", fontsize=8)
+            ax.set_ylabel(r"$\|h_t - h_{t-1}\|_1$")
+            if row == 0:
+                ax.set_title(title)
+    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)

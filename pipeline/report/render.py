@@ -22,7 +22,8 @@ def markdown(df: pd.DataFrame) -> str:
 
 def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
-                  corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None) -> str:
+                  corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
+                  figure2_dir: Path | None = None) -> str:
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/."""
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
@@ -39,6 +40,7 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         if r.path not in seen:
             used.append(r)
             seen.add(r.path)
+    figure2 = tables.figure2_summary(figure2_dir)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -58,5 +60,7 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         roundtrip=markdown(roundtrip),
         roundtrip_meta=roundtrip_meta,
         coverage=markdown(tables.coverage_table(paper, results_root)),
+        figure2=figure2,
+        figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
         figures=figures or [],
     )

@@ -319,6 +319,22 @@ def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: d
     return pd.DataFrame(rows), used
 
 
+# ---------------------------------------------------------------------------- Figure 2
+
+
+def figure2_summary(directory: Path | None) -> dict:
+    """What the figure2 stage found: status, reason, and its numbers as a Markdown-ready table."""
+    summary = _read_metrics(Path(directory) / "summary.json") if directory else None
+    if summary is None:
+        return {"status": "not run", "reason": "the figure2 stage has not run", "table": None}
+    rows = [{
+        "model": m["model"], "run": m["run"], "test tokens": f"{m['tokens']:,}",
+        f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
+        "mean change, other tokens": f"{m['rest_mean']:.4g}", "other / frequent": f"{m['ratio']:.3f}",
+    } for m in summary.get("models", [])]
+    return {**summary, "reason": summary.get("reason", ""), "table": pd.DataFrame(rows) if rows else None}
+
+
 # ---------------------------------------------------------------------------- coverage
 
 
