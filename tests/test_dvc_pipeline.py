@@ -90,6 +90,10 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
         assert metrics["status"] == "ok" and metrics["epochs"] == 1 and metrics["profile"] == "quick"
     shown = sh(["dvc", "metrics", "show", "--json"], scratch_clone, env).stdout
     assert "best_valid_ppl" in shown and "type_token_ratio" in shown
+    # the figures: Figure 2 from the two trained PTB small models, learning curves per table
+    assert (scratch_clone / "reports" / "figures" / "figure2" / "figure2.png").is_file()
+    assert "](figures/figure2/figure2.png)" in report
+    assert (scratch_clone / "reports" / "figures" / "learning-curves" / "learning-curves-table2.png").is_file()
     # checkpoints live outside DVC's outputs, keyed by run and params hash
     assert len(list((scratch_clone / "checkpoints").glob("ptb-baseline-40-10-*/last.pt"))) == 1
 
