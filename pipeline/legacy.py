@@ -176,6 +176,8 @@ def summarise(log: ParsedLog, run: str, source_log: str, path: Path) -> dict:
         "context": expected[1],
         "device": "cpu (Torch7, float64)",
         "source_log": source_log,
+        # the reported numbers; null when no epoch finished with finite perplexities (a NaN run)
+        "best_valid_ppl": None, "test_ppl": None, "best_epoch": None, "words_per_s": None, "train_time_s": None,
     }
     if finite:
         best = min(finite, key=lambda e: (e.valid_ppl, e.epoch))  # the earliest of equal minima

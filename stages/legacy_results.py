@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         atomic_write_text(out, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
         summary = (f"best valid {metrics['best_valid_ppl']:.2f} at epoch {metrics['best_epoch']}, "
-                   f"test {metrics['test_ppl']:.2f}" if "best_valid_ppl" in metrics else "no finite epoch")
+                   f"test {metrics['test_ppl']:.2f}" if metrics["best_epoch"] else "no finite epoch")
         print(f"legacy-results: {run}: {metrics['status']}, {metrics['epochs']}/{metrics['epoch_budget']} epochs, "
               f"{summary} -> {out}")
     return 1 if failed else 0

@@ -136,6 +136,8 @@ def test_nan_line_alone_marks_the_next_epoch(tmp_path):
     body = epoch_block(1, bits(300), bits(250), bits(240)) + "Not a Number detected\n"
     m = parse_log(write_log(tmp_path / "train.log", body), RUN)
     assert (m["status"], m["diverged_epoch"]) == ("diverged", 2)
+    early = parse_log(write_log(tmp_path / "early.log", "Not a Number detected\n"), RUN)
+    assert (early["status"], early["diverged_epoch"], early["best_valid_ppl"], early["epochs"]) == ("diverged", 1, None, 0)
 
 
 def test_truncated_run_uses_its_complete_epochs(tmp_path):
