@@ -309,3 +309,15 @@ def test_docker_stages_are_outside_the_default_dvc_repro():
         docker = {i.stage.addressing for i in repo.stage.collect_granular("docker/dvc.yaml", with_deps=True)}
     assert "report" in default and not any(name.startswith("docker/") for name in default)
     assert {"docker/dvc.yaml:legacy-torch", "docker/dvc.yaml:legacy-results"} <= docker
+
+
+def test_docker_stages_declare_the_code_they_import():
+    from tests.test_dvc_deps import imported_project_files
+
+    stages = yaml.safe_load((REPO / "docker" / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        modules = re.findall(r"python -m (stages\.\w+)", stage["cmd"])
+        assert modules, name
+        for module in modules:
+            missing = sorted(imported_project_files(module) - set(stage["deps"]))
+            assert not missing, f"docker/dvc.yaml stage {name!r} imports {missing} but does not list them in deps"
