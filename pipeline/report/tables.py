@@ -30,7 +30,7 @@ def load_paper(path: Path = PAPER_FILE) -> dict:
 @dataclass(frozen=True)
 class Result:
     run: str
-    status: str  # "ok", "data_missing" or "not_run"
+    status: str  # "ok", "data_missing", "diverged" (legacy container: NaN) or "not_run"
     profile: str | None = None
     path: Path | None = None
     metrics: dict | None = None
@@ -77,6 +77,9 @@ def result_cell(result: Result) -> str:
         return "not run"
     if result.status == "data_missing":
         return "data missing"
+    if result.status == "diverged":
+        epoch = (result.metrics or {}).get("diverged_epoch")
+        return f"diverged (NaN, epoch {epoch})" if epoch else "diverged (NaN)"
     m = result.metrics
     cell = f"{m['best_valid_ppl']:.1f} / {m['test_ppl']:.1f}"
     return f"{cell} ({result.profile})" if result.reduced else cell
