@@ -64,11 +64,12 @@ def test_tiny_run_learns_and_writes_outputs(tmp_path):
 
 
 def test_sgd_step_equals_torch_sgd_with_clipping():
-    from pipeline.models import build_model
+    from pipeline.models import build_model, init_uniform
 
     cfg = config.run_config(params_with({"max_epochs": 1, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
     torch.manual_seed(0)
     ours = build_model(cfg.model, 30)
+    init_uniform(ours, 0.3)  # the recurrence's P, R, b start uninitialised until the run's init
     ref = copy.deepcopy(ours)
     x, y = torch.randint(0, 30, (4, 6)), torch.randint(0, 30, (4, 6))
     loss, _, _ = loop.window_loss(ours, x, y, ours.zero_state(4))
