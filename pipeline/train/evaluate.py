@@ -18,4 +18,5 @@ def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.devi
     for x, y in layout.windows():
         logits, state, _ = model(x.to(device), state)
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1), reduction="sum").double()
-    return math.exp(total.item() / layout.tokens_per_pass)
+    mean_ce = total.item() / layout.tokens_per_pass
+    return math.exp(mean_ce) if mean_ce < 709.0 else math.inf  # inf (or nan), not OverflowError, for a diverged model

@@ -31,6 +31,7 @@ from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
 
 EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
+MAX_LOG_PPL = math.log(1e300)  # mean cross-entropy beyond which exp() overflows: the run has diverged
 
 
 @dataclass
@@ -137,7 +138,10 @@ def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epo
         total += mean_ce.detach().double()
         bar.update(1)
     bar.close()
-    return math.exp(total.item() / layout.num_windows)
+    mean = total.item() / layout.num_windows
+    if not mean < MAX_LOG_PPL:  # a finite loss whose perplexity overflows a float has diverged too
+        raise TrainingDiverged(f"diverged: training perplexity exp({mean:.4g}) overflows at epoch {epoch}")
+    return math.exp(mean)
 
 
 def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
@@ -226,11 +230,13 @@ def run_training(
         start = time.perf_counter()
         try:
             train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress)
+            train_seconds = time.perf_counter() - start
+            valid_ppl = evaluate_ppl(model, valid, device)
+            if not math.isfinite(valid_ppl):
+                raise TrainingDiverged(f"diverged: non-finite valid perplexity ({valid_ppl}) at epoch {epoch}")
         except TrainingDiverged as exc:
             where = f"{ckpt_dir / ckpt.CHECKPOINT_NAME} (after epoch {run.epoch})" if run.epoch else "none yet"
             raise TrainingDiverged(f"{cfg.name}: {exc}; last good checkpoint: {where}") from None
-        train_seconds = time.perf_counter() - start
-        valid_ppl = evaluate_ppl(model, valid, device)
         seconds = time.perf_counter() - start
 
         previous_best = run.best_valid
