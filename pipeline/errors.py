@@ -27,4 +27,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError)
+class SearchError(RuntimeError):
+    """The random search cannot go on (a results file of other settings, a round with no
+    run that even started, a queue that does not answer)."""
+
+
+EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError,
+                   SearchError)
