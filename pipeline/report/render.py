@@ -10,6 +10,7 @@ from tabulate import tabulate
 from pipeline.config import RunConfig
 from pipeline.report import corpora as corpus_tables
 from pipeline.report import tables
+from pipeline.report.search import search_summaries
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -41,6 +42,10 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
             used.append(r)
             seen.add(r.path)
     figure2 = tables.figure2_summary(figure2_dir)
+    searches = search_summaries(results_root)
+    for s in searches:
+        if "table" in s:
+            s["markdown"] = markdown(s["table"])
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -63,4 +68,5 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         figure2=figure2,
         figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
         figures=figures or [],
+        searches=searches,
     )
