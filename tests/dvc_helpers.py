@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def end_queue_workers(clone: Path, grace_s: float = 20.0) -> None:
     """Stop the DVC queue workers of ``clone`` (and only those): `dvc queue stop`, then their
     pids (from the clone's .dvc/tmp/exps/celery) if they outlive the grace period, as dvc 3.67's
     workers sometimes do."""
-    subprocess.run(["dvc", "queue", "stop"], cwd=clone, capture_output=True, timeout=120)
+    dvc = str(Path(sys.executable).parent / "dvc")  # the project's environment, as the tests run it
+    subprocess.run([dvc, "queue", "stop"], cwd=clone, capture_output=True, timeout=120)
     pids = []
     for info in (clone / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json"):
         try:

@@ -126,8 +126,9 @@ class Sample:
     metrics: str  # repo-relative metrics.json the stage writes; its best_valid_ppl is the score
 
     def set_args(self) -> list[str]:
-        """The ``-S key=value`` arguments of ``dvc exp run``."""
-        return [arg for key, value in self.params.items() for arg in ("-S", f"{key}={value}")]
+        """The ``-S ++key=value`` arguments of ``dvc exp run``: ``++`` (Hydra's force-add) sets a
+        key that the run takes from its preset (``training: {preset: ...}`` has no ``lr``)."""
+        return [arg for key, value in self.params.items() for arg in ("-S", f"++{key}={value}")]
 
 
 @dataclass(frozen=True)
@@ -253,9 +254,15 @@ def with_overrides(params: dict, overrides: dict[str, str]) -> dict:
                 raise ParamsError(f"params.yaml: {'.'.join(parts[:i + 1])}: is not a mapping, cannot set {key}")
             node = nxt
         try:
-            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+            value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError as exc:
             raise ParamsError(f"params.yaml: {key}: value {raw!r} is not valid YAML: {exc}") from exc
+        if isinstance(value, str):  # DVC's (Hydra's) -S grammar reads 1e9 as a number, YAML 1.1 does not
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node[parts[-1]] = value
     return out
 
 
