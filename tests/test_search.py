@@ -16,7 +16,7 @@ from pipeline.errors import ParamsError, SearchError
 from pipeline.search import core
 from pipeline.search.core import Outcome
 from pipeline.search.driver import run_search
-from tests.dvc_helpers import end_queue_workers, sh
+from tests.dvc_helpers import end_queue_workers, queue_worker_pids, sh
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,6 +236,7 @@ def test_two_round_search_through_the_dvc_queue(scratch_clone, mirror):
         proc = sh([sys.executable, "-m", "stages.search", "--name", "t", "--base-run", BASE, "--rounds", "2",
                    "--samples", "4", "--jobs", "2", "--seed", "7", "--timeout-s", "600", *TINY, *DIVERGE],
                   scratch_clone, env, timeout=900)
+        assert queue_worker_pids(scratch_clone) == []  # the search stopped the workers it started
     finally:
         end_queue_workers(scratch_clone)
     elapsed = time.monotonic() - start

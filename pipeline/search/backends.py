@@ -107,7 +107,7 @@ class LocalQueueBackend:
                 pid = int(pid_file.read_text().strip())
             except (OSError, ValueError):
                 continue
-            if _alive(pid):
+            if _alive(pid) and _is_queue_worker(pid):
                 pids.add(pid)
         return pids
 
@@ -181,7 +181,7 @@ class LocalQueueBackend:
         empty queue"; those still alive after `dvc queue stop` and a grace period are ended by
         pid (only the ones started here)."""
         self._dvc("queue", "stop", check=False)
-        _end_processes(self._started_workers | (self._worker_pids() & self._started_workers), grace_s=15.0)
+        _end_processes(self._started_workers & self._worker_pids(), grace_s=15.0)
 
 
 def _alive(pid: int) -> bool:
@@ -198,12 +198,20 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _is_queue_worker(pid: int) -> bool:
+    """Guards against a recycled pid: the process must still be a DVC queue worker."""
+    try:
+        return b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not Path("/proc").is_dir()  # no procfs (macOS): trust the pid file
+
+
 def _end_processes(pids: set[int], grace_s: float) -> None:
     deadline = time.monotonic() + grace_s
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.5)
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
-        alive = {p for p in pids if _alive(p)}
+        alive = {p for p in pids if _alive(p) and _is_queue_worker(p)}
         if not alive:
             return
         for pid in alive:
