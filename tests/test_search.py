@@ -213,6 +213,37 @@ def test_an_invalid_sample_is_refused_before_anything_runs(tmp_path):
     assert backend.rounds == []
 
 
+def test_local_backend_reads_queue_status_and_experiments(tmp_path):
+    """The parsing of `dvc queue status` and `dvc exp show --json` (dvc 3.67's layouts)."""
+    import subprocess
+
+    from pipeline.search.backends import LocalQueueBackend
+
+    log = tmp_path / "x.out"
+    log.write_text("error: r: diverged: training perplexity exp(1e27) overflows at epoch 1\n"
+                   "ERROR: failed to reproduce 'train@r': failed to run\n")
+    metrics = "results/quick/r/metrics.json"
+    shown = [{"rev": "workspace", "experiments": None},
+             {"rev": "abc", "experiments": [
+                 {"name": "s-r1-1", "executor": {"state": "success", "local": {"log": None}},
+                  "revs": [{"name": "s-r1-1", "data": {"metrics": {metrics: {"data": {
+                      "status": "ok", "best_valid_ppl": 140.5, "test_ppl": 130.25}}}}, "error": None}]},
+                 {"name": "s-r1-2", "executor": {"state": "failed", "local": {"log": str(log)}},
+                  "revs": [{"name": "s-r1-2", "data": {"metrics": {}}, "error": {"msg": "Experiment run failed"}}]}]}]
+    status = ("Task     Name    Created    Status\nf1  s-r1-2  10:25 AM   Failed\nd7  s-r1-1  10:25 AM   Success\n"
+              "c9  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n")
+    answers = {("exp", "show", "--json"): json.dumps(shown), ("queue", "status"): status}
+    backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
+    backend._dvc = lambda *args, check=True: subprocess.CompletedProcess(args, 0, answers[args], "")
+    assert backend._queue_states() == {"s-r1-1": "Success", "s-r1-2": "Running"}  # the newest task of a name
+    samples = [core.Sample(f"s-r1-{i}", "train@r", {}, metrics) for i in (1, 2, 3)]
+    out = backend._collect(samples)
+    assert out["s-r1-1"] == Outcome(140.5, "ok", test_ppl=130.25)
+    assert out["s-r1-2"].status == "diverged" and out["s-r1-2"].valid_ppl == math.inf
+    assert out["s-r1-2"].message.startswith("error: r: diverged")
+    assert out["s-r1-3"].status == "failed" and out["s-r1-3"].valid_ppl == math.inf
+
+
 # ---------------------------------------------------------------------------- through DVC's queue
 
 BASE = "ptb-small-scrn-vd"

@@ -22,6 +22,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -49,15 +50,16 @@ class LocalQueueBackend:
     name = "local"
 
     def __init__(self, repo: Path, jobs: int, timeout_s: float | None = None, log: Log = print,
-                 poll_s: float = 5.0, command_timeout_s: float = 600.0, dvc: str = "dvc"):
+                 poll_s: float = 5.0, command_timeout_s: float = 600.0, dvc: str | None = None):
         self.repo = Path(repo)
         self.jobs = jobs
         self.timeout_s = timeout_s
         self.log = log
         self.poll_s = poll_s
         self.command_timeout_s = command_timeout_s
-        self.dvc = dvc
+        self.dvc = dvc or _dvc_executable()
         self._started_workers: set[int] = set()
+        self._queue_started = False
 
     # -------------------------------------------------------------- dvc commands
 
@@ -128,6 +130,7 @@ class LocalQueueBackend:
             self._dvc("exp", "run", "--queue", "-n", s.name, *s.set_args(), s.stage)
         self.log(f"search: queued {len(samples)} experiment(s); running {self.jobs} at a time")
         before = self._worker_pids()
+        self._queue_started = True
         self._dvc("queue", "start", "-j", str(self.jobs))
         self._started_workers |= self._worker_pids() - before
         self._wait(names)
@@ -180,8 +183,16 @@ class LocalQueueBackend:
         queue is empty, but with dvc 3.67 one often stays alive after "shutting down due to
         empty queue"; those still alive after `dvc queue stop` and a grace period are ended by
         pid (only the ones started here)."""
+        if not self._queue_started:
+            return
         self._dvc("queue", "stop", check=False)
         _end_processes(self._started_workers & self._worker_pids(), grace_s=15.0)
+
+
+def _dvc_executable() -> str:
+    """The dvc of the running interpreter's environment (.venv/bin/dvc), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dvc"
+    return str(beside) if beside.is_file() else "dvc"
 
 
 def _alive(pid: int) -> bool:

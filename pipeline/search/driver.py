@@ -114,8 +114,13 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
                     f"every sample of round {round_no} failed without diverging (first: "
                     f"{record['samples'][0]['message']}); a setup problem, not the hyperparameters: see `dvc queue logs "
                     f"{record['samples'][0]['name']}`")
-    finally:
-        backend.close()
+    except BaseException:
+        try:  # clean up, but never hide the error that got us here
+            backend.close()
+        except Exception as exc:
+            log(f"search {settings.name}: while stopping the backend: {exc}")
+        raise
+    backend.close()
     return results
 
 
