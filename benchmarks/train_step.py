@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS,
                         help="SCRN hidden-recurrence kernels to time (default: all; loop is the plain path)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 3 quick, 5 otherwise)")
-    parser.add_argument("--steps", type=int, help="timed training steps per model per round (default: 4 quick on "
-                        "CPU, 40 on CUDA)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: CPU 6 quick, 12 otherwise; CUDA 5)")
+    parser.add_argument("--steps", type=int, help="timed training steps per model per round (default: CPU 1; CUDA "
+                        "40, 10 with --quick)")
     parser.add_argument("--eval-steps", type=int, help="timed evaluation steps per model per round (default: half of --steps)")
     parser.add_argument("--warmup", type=int, help="untimed steps per model first (default: 2 on CPU, 10 on CUDA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default on a CPU: 1, because on a shared "
@@ -174,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     if args.threads or not cuda:
         torch.set_num_threads(args.threads or 1)
-    rounds = args.rounds or (3 if args.quick else 5)
-    steps = args.steps or (40 if cuda and not args.quick else 10 if cuda else 4 if args.quick else 10)
+    # on a CPU every round times one step of each model in turn, so that load from other
+    # processes falls on all models alike; a GPU is not shared, so longer blocks are fine
+    rounds = args.rounds or (5 if cuda else 6 if args.quick else 12)
+    steps = args.steps or (40 if cuda and not args.quick else 10 if cuda else 1)
     eval_steps = args.eval_steps or max(1, steps // 2)
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
