@@ -69,7 +69,7 @@ def tanh_rnn(a: torch.Tensor, h_init: torch.Tensor, W: torch.Tensor) -> torch.Te
     d = W.shape[0]
     x = torch.add(0.25 * W.sum(dim=0), a, alpha=0.5)  # a_t/2 + (1 W)/4, the ones-row of W folded in
     eye = torch.eye(d, device=a.device, dtype=a.dtype)
-    weights = [eye, (0.25 * W).t()]
+    weights = [eye, (0.25 * W).t().contiguous()]  # contiguous: what cuDNN copies into its flat buffer
     g0 = (2.0 * h_init - 1.0).unsqueeze(0)
     # train=True only when a backward may follow: cuDNN then keeps the reserve space it needs
     g, _ = torch._VF.rnn_tanh(x, g0, weights, False, 1, 0.0, torch.is_grad_enabled(), False, True)
