@@ -22,7 +22,7 @@ if [ "$DEVICE" = cpu ]; then  # dry run: the same commands, sized for a CPU
   EXACT_ARGS=(--models ptb-small-scrn-nd-wt); BENCH_ARGS=(--quick --sizes small --rounds 1 --steps 1)
   MULTI_ARGS=(--quick --parallel 1 2); TRAIN_CAP=60
 else
-  EXACT_ARGS=(); BENCH_ARGS=(); MULTI_ARGS=(--parallel 1 2 4); TRAIN_CAP=100
+  EXACT_ARGS=(); BENCH_ARGS=(); MULTI_ARGS=(--parallel 1 2 4); TRAIN_CAP=${TRAIN_CAP:-100}
 fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
