@@ -156,7 +156,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
     # the same command again submits nothing; a forced resubmission is answered by the run-cache
     again = sh(cmd, main, env, timeout=900).stdout
     assert "already done" in again and "submitting 0 task(s)" in again
-    sh([*cmd[:5], runs[0], "--workdir", str(cluster["clones"]), "--force", "--no-fan-in"], main, env, timeout=900)
+    sh([*cmd[:6], runs[0], "--workdir", str(cluster["clones"]), "--force", "--no-fan-in"], main, env, timeout=900)
     r = _records(main, runs[:1])[runs[0]]
     assert r["status"] == "ok" and f"train@{runs[0]}" in r["stages"]["restored"] and not r["stages"]["ran"]
 

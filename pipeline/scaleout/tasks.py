@@ -81,6 +81,8 @@ def task_steps(spec: TaskSpec) -> list[tuple[str, list[str]]]:
         return [
             ("repro", ["dvc", "repro", "--pull", *spec.targets]),
             ("push", ["dvc", "push", "--run-cache", *spec.targets]),
+            # the run-cache entry lists the cache: false outputs too, which dvc push leaves out
+            ("push outputs", ["python", "-m", "pipeline.scaleout.push_outputs", *spec.targets]),
         ]
     sets = [arg for value in spec.set_params for arg in ("-S", value)]
     return [
