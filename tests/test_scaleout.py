@@ -282,3 +282,53 @@ def test_failed_experiment_is_reported_not_raised(toy, tmp_path, monkeypatch):
     assert records["good"]["status"] == "ok" and metric(records, "metrics.json") == {"bad": None, "good": 98}
     bad = records["bad"]
     assert bad["status"] == "failed" and bad["failed_step"] == "exp run" and "TypeError" in Path(bad["log"]).read_text()
+
+
+# ---------------------------------------------------------------------------- the local backend (DVC's queue)
+
+FOREACH_STEP = """import json, os, sys
+run = sys.argv[1]
+os.makedirs(f"out/{run}", exist_ok=True)
+open(f"out/{run}/model.txt", "w").write(run)
+json.dump({"v": len(run)}, open(f"out/{run}/metrics.json", "w"))
+"""
+FOREACH_DVC_YAML = """stages:
+  train:
+    foreach: [a, bb]
+    do:
+      cmd: python step.py ${item}
+      deps: [step.py]
+      outs:
+        - out/${item}/model.txt
+      metrics:
+        - out/${item}/metrics.json:
+            cache: false
+  report:
+    cmd: cat out/a/metrics.json out/bb/metrics.json > report.txt
+    deps: [out]
+    outs:
+      - report.txt:
+          cache: false
+"""
+
+
+def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path, monkeypatch):
+    for key, value in _env().items():
+        if key.startswith("GIT_") or key == "PATH":
+            monkeypatch.setenv(key, value)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "step.py").write_text(FOREACH_STEP)
+    (proj / "dvc.yaml").write_text(FOREACH_DVC_YAML)
+    sh(["git", "init", "-q"], proj, _env())
+    sh(["dvc", "init", "-q"], proj, _env())
+    commit_all(proj)
+    from pipeline.scaleout import grid
+
+    records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1)
+    assert [(r["name"], r["status"]) for r in records] == [("a", "ok"), ("bb", "ok")]
+    assert all(Path(r["log"]).is_file() for r in records)
+    fan_in = grid.fan_in(proj, ["a", "bb"], False, tmp_path / "logs" / "fan-in.log")
+    assert fan_in["returncode"] == 0 and fan_in["restored"] == ["train@a", "train@bb"] and fan_in["ran"] == ["report"]
+    assert (proj / "report.txt").read_text() == '{"v": 1}{"v": 2}'
+    assert set(yaml.safe_load((proj / "dvc.lock").read_text())["stages"]) == {"train@a", "train@bb", "report"}
