@@ -30,6 +30,7 @@ from pipeline.config import load_params, run_config
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
 from pipeline.models.recurrence import default_kernel
+from pipeline.train.graphed import GraphedStep
 from pipeline.train.loop import sgd_step, window_loss
 
 VOCAB, BATCH, BPTT = 10_000, 20, 35
@@ -57,9 +58,10 @@ class Candidate:
     eval_ms: list[float] = dataclasses.field(default_factory=list)
     state: object = None
     eval_state: object = None
+    graphed: GraphedStep | None = None  # the trainer's CUDA-graph step (training.cuda_graph), if this row uses it
 
 
-def build(params: dict, size: str, run: str, kernel: str | None, device: torch.device) -> Candidate:
+def build(params: dict, size: str, run: str, kernel: str | None, device: torch.device, graph: bool = False) -> Candidate:
     cfg = run_config(params, run)
     model_cfg = cfg.model if kernel is None else dataclasses.replace(cfg.model, recurrence_impl=kernel)
     torch.manual_seed(cfg.training.seed)
@@ -72,11 +74,20 @@ def build(params: dict, size: str, run: str, kernel: str | None, device: torch.d
         name = f"LSTM {shape} (nn.LSTM{', cuDNN' if device.type == 'cuda' else ''})"
     else:
         name = f"SCRN {shape} {kernel}" + (" [auto]" if kernel == default_kernel(device) else "")
-    return Candidate(name, size, run, kernel, model, cfg.training.lr, cfg.training.clip_norm)
+    c = Candidate(name, size, run, kernel, model, cfg.training.lr, cfg.training.clip_norm)
+    if graph:  # exactly what the trainer builds for training.cuda_graph (captured on CUDA only)
+        c.graphed = GraphedStep(model, BATCH, BPTT, device, c.clip, capture=device.type == "cuda")
+        c.graphed.set_lr(c.lr)
+        c.graphed.start_epoch()
+        c.name = c.name.replace(" [auto]", "") + (" + CUDA graph" if c.graphed.graph is not None else " + static step (uncaptured)")
+    return c
 
 
 def train_step(c: Candidate, x, y) -> None:
     c.model.train()
+    if c.graphed is not None:
+        c.graphed.step(x, y)
+        return
     loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state))
     sgd_step(c.model, loss, c.lr, c.clip)
 
@@ -111,14 +122,14 @@ def measure(cands: list[Candidate], device, rounds: int, train_steps: int, eval_
 
 
 def summarise(cands: list[Candidate]) -> list[dict]:
-    lstm = {c.size: c for c in cands if c.kernel is None}
-    loop = {c.size: c for c in cands if c.kernel == "loop"}
+    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None}  # the eager cuDNN LSTM
+    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None}
     rows = []
     for c in cands:
         train, ev = statistics.median(c.train_ms), statistics.median(c.eval_ms)
         ref, plain = lstm.get(c.size), loop.get(c.size)
         rows.append({
-            "model": c.name, "size": c.size, "run": c.run, "kernel": c.kernel,
+            "model": c.name, "size": c.size, "run": c.run, "kernel": c.kernel, "cuda_graph": c.graphed is not None,
             "parameters": count_parameters(c.model),
             "train_ms_per_batch": round(train, 3),
             "train_tokens_per_s": round(BATCH * BPTT / train * 1e3),
@@ -159,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS,
                         help="SCRN hidden-recurrence kernels to time (default: all; loop is the plain path)")
+    parser.add_argument("--graph-kernels", nargs="*", default=["auto"], choices=("auto",) + KERNELS,
+                        help="SCRN kernels also timed with the whole training step as one CUDA graph "
+                        "(training.cuda_graph; uncaptured on a CPU); default: the device's auto kernel; none: no such rows")
+    parser.add_argument("--graph-lstm", action="store_true",
+                        help="also time the LSTM with its training step captured (a labelled extra row; the "
+                        "x LSTM ratios always use the eager cuDNN LSTM)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: CPU 6 quick, 12 otherwise; CUDA 5)")
     parser.add_argument("--steps", type=int, help="timed training steps per model per round (default: CPU 1; CUDA "
                         "40, 10 with --quick)")
@@ -188,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         lstm_run, scrn_run = SIZES[size]
         cands.append(build(params, size, lstm_run, None, device))
         cands += [build(params, size, scrn_run, k, device) for k in args.kernels]
+        for k in dict.fromkeys(default_kernel(device) if k == "auto" else k for k in args.graph_kernels):
+            cands.append(build(params, size, scrn_run, k, device, graph=True))
+        if args.graph_lstm:
+            try:
+                cands.append(build(params, size, lstm_run, None, device, graph=True))
+            except Exception as exc:  # noqa: BLE001 - an extra row; report why it is missing
+                log(f"LSTM {size} with a captured step: capture failed ({type(exc).__name__}: {exc}); row skipped")
     info = env.describe(device)
     log(f"benchmarking on {info['device_name']} (torch {info['torch']}, {info['threads']} threads): "
         f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up")

@@ -28,6 +28,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # How the SCRN hidden recurrence runs (pipeline/models/recurrence.py); every choice computes the
 # same values and gradients. auto: the device's fast kernel wherever it is exact, else loop.
 RECURRENCE_IMPLS = ("auto", "loop", "scan", "tanh-rnn")
+CUDA_GRAPH_MODES = ("auto", "on", "off")
 
 
 # ---------------------------------------------------------------------------- typed views
@@ -112,6 +113,10 @@ class TrainConfig:
     init_scale: float
     epochs: int
     seed: int
+    # auto | on | off: capture the training step as one CUDA graph (pipeline/train/graphed.py).
+    # auto = on on CUDA, off on a CPU; on a CPU, on runs the same static-buffer step uncaptured.
+    # How the step runs, not what it computes: kept out of params_hash, like the device.
+    cuda_graph: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,9 @@ class RunConfig:
     @property
     def params_hash(self) -> str:
         """Identifies everything that determines the run's numbers (not the device)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        d = self.to_dict()
+        d["training"].pop("cuda_graph")  # execution only (see TrainConfig); old hashes stay valid
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -371,7 +378,15 @@ def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
         init_scale=_float(get("init_scale"), f"{where}.init_scale", 0.0, 10.0, low_open=True),
         epochs=_int(get("epochs"), f"{where}.epochs"),
         seed=_int(get("seed"), f"{where}.seed", minimum=0),
+        cuda_graph=_cuda_graph(merged.get("cuda_graph", "auto"), f"{where}.cuda_graph"),
     )
+
+
+def _cuda_graph(value: Any, where: str) -> str:
+    """auto | on | off; YAML 1.1 reads a bare on/off as a boolean, so true/false mean on/off."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return _choice(value, CUDA_GRAPH_MODES, where)
 
 
 def run_names(params: dict) -> list[str]:
