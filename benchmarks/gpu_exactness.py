@@ -144,9 +144,9 @@ def graph_dropout_case(params, run, device) -> tuple[bool, str]:
     x = torch.randint(0, 10_000, (20, 36), generator=torch.Generator().manual_seed(1)).to(device)
     xw, yw = x[:, :-1], x[:, 1:]
     eager = []
-    for _ in range(8):
-        _, mean_ce, _ = loop.window_loss(model, xw, yw, model.zero_state(20, device=device))
-        eager.append(float(mean_ce.detach()))
+    with torch.no_grad():  # no autograd graph may outlive these steps: its AccumulateGrad nodes
+        for _ in range(8):  # on the default stream would invalidate the capture below
+            eager.append(float(loop.window_loss(model, xw, yw, model.zero_state(20, device=device))[1]))
     step = GraphedStep(model, 20, 35, device, cfg.training.clip_norm, capture=device.type == "cuda")
     step.set_lr(0.0)
     graphed = []
