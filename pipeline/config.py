@@ -25,6 +25,10 @@ VD_H_MASKS = ("tied", "independent")
 VD_SCOPES = ("batch", "sequence")
 LR_SCHEDULES = ("plateau", "after")
 DEVICES = ("auto", "cpu", "cuda")
+# How the SCRN hidden recurrence runs (pipeline/models/recurrence.py); every choice computes the
+# same values and gradients. auto: the device's fast kernel wherever it is exact, else loop.
+RECURRENCE_IMPLS = ("auto", "loop", "scan", "tanh-rnn")
+CUDA_GRAPH_MODES = ("auto", "on", "off")
 
 
 # ---------------------------------------------------------------------------- typed views
@@ -85,6 +89,7 @@ class ModelConfig:
     context_in_softmax: bool = True  # Table 5 ablation: false
     dropout: DropoutConfig = DropoutConfig()
     sobolev: SobolevConfig = SobolevConfig()
+    recurrence_impl: str = "auto"  # SCRN only: auto | loop | scan | tanh-rnn (same numbers, different speed)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -108,6 +113,10 @@ class TrainConfig:
     init_scale: float
     epochs: int
     seed: int
+    # auto | on | off: capture the training step as one CUDA graph (pipeline/train/graphed.py).
+    # auto = on on CUDA, off on a CPU; on a CPU, on runs the same static-buffer step uncaptured.
+    # How the step runs, not what it computes: kept out of params_hash, like the device.
+    cuda_graph: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,9 @@ class RunConfig:
     @property
     def params_hash(self) -> str:
         """Identifies everything that determines the run's numbers (not the device)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        d = self.to_dict()
+        d["training"].pop("cuda_graph")  # execution only (see TrainConfig); old hashes stay valid
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -319,9 +330,16 @@ def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
         context_in_softmax=_bool(m.get("context_in_softmax", True), f"{where}.context_in_softmax"),
         dropout=_dropout_config(m.get("dropout", {}), f"{where}.dropout"),
         sobolev=_sobolev_config(m.get("sobolev", {}), f"{where}.sobolev", layers),
+        recurrence_impl=_choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, f"{where}.recurrence_impl"),
     )
     if not is_scrn and any(k in m for k in ("context", "alpha")):
         raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
+    if not is_scrn and "recurrence_impl" in m:
+        raise _fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
+    if cfg.recurrence_impl in ("scan", "tanh-rnn") and cfg.dropout.regime == "variational" \
+            and cfg.dropout.vd_mask_scope == "sequence" and cfg.dropout.p_h > 0:
+        raise _fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
+                    "(vd_mask_scope: sequence); use auto or loop")
     if not is_scrn and cfg.sobolev.beta:
         raise _fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
     if not cfg.context_in_softmax and not is_scrn:
@@ -360,7 +378,15 @@ def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
         init_scale=_float(get("init_scale"), f"{where}.init_scale", 0.0, 10.0, low_open=True),
         epochs=_int(get("epochs"), f"{where}.epochs"),
         seed=_int(get("seed"), f"{where}.seed", minimum=0),
+        cuda_graph=_cuda_graph(merged.get("cuda_graph", "auto"), f"{where}.cuda_graph"),
     )
+
+
+def _cuda_graph(value: Any, where: str) -> str:
+    """auto | on | off; YAML 1.1 reads a bare on/off as a boolean, so true/false mean on/off."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return _choice(value, CUDA_GRAPH_MODES, where)
 
 
 def run_names(params: dict) -> list[str]:

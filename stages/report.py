@@ -3,7 +3,7 @@
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
 the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
 data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
-tokeniser round-trip figures.
+tokeniser round-trip figures; the training-speed section from benchmarks/results/.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
+    parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"),
+                        help="benchmark results, newest per device (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
                         help="output (default: %(default)s); figures go to figures/ beside it")
     args = parser.parse_args(argv)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
         figures = draw_learning_curves(load_paper(), args.results, staging)
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
-                           figure2_dir=args.out.parent / "figures" / "figure2")
+                           figure2_dir=args.out.parent / "figures" / "figure2", benchmarks_dir=args.benchmarks)
     atomic_write_text(args.out, report)
     print(f"report: wrote {args.out} and {len(figures)} figure(s) in {figures_dir}")
     return 0

@@ -11,7 +11,6 @@ import pytest
 from pipeline.data.corpora import PTB
 from pipeline.data.download import download_corpus
 from pipeline.data.prepare import prepare_corpus
-from tests.dvc_helpers import make_scratch_clone
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,9 +42,3 @@ def ptb_prepared(mirror, tmp_path_factory) -> Path:
     download_corpus(PTB, root / "raw", mirror)
     prepare_corpus(PTB, root / "raw", root / "prepared", root / "stats.json")
     return root
-
-
-@pytest.fixture()
-def scratch_clone(tmp_path) -> Path:
-    """The committed project plus the working-tree versions of its files, as a fresh git repo."""
-    return make_scratch_clone(REPO, tmp_path / "clone")

@@ -7,13 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.dvc_helpers import sh
+import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.scratch import commit_all, copy_project, sh
+
 # one epoch of two 20 x 35 windows, and one window of valid and of test: the DAG, not the numbers
 TINY = ["-S", "profiles.quick.max_epochs=1", "-S", "profiles.quick.max_train_tokens=1440",
         "-S", "profiles.quick.max_eval_tokens=720"]
 RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
+
+
+@pytest.fixture()
+def scratch_clone(tmp_path) -> Path:
+    """The committed project plus the working-tree versions of its files, as a fresh git repo."""
+    clone = copy_project(tmp_path / "clone")
+    commit_all(clone)
+    return clone
 
 
 def table2_ours(report: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ from pipeline.errors import ParamsError, SearchError
 from pipeline.search import core
 from pipeline.search.core import Outcome
 from pipeline.search.driver import run_search
-from tests.dvc_helpers import end_queue_workers, queue_worker_pids, sh
+from tests.dvc_queue import end_queue_workers, queue_worker_pids
+from tests.scratch import commit_all, copy_project, git_env, sh
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -215,8 +217,6 @@ def test_an_invalid_sample_is_refused_before_anything_runs(tmp_path):
 
 def test_local_backend_reads_queue_status_and_experiments(tmp_path):
     """The parsing of `dvc queue status` and `dvc exp show --json` (dvc 3.67's layouts)."""
-    import subprocess
-
     from pipeline.search.backends import LocalQueueBackend
 
     log = tmp_path / "x.out"
@@ -255,13 +255,15 @@ TINY = ["--set", "profiles.quick.max_epochs=1", "--set", "profiles.quick.max_tra
 DIVERGE = [f"--sample-set=1:3:runs.{BASE}.training.{k}" for k in ("lr=100", "init_scale=10", "clip_norm=1000000000")]
 
 
-def test_two_round_search_through_the_dvc_queue(scratch_clone, mirror):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
+    scratch_clone = copy_project(tmp_path / "clone")
+    commit_all(scratch_clone)
+    env = {k: v for k, v in git_env().items() if not k.startswith("DVC_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # dvc and the stages run with this python
     env.update(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
     # PTB into the clone's DVC cache once; the queued experiments check it out from there
     sh(["dvc", "repro", "prepare@ptb"], scratch_clone, env, timeout=600)
-    sh(["git", "commit", "-qam", "PTB prepared"], scratch_clone, env, check=False)
+    subprocess.run(["git", "commit", "-qam", "PTB prepared"], cwd=scratch_clone, env=env, timeout=60)  # dvc.lock, if changed
     start = time.monotonic()
     try:
         proc = sh([sys.executable, "-m", "stages.search", "--name", "t", "--base-run", BASE, "--rounds", "2",

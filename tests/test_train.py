@@ -122,11 +122,12 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, 
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-def test_a_perplexity_that_overflows_is_a_divergence_not_a_crash(tmp_path):
+@pytest.mark.parametrize("cuda_graph", ["off", "on"])  # the eager epoch and the static-buffer (graph) epoch
+def test_a_perplexity_that_overflows_is_a_divergence_not_a_crash(tmp_path, cuda_graph):
     """A huge but finite loss (exp overflows a float) stops the run like a NaN does: the random
     search (stages.search) counts such a run as diverged, PPL ∞."""
     cfg = config.run_config(params_with({"max_epochs": 2, "max_train_tokens": 1440, "max_eval_tokens": 720},
-                                        lr=100.0, init_scale=10.0, clip_norm=1e9), "tiny")
+                                        lr=100.0, init_scale=10.0, clip_norm=1e9, cuda_graph=cuda_graph), "tiny")
     with pytest.raises(TrainingDiverged, match=r"tiny: (diverged|non-finite)"):
         run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
                      progress=False, log=lambda _: None)

@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from pipeline.config import RunConfig
 from pipeline.report import corpora as corpus_tables
-from pipeline.report import tables
+from pipeline.report import speed, tables
 from pipeline.report.search import search_summaries
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -24,7 +24,7 @@ def markdown(df: pd.DataFrame) -> str:
 def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
                   corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
-                  figure2_dir: Path | None = None) -> str:
+                  figure2_dir: Path | None = None, benchmarks_dir: Path | None = None) -> str:
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/."""
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
@@ -68,5 +68,6 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         figure2=figure2,
         figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
         figures=figures or [],
+        speed=[{**sec, "table": markdown(sec["table"])} for sec in speed.speed_sections(benchmarks_dir)],
         searches=searches,
     )

@@ -27,6 +27,7 @@ from pipeline.errors import TrainingDiverged
 from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
+from pipeline.train.graphed import GraphedStep
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
 
@@ -138,10 +139,48 @@ def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epo
         total += mean_ce.detach().double()
         bar.update(1)
     bar.close()
-    mean = total.item() / layout.num_windows
-    if not mean < MAX_LOG_PPL:  # a finite loss whose perplexity overflows a float has diverged too
-        raise TrainingDiverged(f"diverged: training perplexity exp({mean:.4g}) overflows at epoch {epoch}")
-    return math.exp(mean)
+    return _train_ppl(total.item() / layout.num_windows, epoch)
+
+
+def _train_ppl(mean_ce: float, epoch: int) -> float:
+    """exp(mean cross-entropy); a finite loss whose perplexity overflows a float has diverged too."""
+    if not mean_ce < MAX_LOG_PPL:
+        raise TrainingDiverged(f"diverged: training perplexity exp({mean_ce:.4g}) overflows at epoch {epoch}")
+    return math.exp(mean_ce)
+
+
+def use_cuda_graph(mode: str, device: torch.device) -> bool:
+    """``training.cuda_graph``: auto = on on CUDA, off on a CPU (where ``on`` runs the same
+    static-buffer step uncaptured, for tests)."""
+    return mode == "on" or (mode == "auto" and device.type == "cuda")
+
+
+def make_graphed_step(model, layout: BatchLayout, device, clip: float) -> GraphedStep:
+    """The run's one captured step (every training window has the layout's full shape)."""
+    return GraphedStep(model, layout.data.shape[0], layout.bptt, device, clip, capture=device.type == "cuda")
+
+
+def _train_epoch_graphed(step: GraphedStep, data: torch.Tensor, layout: BatchLayout, lr: float, epoch: int,
+                         progress: bool) -> float:
+    """``_train_epoch`` with the step replayed; ``data`` is the layout's data on the device.
+
+    The NaN guard reads the device's record of the first non-finite window once, at the end of
+    the epoch (the eager loop syncs on every window), and raises the same error for that step.
+    """
+    step.model.train()
+    step.set_lr(lr)
+    step.start_epoch()
+    bptt, n = layout.bptt, layout.num_windows
+    bar = tqdm(total=n, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True)
+    for k in range(n):
+        start = k * bptt
+        step.step(data[:, start : start + bptt], data[:, start + 1 : start + bptt + 1])
+        bar.update(1)
+    bar.close()
+    total, bad_step, bad_loss = step.end_epoch()
+    if bad_step:
+        raise TrainingDiverged(f"non-finite loss ({bad_loss}) at epoch {epoch}, step {bad_step}/{n}")
+    return _train_ppl(total / n, epoch)
 
 
 def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
@@ -222,14 +261,23 @@ def run_training(
     )
     if remaining > 0:
         projected = project_wall_time(model, train, valid.num_windows, remaining, device, run.lr, t.clip_norm)
-        log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}")
+        log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
+            + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(t.cuda_graph, device) else ""))
+    graphed = train_data = None
+    if remaining > 0 and use_cuda_graph(t.cuda_graph, device):
+        graphed = make_graphed_step(model, train, device, t.clip_norm)
+        train_data = train.data.to(device)
+        log(f"{cfg.name}: training step {'captured as a CUDA graph' if graphed.graph is not None else 'on static buffers (not captured)'}")
 
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
         run.lr = _lr_for_epoch(cfg, epoch, run.lr)
         epoch_lr = run.lr
         start = time.perf_counter()
         try:
-            train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress)
+            if graphed is not None:
+                train_ppl = _train_epoch_graphed(graphed, train_data, train, epoch_lr, epoch, progress)
+            else:
+                train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress)
             train_seconds = time.perf_counter() - start
             valid_ppl = evaluate_ppl(model, valid, device)
             if not math.isfinite(valid_ppl):

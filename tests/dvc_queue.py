@@ -1,38 +1,13 @@
-"""Helpers of the tests that run DVC itself in a scratch clone of the project."""
+"""DVC queue workers of a scratch repository (tests/scratch.py): find them, end them."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-
-
-def sh(cmd: list[str], cwd: Path, env: dict, timeout: float = 3600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``cmd``; a whole-DAG `dvc exp run` (about 60 stages) takes minutes on a 2-core CPU."""
-    proc = subprocess.run(cmd, cwd=cwd, env={**env, **GIT_IDENTITY}, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
-
-
-def make_scratch_clone(repo: Path, clone: Path) -> Path:
-    """The committed project plus the working-tree versions of its files, as a fresh git repo."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (repo / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, clone / name)
-    env = dict(os.environ)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
-        sh(cmd, clone, env)
-    return clone
 
 
 def queue_worker_pids(clone: Path) -> list[int]:
