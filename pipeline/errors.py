@@ -32,5 +32,10 @@ class SearchError(RuntimeError):
     run that even started, a queue that does not answer)."""
 
 
+class ScaleoutError(RuntimeError):
+    """A precondition of a cluster submission that the user can fix (the message says how): an
+    uncommitted workspace, a commit not pushed to the git remote, no default DVC remote."""
+
+
 EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError,
-                   SearchError)
+                   SearchError, ScaleoutError)

@@ -13,6 +13,13 @@ valid PPL, the ranges of every round) go to results/search/<name>.json after eve
 unfinished round. Example (quick profile, the small VD SCRN on PTB, 2 rounds of 8, 2 at a time):
 
     python -m stages.search --base-run ptb-small-scrn-vd --rounds 2 --samples 8 --jobs 2
+
+On a cluster, each round is one Slurm job array (one clone of the pushed commit per sample,
+`dvc exp run` there, `dvc exp push`; then `dvc exp pull` here); resources from `scaleout:` of
+params.yaml and the flags below; the driver itself can be a small CPU job:
+
+    python -m stages.search --backend slurm --rounds 3 --samples 100 --jobs 20 --partition gpu
+    sbatch --time=2-0 --cpus-per-task=1 --wrap "python -m stages.search --backend slurm --jobs 20"
 """
 from __future__ import annotations
 
@@ -20,10 +27,16 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import load_params
+from pipeline.scaleout.config import scaleout_settings
 from pipeline.search import core
 from pipeline.search.backends import BACKENDS, make_backend
 from pipeline.search.driver import run_search
 from stages._common import run_stage
+
+# the scaleout: keys a search may override from the command line (as python -m stages.grid does)
+SCALEOUT_FLAGS = (("--partition", str), ("--account", str), ("--time-min", int), ("--gpus-per-task", int),
+                  ("--cpus-per-task", int), ("--mem-gb", float), ("--git-remote", str), ("--workdir", str),
+                  ("--log-dir", str))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-run", help="the run of runs: whose parameters are searched (search.base_run)")
     parser.add_argument("--rounds", type=int, help="rounds (search.rounds)")
     parser.add_argument("--samples", type=int, help="samples per round (search.samples; the paper: 100)")
-    parser.add_argument("--jobs", type=int, help="runs at once (search.jobs; `dvc queue start -j`)")
+    parser.add_argument("--jobs", type=int, help="runs at once (search.jobs; local: `dvc queue start -j`, "
+                                                 "slurm: the array's throttle)")
     parser.add_argument("--seed", type=int, help="seed of the draws (search.seed)")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), help="how rounds run (search.backend; local: DVC's queue)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS),
+                        help="how rounds run (search.backend): local: DVC's queue here; slurm: one job array per "
+                             "round; debug: the same tasks in this process, one after another")
     parser.add_argument("--timeout-s", type=float,
                         help="seconds per round; runs still going then are stopped and count as failed (search.timeout_s)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -47,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one sample only (repeatable); for tests, e.g. to force a divergence")
     parser.add_argument("--results", type=Path, default=Path("results/search"), help="results folder (default: %(default)s)")
     parser.add_argument("--restart", action="store_true", help="discard an existing results file of this name")
+    cluster = parser.add_argument_group("--backend slurm|debug: overrides of the scaleout: section of params.yaml "
+                                        "(--jobs is the array's throttle, sbatch --array=0-N%jobs)")
+    for flag, kind in SCALEOUT_FLAGS:
+        cluster.add_argument(flag, type=kind)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -57,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.forced:
         where, key, value = core.parse_forced(text)
         forced.setdefault(where, {})[key] = value
+    scaleout = None
+    if settings.backend != "local":
+        scaleout = scaleout_settings(params, {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+                                              for flag, _ in SCALEOUT_FLAGS})
     backend = make_backend(settings.backend, repo=Path.cwd(), jobs=settings.jobs, timeout_s=settings.timeout_s,
-                           log=lambda line: print(line, flush=True))
+                           log=lambda line: print(line, flush=True), scaleout=scaleout)
     results = run_search(params, settings, backend, core.results_path(args.results, settings.name), sets=sets,
                          forced=forced, restart=args.restart, log=lambda line: print(line, flush=True))
     best = results.get("best")

@@ -11,6 +11,7 @@ import pytest
 from pipeline.data.corpora import PTB
 from pipeline.data.download import download_corpus
 from pipeline.data.prepare import prepare_corpus
+from tests.scratch import make_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,3 +43,10 @@ def ptb_prepared(mirror, tmp_path_factory) -> Path:
     download_corpus(PTB, root / "raw", mirror)
     prepare_corpus(PTB, root / "raw", root / "prepared", root / "stats.json")
     return root
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, mirror) -> dict:
+    """A scratch workspace with a bare git origin and a DVC remote, PTB prepared and pushed
+    (tests/scratch.py: make_cluster); one per test module, which may change it."""
+    return make_cluster(tmp_path_factory.mktemp("cluster"), mirror)

@@ -1,13 +1,20 @@
 """Scratch repositories for the end-to-end tests that drive DVC itself (test_dvc_pipeline.py,
-test_scaleout.py): the committed project plus the working-tree versions of its files."""
+test_scaleout.py, test_search.py): the committed project plus the working-tree versions of its
+files, and a "cluster" around one (a bare git origin and a DVC remote directory)."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
+BIN = str(Path(sys.executable).parent)  # dvc and the stages' python come from this environment
+# the quick profile of a cluster workspace: the DAG and the machinery, not the numbers
+TINY = {"max_epochs": 1, "max_train_tokens": 1440, "max_eval_tokens": 720}
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
@@ -39,3 +46,35 @@ def commit_all(repo: Path, message: str = "scratch") -> None:
         sh(["git", "init", "-q"], repo, env)
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", message]):
         sh(cmd, repo, env)
+
+
+def tool_env(**extra: str) -> dict:
+    """Git identity, and this environment's dvc and python first on PATH."""
+    env = git_env()
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env.update(extra)
+    return env
+
+
+def make_cluster(root: Path, mirror: Path) -> dict:
+    """A workspace (the quick profile shrunk to ``TINY``, PTB prepared and pushed), its bare git
+    origin and a DVC remote directory, as a cluster's shared filesystem would provide them.
+
+    Returns {"main", "origin", "remote", "clones" (where task clones go), "env"}."""
+    main, origin, remote = root / "main", root / "origin.git", root / "dvc-remote"
+    copy_project(main)
+    params = yaml.safe_load((main / "params.yaml").read_text())
+    params["profiles"]["quick"] = dict(TINY)
+    (main / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    commit_all(main)
+    env = tool_env(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
+    sh(["git", "init", "-q", "--bare", str(origin)], root, env)
+    sh(["git", "remote", "add", "origin", str(origin)], main, env)
+    sh(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], main, env)
+    # the prepared corpus goes to the remote once, so the task clones pull it instead of preparing it
+    sh(["dvc", "repro", "prepare@ptb"], main, env, timeout=900)
+    sh(["dvc", "push", "--run-cache", "download@ptb", "prepare@ptb"], main, env, timeout=900)
+    if subprocess.run(["git", "diff", "--quiet"], cwd=main).returncode:
+        commit_all(main, "prepared PTB")
+    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], main, env)
+    return {"main": main, "origin": origin, "remote": remote, "clones": root / "clones", "env": env}

@@ -23,17 +23,8 @@ from pipeline.scaleout.config import ScaleoutSettings, scaleout_settings, slurm_
 from pipeline.scaleout.experiments import metric, run_experiment_round
 from pipeline.scaleout.grid import ScaleoutError, git_preflight, run_grid
 from pipeline.scaleout.tasks import TaskSpec
-from tests.scratch import REPO, commit_all, copy_project, git_env, sh
-
-BIN = str(Path(sys.executable).parent)  # dvc and the stages' python come from this environment
-TINY = {"max_epochs": 1, "max_train_tokens": 1440, "max_eval_tokens": 720}  # the DAG, not the numbers
-
-
-def _env(**extra: str) -> dict:
-    env = git_env()
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env.update(extra)
-    return env
+from tests.dvc_queue import end_queue_workers, queue_worker_pids
+from tests.scratch import REPO, TINY, commit_all, sh, tool_env
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -81,29 +72,6 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- the grid on real PTB
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, mirror):
-    """A workspace (tiny quick profile, PTB prepared and pushed), its bare git origin, a DVC remote."""
-    root = tmp_path_factory.mktemp("cluster")
-    main, origin, remote = root / "main", root / "origin.git", root / "dvc-remote"
-    copy_project(main)
-    params = yaml.safe_load((main / "params.yaml").read_text())
-    params["profiles"]["quick"] = dict(TINY)
-    (main / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    commit_all(main)
-    env = _env(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
-    sh(["git", "init", "-q", "--bare", str(origin)], root, env)
-    sh(["git", "remote", "add", "origin", str(origin)], main, env)
-    sh(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], main, env)
-    # the prepared corpus goes to the remote once, so the task clones pull it instead of preparing it
-    sh(["dvc", "repro", "prepare@ptb"], main, env, timeout=900)
-    sh(["dvc", "push", "--run-cache", "download@ptb", "prepare@ptb"], main, env, timeout=900)
-    if subprocess.run(["git", "diff", "--quiet"], cwd=main).returncode:
-        commit_all(main, "prepared PTB")
-    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], main, env)
-    return {"main": main, "origin": origin, "remote": remote, "clones": root / "clones", "env": env}
 
 
 def _lock(main: Path) -> dict:
@@ -230,7 +198,7 @@ def toy(tmp_path):
     (proj / "step.py").write_text(STEP)
     (proj / "dvc.yaml").write_text(DVC_YAML)
     (proj / "params.yaml").write_text("x: 1\n")
-    env = _env()
+    env = tool_env()
     sh(["git", "init", "-q"], proj, env)
     sh(["dvc", "init", "-q"], proj, env)
     commit_all(proj)
@@ -241,7 +209,7 @@ def toy(tmp_path):
 
 
 def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
-    for key, value in _env().items():
+    for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
             monkeypatch.setenv(key, value)
     settings = ScaleoutSettings(workdir=str(tmp_path / "clones"))
@@ -249,19 +217,19 @@ def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
     with pytest.raises(ScaleoutError, match="git push origin HEAD"):  # the commit is not on the origin yet
         run_experiment_round(samples, stage="train", metrics_file="metrics.json", backend="debug",
                              settings=settings, repo=toy)
-    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, _env())
+    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, tool_env())
     (toy / "step.py").write_text(STEP + "# edited\n")
     with pytest.raises(ScaleoutError, match="uncommitted changes to step.py"):
         git_preflight(toy, "origin")
-    sh(["git", "checkout", "step.py"], toy, _env())
+    sh(["git", "checkout", "step.py"], toy, tool_env())
 
     records = run_experiment_round(samples, stage="train", metrics_file="metrics.json", backend="debug",
                                    settings=settings, repo=toy, round_name="r1", echo=lambda _: None)
     assert {n: r["status"] for n, r in records.items()} == {"r1-s1": "ok", "r1-s2": "ok"}
     assert metric(records, "metrics.json") == {"r1-s1": 97, "r1-s2": 95}
-    refs = sh(["git", "ls-remote", "origin", "refs/exps/*"], toy, _env()).stdout
+    refs = sh(["git", "ls-remote", "origin", "refs/exps/*"], toy, tool_env()).stdout
     assert "r1-s1" in refs and "r1-s2" in refs  # pushed by the tasks
-    shown = json.loads(sh(["dvc", "exp", "show", "--json"], toy, _env()).stdout)
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], toy, tool_env()).stdout)
     names = {e["name"] for b in shown for e in (b.get("experiments") or []) for e in [e]}
     assert {"r1-s1", "r1-s2"} <= names, names  # pulled into the workspace
     # each experiment's outputs reached the shared DVC remote
@@ -271,10 +239,10 @@ def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
 
 
 def test_failed_experiment_is_reported_not_raised(toy, tmp_path, monkeypatch):
-    for key, value in _env().items():
+    for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
             monkeypatch.setenv(key, value)
-    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, _env())
+    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, tool_env())
     settings = ScaleoutSettings(workdir=str(tmp_path / "clones"))
     records = run_experiment_round({"bad": {"x": "not a number"}, "good": {"x": 2}}, stage="train",
                                    metrics_file="metrics.json", backend="debug", settings=settings, repo=toy,
@@ -313,19 +281,23 @@ FOREACH_DVC_YAML = """stages:
 
 
 def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path, monkeypatch):
-    for key, value in _env().items():
+    for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
             monkeypatch.setenv(key, value)
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "step.py").write_text(FOREACH_STEP)
     (proj / "dvc.yaml").write_text(FOREACH_DVC_YAML)
-    sh(["git", "init", "-q"], proj, _env())
-    sh(["dvc", "init", "-q"], proj, _env())
+    sh(["git", "init", "-q"], proj, tool_env())
+    sh(["dvc", "init", "-q"], proj, tool_env())
     commit_all(proj)
     from pipeline.scaleout import grid
 
-    records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1)
+    try:
+        records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1)
+        assert queue_worker_pids(proj) == []  # the workers it started are stopped (dvc 3.67 leaves one alive)
+    finally:
+        end_queue_workers(proj)
     assert [(r["name"], r["status"]) for r in records] == [("a", "ok"), ("bb", "ok")]
     assert all(Path(r["log"]).is_file() for r in records)
     fan_in = grid.fan_in(proj, ["a", "bb"], False, tmp_path / "logs" / "fan-in.log")

@@ -127,6 +127,45 @@ def test_failure_log_is_diverged_or_failed():
     assert Outcome.from_metrics({"status": "data_missing", "reason": "no PTB"}).status == "failed"
 
 
+def test_array_task_record_becomes_an_outcome(tmp_path):
+    """The slurm/debug backends' mapping of an experiment task's status record (never raises)."""
+    from pipeline.search.cluster import record_outcome
+
+    metrics = "results/quick/r/metrics.json"
+    ok = {"status": "ok", "metrics": {metrics: {"status": "ok", "best_valid_ppl": 141.5, "test_ppl": 133.0}}}
+    assert record_outcome(ok, metrics) == Outcome(141.5, "ok", test_ppl=133.0)
+    diverged_log = tmp_path / "d.log"
+    diverged_log.write_text("=== r1-3 exp task\n$ dvc exp run --pull -n s-r1-3 -S ++runs.r.training.lr=100 train@r\n"
+                            "error: r: non-finite loss (nan) at epoch 1, step 2/2\n"
+                            "ERROR: failed to reproduce 'train@r': failed to run\n=== s-r1-3: failed at step exp run\n")
+    diverged = record_outcome({"status": "failed", "failed_step": "exp run", "log": str(diverged_log),
+                               "error": "`dvc exp run ...` exited with 1"}, metrics)
+    assert diverged.status == "diverged" and diverged.valid_ppl == math.inf
+    assert diverged.message.startswith("error: r: non-finite loss") and str(diverged_log) in diverged.message
+    other_log = tmp_path / "f.log"
+    other_log.write_text("$ git clone ...\nfatal: repository '/nowhere' does not exist\n")
+    failed = record_outcome({"status": "failed", "failed_step": "clone", "log": str(other_log),
+                             "error": "`git clone` exited with 128: fatal: repository '/nowhere' does not exist"}, metrics)
+    assert failed.status == "failed" and failed.valid_ppl == math.inf and "step clone" in failed.message
+    # a Slurm-level failure whose log was never written, and a missing record
+    killed = record_outcome({"status": "failed", "failed_step": "job", "log": str(tmp_path / "none.log"),
+                             "error": "UncompletedJobError: job 42_3 timed out"}, metrics)
+    assert killed.status == "failed" and "timed out" in killed.message
+    assert record_outcome(None, metrics).status == "failed"
+    assert record_outcome({"status": "ok", "metrics": {metrics: None}}, metrics).status == "failed"
+
+
+def test_search_backends_include_the_arrays():
+    from pipeline.search.backends import BACKENDS, make_backend
+    from pipeline.scaleout.config import ScaleoutSettings
+
+    assert {"local", "slurm", "debug"} <= set(BACKENDS)
+    backend = make_backend("slurm", REPO, jobs=7, timeout_s=None, log=lambda _: None,
+                           scaleout=ScaleoutSettings(partition="gpu", array_parallelism=16))
+    assert backend.name == "slurm" and backend.settings.array_parallelism == 7 and backend.settings.partition == "gpu"
+    assert make_backend("debug", REPO, jobs=1, timeout_s=None, log=lambda _: None).settings.git_remote == "origin"
+
+
 # ---------------------------------------------------------------------------- the driver
 
 
@@ -325,3 +364,47 @@ def test_report_renders_a_search_when_present(tmp_path):
                         "p_i", "p_h", "p_o", "lr", "lr_decay", "init_scale"]
     assert cells[2][:3] == ["1", "4", "1"] and cells[2][5] == "[0.01, 0.6]" and cells[3][0] == "2"
     assert "`results/search/broken.json`: unreadable" in section and "Best: `t-r" in section
+
+
+# ---------------------------------------------------------------------------- as one array per round (debug)
+
+
+def test_search_rounds_as_arrays_with_the_debug_backend(cluster):
+    """The slurm backend's whole loop without a cluster: each round one array of experiment tasks
+    (clone of the pushed commit, `dvc exp run -S ++...`, `dvc exp push`), run in-process by
+    submitit's debug executor; then `dvc exp pull` into the workspace."""
+    main, env = cluster["main"], cluster["env"]
+    cmd = [sys.executable, "-m", "stages.search", "--backend", "debug", "--name", "t", "--base-run", BASE,
+           "--rounds", "1", "--samples", "3", "--seed", "7", "--workdir", str(cluster["clones"]), *TINY,
+           *[f.replace("=1:3:", "=1:2:") for f in DIVERGE]]
+    # the preflight's errors are one clear line, no traceback
+    bad = subprocess.run([*cmd, "--git-remote", "nowhere"], cwd=main, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: no git remote 'nowhere'"), bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    start = time.monotonic()
+    proc = sh(cmd, main, env, timeout=900)
+    elapsed = time.monotonic() - start
+    results = json.loads((main / "results" / "search" / "t.json").read_text())
+    assert results["backend"] == "debug" and len(results["rounds"]) == 1
+    samples = results["rounds"][0]["samples"]
+    assert [s["name"] for s in samples] == ["t-r1-1", "t-r1-2", "t-r1-3"], proc.stdout
+    assert samples[1]["status"] == "diverged" and samples[1]["valid_ppl"] == math.inf, samples[1]
+    assert "non-finite" in samples[1]["message"] or "diverged" in samples[1]["message"]
+    for s in (samples[0], samples[2]):
+        assert s["status"] == "ok" and math.isfinite(s["valid_ppl"]) and s["test_ppl"], s
+    # each task ran exactly the search's -S arguments (force-add) in its own clone
+    log = next((main / "logs" / "scaleout").glob("*/exp/t-r1/t-r1-1.log")).read_text()
+    assert f"-S ++runs.{BASE}.training.lr=" in log and f"-S ++runs.{BASE}.model.hidden=32" in log
+    assert not list(cluster["clones"].glob("scrn-t-r1-1-*"))  # a finished task removes its clone
+    # the finished experiments were pushed by the tasks and pulled here, with their sampled values
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], main, env).stdout)
+    exps = {rev["name"]: rev for b in shown for e in (b.get("experiments") or []) for rev in e["revs"]}
+    assert {"t-r1-1", "t-r1-3"} <= set(exps), sorted(exps)
+    lr = exps["t-r1-3"]["data"]["params"]["params.yaml"]["data"]["runs"][BASE]["training"]["lr"]
+    assert lr == samples[2]["params"]["lr"]
+    # the same command again resumes: the round is done, nothing is submitted
+    again = sh(cmd, main, env, timeout=300).stdout
+    assert "1 round(s) already in" in again and "as one array" not in again
+    print(f"search of 1 x 3 samples as a debug array: {elapsed:.0f}s")

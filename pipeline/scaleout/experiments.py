@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import ScaleoutSettings
@@ -25,31 +25,44 @@ def set_value(key: str, value: Any) -> str:
     return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
 
 
-def experiment_specs(samples: Mapping[str, Mapping[str, Any]], *, stage: str, metrics_file: str, commit: str,
+def set_params(values: Mapping[str, Any] | Sequence[str]) -> tuple[str, ...]:
+    """The ``-S`` values of one experiment: a mapping ``{key: value}`` is formatted by
+    :func:`set_value`; a sequence is taken as ready-made ``-S`` values, passed on exactly (the
+    random search's ``++key=value``, Hydra's force-add for keys a run takes from a preset)."""
+    if isinstance(values, Mapping):
+        return tuple(set_value(k, v) for k, v in values.items())
+    if isinstance(values, str):
+        raise TypeError(f"expected a mapping or a sequence of -S values, got the string {values!r}")
+    return tuple(values)
+
+
+def experiment_specs(samples: Mapping[str, Mapping[str, Any] | Sequence[str]], *, stage: str, metrics_file: str, commit: str,
                      git_url: str, dvc_remote: str, directory: Path, settings: ScaleoutSettings,
                      checkpoint_dir: str | None) -> list[TaskSpec]:
     return [TaskSpec(kind="exp", name=name, git_url=git_url, commit=commit, dvc_remote=dvc_remote,
-                     targets=(stage,) if stage else (), set_params=tuple(set_value(k, v) for k, v in values.items()),
+                     targets=(stage,) if stage else (), set_params=set_params(values),
                      metrics_files=(metrics_file,), log_path=str(directory / f"{name}.log"),
                      status_path=str(directory / f"{name}.json"), workdir=settings.workdir,
                      checkpoint_dir=checkpoint_dir, keep_failed_clone=settings.keep_failed_clones)
             for name, values in samples.items()]
 
 
-def run_experiment_round(samples: Mapping[str, Mapping[str, Any]], *, stage: str, metrics_file: str,
+def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]], *, stage: str, metrics_file: str,
                          backend: str, settings: ScaleoutSettings, repo: Path = Path("."),
                          round_name: str = "round", pull: bool = True,
                          echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Run one search round as one array and return ``{name: status record}``.
 
     ``samples``: experiment name (unique, a valid Git ref component) -> {params key: value},
-    e.g. ``{"r1-s03": {"runs.ptb-small-scrn-nd.model.dropout.p_i": 0.31}}``.
+    e.g. ``{"r1-s03": {"runs.ptb-small-scrn-nd.model.dropout.p_i": 0.31}}``, or -> a sequence of
+    ready-made ``-S`` values (``("++runs.ptb-small-scrn-nd.model.dropout.p_i=0.31",)``).
     ``stage``: the stage each experiment reproduces (``train@ptb-small-scrn-nd``), with its
     upstream; ``metrics_file``: the JSON it writes (``results/quick/ptb-small-scrn-nd/metrics.json``).
     ``backend``: ``slurm`` (one sbatch array) or ``debug`` (in-process, one after another).
     A record's ``status`` is ``ok`` or ``failed`` (with ``failed_step``, ``error`` and ``log``);
     ``record["metrics"][metrics_file]`` is the parsed metrics of an ok one. Failed samples are
-    reported, never raised. With ``pull``, ``dvc exp pull <git remote> <ok names>`` follows.
+    reported, never raised. With ``pull``, ``dvc exp pull --force <git remote> <ok names>`` follows
+    (``--force``: an experiment of the same name from an earlier attempt is replaced).
     The workspace must be committed and pushed (the tasks clone the commit).
     """
     if backend not in backends.EXECUTOR_BACKENDS:
@@ -70,7 +83,7 @@ def run_experiment_round(samples: Mapping[str, Mapping[str, Any]], *, stage: str
             echo(f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n  log: {r['log']}")
     ok = [r["name"] for r in records if r["status"] == "ok"]
     if pull and ok:
-        proc = subprocess.run(["dvc", "exp", "pull", settings.git_remote, *ok], cwd=repo, env=_env(),
+        proc = subprocess.run(["dvc", "exp", "pull", "--force", settings.git_remote, *ok], cwd=repo, env=_env(),
                               capture_output=True, text=True)
         if proc.returncode != 0:
             echo(f"warning: `dvc exp pull {settings.git_remote} ...` failed: {(proc.stdout + proc.stderr).strip()[-1000:]}")

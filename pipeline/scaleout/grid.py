@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import run_config, run_names
+from pipeline.dvc_queue import stop_workers, worker_pids
+from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
 from pipeline.scaleout.tasks import TaskSpec, read_status, stage_outcomes
 
 TRAIN_STAGE = "train@{run}"
-
-
-class ScaleoutError(RuntimeError):
-    """A precondition of a submission that the user can fix (the message says how)."""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -195,12 +193,18 @@ def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, dir
     names = {run: f"grid-{run}-{stamp}" for run in runs}
     for run, name in names.items():
         _dvc(repo, "exp", "run", "--queue", "-n", name, TRAIN_STAGE.format(run=run))
-    _dvc(repo, "queue", "start", "-j", str(settings.local_jobs))
-    while True:
-        statuses = queue_statuses(repo)
-        if all(statuses.get(n) not in ("Queued", "Running") for n in names.values()):
-            break
-        time.sleep(poll_s)
+    before, started = worker_pids(repo), set()
+    try:
+        _dvc(repo, "queue", "start", "-j", str(settings.local_jobs))
+        started |= worker_pids(repo) - before
+        while True:
+            statuses = queue_statuses(repo)
+            started |= worker_pids(repo) - before
+            if all(statuses.get(n) not in ("Queued", "Running") for n in names.values()):
+                break
+            time.sleep(poll_s)
+    finally:  # dvc 3.67 often leaves a worker alive after the queue empties: end the ones started here
+        stop_workers(repo, started | (worker_pids(repo) - before), env=_env())
     records = []
     for run, name in names.items():
         log_path = directory / f"{run}.log"

@@ -87,7 +87,8 @@ def task_steps(spec: TaskSpec) -> list[tuple[str, list[str]]]:
     sets = [arg for value in spec.set_params for arg in ("-S", value)]
     return [
         ("exp run", ["dvc", "exp", "run", "--pull", "-n", spec.name, *sets, *spec.targets]),
-        ("exp push", ["dvc", "exp", "push", "--run-cache", "origin", spec.name]),
+        # --force: a resubmitted sample (a search resumed in the middle of a round) replaces its earlier attempt
+        ("exp push", ["dvc", "exp", "push", "--force", "--run-cache", "origin", spec.name]),
     ]
 
 

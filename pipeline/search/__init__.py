@@ -4,8 +4,9 @@
   U[a, b]), seeded sampling, best-quarter selection (diverged = PPL ∞), the shrink rule, the
   search settings of params.yaml and the results file.
 - :mod:`pipeline.search.backends`: how one round of samples is executed. ``local`` queues each
-  sample as a DVC experiment and runs the queue (``dvc queue start -j N``); other backends
-  (Slurm arrays, in-process debug) implement the same :class:`~pipeline.search.backends.Backend`.
+  sample as a DVC experiment and runs the queue (``dvc queue start -j N``); ``slurm`` and
+  ``debug`` (:mod:`pipeline.search.cluster`) run each round as one array of experiment tasks
+  (pipeline/scaleout), all behind the same :class:`~pipeline.search.backends.Backend`.
 - :mod:`pipeline.search.driver`: the loop: sample, execute, record, shrink, next round.
 
 Entry point: ``python -m stages.search``.

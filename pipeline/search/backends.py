@@ -14,19 +14,21 @@ each in its own temporary copy of the repository (``.dvc/tmp/exps``), outputs su
 ``data/prepared/ptb`` checked out from the DVC cache; the results are DVC experiments
 (``dvc exp show``, ``dvc exp apply <name>``). The queue is the repository's: experiments queued
 by hand while the search runs are run along with it.
+
+``slurm`` / ``debug``: each round is one array of experiment tasks (pipeline/search/cluster.py,
+on pipeline/scaleout): one ``sbatch`` array through submitit, or the same tasks in this process.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
+from pipeline.dvc_queue import end_processes, worker_pids
 from pipeline.errors import SearchError
 from pipeline.search.core import Outcome, Sample, failure_outcome
 
@@ -103,15 +105,7 @@ class LocalQueueBackend:
         return states
 
     def _worker_pids(self) -> set[int]:
-        pids = set()
-        for pid_file in (self.repo / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.pid"):
-            try:
-                pid = int(pid_file.read_text().strip())
-            except (OSError, ValueError):
-                continue
-            if _alive(pid) and _is_queue_worker(pid):
-                pids.add(pid)
-        return pids
+        return worker_pids(self.repo)
 
     # -------------------------------------------------------------- the round
 
@@ -186,7 +180,7 @@ class LocalQueueBackend:
         if not self._queue_started:
             return
         self._dvc("queue", "stop", check=False)
-        _end_processes(self._started_workers & self._worker_pids(), grace_s=15.0)
+        end_processes(self._started_workers & self._worker_pids(), grace_s=15.0)
 
 
 def _dvc_executable() -> str:
@@ -195,51 +189,32 @@ def _dvc_executable() -> str:
     return str(beside) if beside.is_file() else "dvc"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as gone
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
+def _array_backend(executor: str) -> Callable[..., Backend]:
+    def factory(repo: Path, jobs: int, timeout_s: float | None, log: Log = print, scaleout=None) -> Backend:
+        from pipeline.search.cluster import ArrayBackend  # submitit only when asked for
+
+        return ArrayBackend(repo, jobs, timeout_s, log, executor=executor, scaleout=scaleout)
+
+    factory.__doc__ = f"One {executor} array of experiment tasks per round (pipeline/search/cluster.py)."
+    return factory
 
 
-def _is_queue_worker(pid: int) -> bool:
-    """Guards against a recycled pid: the process must still be a DVC queue worker."""
-    try:
-        return b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return not Path("/proc").is_dir()  # no procfs (macOS): trust the pid file
+def _local_backend(repo: Path, jobs: int, timeout_s: float | None, log: Log = print, scaleout=None) -> Backend:
+    return LocalQueueBackend(repo=repo, jobs=jobs, timeout_s=timeout_s, log=log)  # scaleout: not used here
 
 
-def _end_processes(pids: set[int], grace_s: float) -> None:
-    deadline = time.monotonic() + grace_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
-        alive = {p for p in pids if _alive(p) and _is_queue_worker(p)}
-        if not alive:
-            return
-        for pid in alive:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while any(_alive(p) for p in alive) and time.monotonic() < deadline:
-            time.sleep(0.5)
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    "local": _local_backend,
+    "slurm": _array_backend("slurm"),
+    "debug": _array_backend("debug"),
+}
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"local": LocalQueueBackend}
-
-
-def make_backend(name: str, repo: Path, jobs: int, timeout_s: float | None, log: Log = print) -> Backend:
-    """The backend registered as ``name``; every factory takes (repo, jobs, timeout_s, log)."""
+def make_backend(name: str, repo: Path, jobs: int, timeout_s: float | None, log: Log = print,
+                 scaleout=None) -> Backend:
+    """The backend registered as ``name``; every factory takes (repo, jobs, timeout_s, log, scaleout),
+    ``scaleout`` being the :class:`~pipeline.scaleout.config.ScaleoutSettings` of the array
+    backends (None: the ``scaleout:`` section of the repository's params.yaml)."""
     if name not in BACKENDS:
         raise SearchError(f"unknown search backend {name!r} (have: {', '.join(BACKENDS)})")
-    return BACKENDS[name](repo=repo, jobs=jobs, timeout_s=timeout_s, log=log)
+    return BACKENDS[name](repo=repo, jobs=jobs, timeout_s=timeout_s, log=log, scaleout=scaleout)

@@ -112,8 +112,8 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
             if all(s["status"] == "failed" for s in record["samples"]):
                 raise SearchError(
                     f"every sample of round {round_no} failed without diverging (first: "
-                    f"{record['samples'][0]['message']}); a setup problem, not the hyperparameters: see `dvc queue logs "
-                    f"{record['samples'][0]['name']}`")
+                    f"{record['samples'][0]['message']}); a setup problem, not the hyperparameters"
+                    + (f": see `dvc queue logs {record['samples'][0]['name']}`" if backend.name == "local" else ""))
     except BaseException:
         try:  # clean up, but never hide the error that got us here
             backend.close()

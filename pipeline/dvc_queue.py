@@ -1,0 +1,81 @@
+"""DVC's experiment-queue workers on this machine: find the ones a command started, end them.
+
+Shared by the search's ``local`` backend (pipeline/search/backends.py) and the grid's ``local``
+backend (pipeline/scaleout/grid.py). DVC's workers are meant to exit when the queue is empty,
+but with dvc 3.67 one often stays alive after "shutting down due to empty queue"; a command that
+started workers therefore stops them itself: ``dvc queue stop``, a grace period, then SIGTERM and
+SIGKILL by pid, only for the pids it started and only while they are still queue workers (a
+recycled pid is never signalled).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def worker_pids(repo: Path) -> set[int]:
+    """Pids of ``repo``'s DVC queue workers that are alive (from .dvc/tmp/exps/celery)."""
+    pids = set()
+    for pid_file in (Path(repo) / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if alive(pid) and is_queue_worker(pid):
+            pids.add(pid)
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as gone
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_queue_worker(pid: int) -> bool:
+    """Guards against a recycled pid: the process must still be a DVC queue worker."""
+    try:
+        return b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not Path("/proc").is_dir()  # no procfs (macOS): trust the pid file
+
+
+def end_processes(pids: set[int], grace_s: float) -> None:
+    """Wait up to ``grace_s`` for ``pids`` to exit, then SIGTERM, then SIGKILL the queue workers left."""
+    deadline = time.monotonic() + grace_s
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 2.0)):
+        left = {p for p in pids if alive(p) and is_queue_worker(p)}
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while any(alive(p) for p in left) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+def stop_workers(repo: Path, started: set[int], dvc: str = "dvc", env: dict | None = None,
+                 grace_s: float = 15.0, command_timeout_s: float = 120.0) -> None:
+    """``dvc queue stop`` in ``repo``, then end those of ``started`` still alive after ``grace_s``."""
+    try:
+        subprocess.run([dvc, "queue", "stop"], cwd=repo, env=env, capture_output=True, text=True,
+                       timeout=command_timeout_s)
+    except (subprocess.TimeoutExpired, FileNotFoundError):
+        pass  # the pids below are ended regardless
+    end_processes(set(started) & worker_pids(repo), grace_s=grace_s)
