@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import types
 
 import pytest
 import torch
@@ -197,3 +198,19 @@ def test_cuda_graph_setting_defaults_and_validation():
         config.run_config(params_with({"max_epochs": 1}, cuda_graph="always"), "tiny")
     assert loop.use_cuda_graph("auto", torch.device("cuda")) and not loop.use_cuda_graph("auto", torch.device("cpu"))
     assert loop.use_cuda_graph("on", torch.device("cpu")) and not loop.use_cuda_graph("off", torch.device("cuda"))
+
+
+def test_a_failed_capture_stops_the_run_and_names_the_setting(monkeypatch):
+    """A capture error must not surface as a raw CUDA error (nor fall back silently): the run
+    stops with the params key that turns the graph off."""
+    from pipeline.errors import ParamsError
+    from pipeline.train import loop
+
+    def broken_capture(*args, **kwargs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(loop, "GraphedStep", broken_capture)
+    layout = types.SimpleNamespace(data=torch.zeros(BATCH, 10, dtype=torch.long), bptt=BPTT)
+    with pytest.raises(ParamsError, match=r"training\.cuda_graph: off.*") as info:
+        loop.make_graphed_step(None, layout, torch.device("cpu"), 5.0)
+    assert "operation not permitted" in str(info.value) and "more detail" not in str(info.value)

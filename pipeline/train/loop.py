@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pipeline.config import RunConfig
 from pipeline.data.batching import BatchLayout, make_layout
 from pipeline.data.prepare import load_prepared
-from pipeline.errors import TrainingDiverged
+from pipeline.errors import ParamsError, TrainingDiverged
 from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
@@ -156,8 +156,17 @@ def use_cuda_graph(mode: str, device: torch.device) -> bool:
 
 
 def make_graphed_step(model, layout: BatchLayout, device, clip: float) -> GraphedStep:
-    """The run's one captured step (every training window has the layout's full shape)."""
-    return GraphedStep(model, layout.data.shape[0], layout.bptt, device, clip, capture=device.type == "cuda")
+    """The run's one captured step (every training window has the layout's full shape).
+
+    A failed capture is not retried eagerly in the same process: it can leave the CUDA RNG in a
+    state that later dropout draws reject, so the run stops and says how to turn the graph off."""
+    try:
+        return GraphedStep(model, layout.data.shape[0], layout.bptt, device, clip, capture=device.type == "cuda")
+    except RuntimeError as exc:
+        raise ParamsError(
+            f"capturing the training step as a CUDA graph failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "train without it: set training.cuda_graph: off for this run "
+            "(e.g. dvc exp run -S runs.<run>.training.cuda_graph=off)") from exc
 
 
 def _train_epoch_graphed(step: GraphedStep, data: torch.Tensor, layout: BatchLayout, lr: float, epoch: int,
