@@ -8,10 +8,8 @@ every pass and carried from window to window; the best-valid parameters are test
 from __future__ import annotations
 
 import copy
-import csv
 import io
 import math
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +22,13 @@ from pipeline.config import RunConfig
 from pipeline.data.batching import BatchLayout, make_layout
 from pipeline.data.prepare import load_prepared
 from pipeline.errors import TrainingDiverged
-from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
+from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
+from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
+from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
-
-EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
 
 
 @dataclass
@@ -53,14 +51,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but CUDA is not available; use --device cpu or auto")
     return torch.device(name)
-
-
-def git_revision() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def format_seconds(seconds: float) -> str:
@@ -146,27 +136,6 @@ def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
     if t.lr_schedule == "after":
         return t.lr * t.lr_decay ** max(0, epoch - t.decay_after)
     return current
-
-
-def _write_epoch_log(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
-
-
-def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
-    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``)."""
-    metrics = {
-        "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
-        "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
-    }
-    with atomic_directory(out_dir / "model") as tmp:
-        atomic_write_json(tmp / "MISSING.json", {"status": "data_missing", "reason": reason})
-    _write_epoch_log(out_dir / "epochs.csv", [])
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    return metrics
 
 
 def run_training(
