@@ -3,7 +3,8 @@
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
 the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
 data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
-tokeniser round-trip figures.
+tokeniser round-trip figures, and from reports/sobolev-grid.json the Sobolev β grid. Draws the
+learning curves (reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_directory, atomic_write_text
-from pipeline.report.figures import draw_learning_curves
+from pipeline.report import analyses
+from pipeline.report.figures import draw_learning_curves, table7_figure
 from pipeline.report.tables import load_paper
 from pipeline.report.render import render_report
 from stages._common import run_stage
@@ -24,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
+    parser.add_argument("--sobolev-grid", type=Path, default=analyses.SOBOLEV_GRID_FILE,
+                        help="the sobolev-grid stage's output (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
                         help="output (default: %(default)s); figures go to figures/ beside it")
     args = parser.parse_args(argv)
@@ -32,13 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
     corpora = list(data_settings(params).corpora)
+    paper = load_paper()
     figures_dir = args.out.parent / "figures" / "learning-curves"
     with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
-        figures = draw_learning_curves(load_paper(), args.results, staging)
+        figures = draw_learning_curves(paper, args.results, staging)
+    table7_dir = args.out.parent / "figures" / "table7"
+    table7_corpora = [c["corpus"] for c in paper["table7"]["columns"]]
+    with atomic_directory(table7_dir) as staging:
+        table7_figure(analyses.table7_series(paper, args.results),
+                      analyses.type_token_ratios(paper, args.stats, table7_corpora), staging / "table7.png")
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
-                           figure2_dir=args.out.parent / "figures" / "figure2")
+                           figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
+                           table7_figure="figures/table7/table7.png")
     atomic_write_text(args.out, report)
-    print(f"report: wrote {args.out} and {len(figures)} figure(s) in {figures_dir}")
+    print(f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} and {table7_dir}/table7.png")
     return 0
 
 
