@@ -41,8 +41,9 @@ def type_token_ratios(paper: dict, stats_dir: Path, corpora: list[str]) -> dict[
     for corpus in corpora:
         path = Path(stats_dir) / f"{corpus}.json"
         stats = json.loads(path.read_text()) if path.is_file() else None
-        if stats and stats.get("status") == "ok" and "vocab_size" in stats:
-            out[corpus] = (stats["vocab_size"] / stats["splits"]["train"]["tokens"], "ours: vocabulary / train tokens")
+        train_tokens = ((stats or {}).get("splits") or {}).get("train", {}).get("tokens")
+        if stats and stats.get("status") == "ok" and stats.get("vocab_size") and train_tokens:
+            out[corpus] = (stats["vocab_size"] / train_tokens, "ours: vocabulary / train tokens")
         elif corpus in header:
             ref = header[corpus]
             out[corpus] = (_count(ref["vocabulary"]) / _count(ref["tokens"]),
