@@ -26,6 +26,9 @@ VD_H_MASKS = ("tied", "independent")
 VD_SCOPES = ("batch", "sequence")
 LR_SCHEDULES = ("plateau", "after")
 DEVICES = ("auto", "cpu", "cuda")
+# How the SCRN hidden recurrence runs (pipeline/models/recurrence.py); every choice computes the
+# same values and gradients. auto: the device's fast kernel wherever it is exact, else loop.
+RECURRENCE_IMPLS = ("auto", "loop", "scan", "tanh-rnn")
 
 
 # ---------------------------------------------------------------------------- typed views
@@ -86,6 +89,7 @@ class ModelConfig:
     context_in_softmax: bool = True  # Table 5 ablation: false
     dropout: DropoutConfig = DropoutConfig()
     sobolev: SobolevConfig = SobolevConfig()
+    recurrence_impl: str = "auto"  # SCRN only: auto | loop | scan | tanh-rnn (same numbers, different speed)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -320,9 +324,16 @@ def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
         context_in_softmax=_bool(m.get("context_in_softmax", True), f"{where}.context_in_softmax"),
         dropout=_dropout_config(m.get("dropout", {}), f"{where}.dropout"),
         sobolev=_sobolev_config(m.get("sobolev", {}), f"{where}.sobolev", layers),
+        recurrence_impl=_choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, f"{where}.recurrence_impl"),
     )
     if not is_scrn and any(k in m for k in ("context", "alpha")):
         raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
+    if not is_scrn and "recurrence_impl" in m:
+        raise _fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
+    if cfg.recurrence_impl in ("scan", "tanh-rnn") and cfg.dropout.regime == "variational" \
+            and cfg.dropout.vd_mask_scope == "sequence" and cfg.dropout.p_h > 0:
+        raise _fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
+                    "(vd_mask_scope: sequence); use auto or loop")
     if not is_scrn and cfg.sobolev.beta:
         raise _fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
     if not cfg.context_in_softmax and not is_scrn:

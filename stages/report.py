@@ -3,8 +3,9 @@
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
 the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
 data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
-tokeniser round-trip figures, and from reports/sobolev-grid.json the Sobolev β grid. Draws the
-learning curves (reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
+tokeniser round-trip figures, from reports/sobolev-grid.json the Sobolev β grid, and the
+training-speed section from benchmarks/results/. Draws the learning curves
+(reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
     parser.add_argument("--sobolev-grid", type=Path, default=analyses.SOBOLEV_GRID_FILE,
                         help="the sobolev-grid stage's output (default: %(default)s)")
+    parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"),
+                        help="benchmark results, newest per device (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
                         help="output (default: %(default)s); figures go to figures/ beside it")
     args = parser.parse_args(argv)
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                       analyses.type_token_ratios(paper, args.stats, table7_corpora), staging / "table7.png")
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
                            figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
-                           table7_figure="figures/table7/table7.png")
+                           table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks)
     atomic_write_text(args.out, report)
     print(f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} and {table7_dir}/table7.png")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.config import DEVICES, device_setting, load_params, run_config, run_names
+from pipeline.config import DEVICES, PROFILES, device_setting, load_params, run_config, run_names
 from pipeline.fsutil import read_missing_marker
 from pipeline.train.outputs import write_data_missing
 from stages._common import run_stage
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run name, a key of runs: in params.yaml")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument("--profile", choices=PROFILES, help="override the params.yaml profile (budget) for this run")
     parser.add_argument("--device", choices=DEVICES, help="override the params.yaml device (auto: CUDA if present)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root (default: %(default)s)")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(run_names(params)))
         return 0
-    cfg = run_config(params, args.run)
+    cfg = run_config(params, args.run, args.profile)
     prepared = args.prepared or Path("data/prepared") / cfg.corpus
     out = args.results / cfg.profile / cfg.name
     missing = read_missing_marker(prepared)

@@ -106,6 +106,11 @@ def test_every_stage_documents_itself(stage):
         ({"preset": "lstm-small", "sobolev": {"beta": 0.1}}, "model.sobolev", "SCRN layers only"),
         ({"arch": "scrn-baseline", "hidden": 40, "context": 10, "alpha": 0.95, "tie": True}, "model.arch", "unregularised"),
         ({"preset": "scrn-huge"}, "model.preset", "no preset 'scrn-huge'"),
+        ({"preset": "scrn-small", "recurrence_impl": "cudnn"}, "model.recurrence_impl", "auto, loop, scan, tanh-rnn"),
+        ({"preset": "lstm-small", "recurrence_impl": "loop"}, "model.recurrence_impl", "SCRN only"),
+        ({"preset": "scrn-small", "recurrence_impl": "scan",
+          "dropout": {"regime": "variational", "p_h": 0.2, "vd_mask_scope": "sequence"}},
+         "model.recurrence_impl", "per-sequence h mask"),
     ],
 )
 def test_bad_model_settings_name_the_key(params, model, key, expected):
@@ -147,8 +152,10 @@ def test_seed_groups_repeat_a_run_with_only_the_seed_changed(params):
         assert [c.training.seed for c in cfgs] == [1, 2, 3]
         assert all(_without(c, ("training", "seed")) == _without(cfgs[0], ("training", "seed")) for c in cfgs)
         assert len({c.params_hash for c in cfgs}) == 3  # distinct results and checkpoints
-    # the base run is untouched by having seeds: same hash as a run without the run-level key
-    assert config.run_config(params, "ptb-small-scrn-nd-wt").params_hash == "7c28ad02ca35"
+    # a run-level seed equal to the preset's changes nothing, not even the hash
+    same = copy.deepcopy(params)
+    same["runs"]["ptb-small-scrn-nd-wt"] = {**same["runs"]["ptb-small-scrn-nd-wt"], "seed": 1}
+    assert config.run_config(same, "ptb-small-scrn-nd-wt").params_hash == config.run_config(params, "ptb-small-scrn-nd-wt").params_hash
 
 
 @pytest.mark.parametrize(

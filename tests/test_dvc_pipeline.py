@@ -3,41 +3,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.scratch import commit_all, copy_project, sh
+
 # one epoch of two 20 x 35 windows, and one window of valid and of test: the DAG, not the numbers
 TINY = ["-S", "profiles.quick.max_epochs=1", "-S", "profiles.quick.max_train_tokens=1440",
         "-S", "profiles.quick.max_eval_tokens=720"]
 RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
 
 
-def sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    """Run ``cmd``; a whole-DAG `dvc exp run` (about 60 stages) takes minutes on a 2-core CPU."""
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
-
-
 @pytest.fixture()
 def scratch_clone(tmp_path) -> Path:
     """The committed project plus the working-tree versions of its files, as a fresh git repo."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    clone = tmp_path / "clone"
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, clone / name)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
-        sh(cmd, clone, env)
+    clone = copy_project(tmp_path / "clone")
+    commit_all(clone)
     return clone
 
 

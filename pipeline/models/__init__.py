@@ -12,7 +12,7 @@ from pipeline.models.scrn import BaselineSCRN
 
 def build_model(cfg: ModelConfig, vocab_size: int) -> nn.Module:
     if cfg.arch == "scrn-baseline":
-        return BaselineSCRN(vocab_size, cfg.hidden, cfg.context, cfg.alpha)
+        return BaselineSCRN(vocab_size, cfg.hidden, cfg.context, cfg.alpha, cfg.recurrence_impl)
     if cfg.arch in ("scrn", "lstm"):
         return StackedLM(cfg, vocab_size)
     raise ValueError(f"unknown model arch {cfg.arch!r}")

@@ -42,7 +42,7 @@ class StackedLM(nn.Module):
         self.embedding = nn.Embedding(vocab_size, d_h)
         if self.is_scrn:
             dims = [d_h] + [d_s + d_h] * (cfg.layers - 1)
-            self.layers = nn.ModuleList(SCRNLayer(d, d_h, d_s, cfg.alpha) for d in dims)
+            self.layers = nn.ModuleList(SCRNLayer(d, d_h, d_s, cfg.alpha, cfg.recurrence_impl) for d in dims)
         else:
             self.layers = nn.ModuleList(LSTMLayer(d_h, d_h) for _ in range(cfg.layers))
         self.uses_context = self.is_scrn and cfg.context_in_softmax

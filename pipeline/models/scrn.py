@@ -13,13 +13,18 @@ Two things make a window of T steps cheap without changing any value:
 - (1) is linear with a fixed ``a``, so the whole window of context states is one matmul with the
   lower-triangular Toeplitz matrix K[t, k] = a^(t-k), plus a^(t+1) s_0 for the carried state;
 - the input projections x A and s P do not depend on h, so they are computed for the whole
-  window at once; only h_{t-1} R stays inside the loop over time.
+  window at once; only h_{t-1} R stays inside the loop over time;
+- that loop itself runs as one fused kernel (``recurrence_impl``, pipeline/models/recurrence.py):
+  cuDNN's tanh RNN on a GPU, a single-node scan on a CPU, wherever that is exact.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
+from pipeline.models import recurrence
 from pipeline.models.common import ModelOutput
 
 State = tuple[torch.Tensor, torch.Tensor]  # (s, h), each [batch, dim]
@@ -41,7 +46,8 @@ def context_states(xb: torch.Tensor, s0: torch.Tensor, alpha: float) -> torch.Te
 
 
 def hidden_states(
-    pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None, mask_tied: bool = True
+    pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None, mask_tied: bool = True,
+    impl: str = "loop",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All hidden states of a window, eq. (2): ``pre`` = x_t A + s_t P + b is [batch, T, d_h].
 
@@ -52,7 +58,15 @@ def hidden_states(
       the softmax, and is the state carried into the next window;
     - otherwise (eq. (9) read literally): the mask is applied to h_{t-1} inside the recurrence
       only; ``h`` is unmasked and the output gets its own mask elsewhere.
+
+    ``impl``: loop (the plain loop below), scan or tanh-rnn (recurrence.py), or auto (the
+    device's fast kernel). A fast kernel runs only where :func:`fold_mask` is exact; a
+    per-sequence mask keeps the loop.
     """
+    kernel = select_kernel(impl, pre.device, mask)
+    if kernel != "loop":
+        h_raw = recurrence.RUNNERS[kernel](*fold_mask(pre, h0, R, mask, mask_tied))
+        return (h_raw * mask[:, None, :] if mask is not None and mask_tied else h_raw), h_raw
     h = h0
     out, raw = [], []
     for t in range(pre.shape[1]):
@@ -66,6 +80,45 @@ def hidden_states(
     return (torch.stack(out, dim=1) if out[0] is not raw[0] else h_raw), h_raw
 
 
+def select_kernel(impl: str, device: torch.device, mask: torch.Tensor | None) -> str:
+    """The kernel that ``impl`` runs for this mask: a fast one only where folding is exact."""
+    if impl not in IMPLS:
+        raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    if impl == "loop" or (mask is not None and mask.shape[0] != 1):
+        return "loop"  # a per-sequence mask differs between rows: no shared weight can hold it
+    return recurrence.default_kernel(device) if impl == "auto" else impl
+
+
+IMPLS = ("auto",) + recurrence.KERNELS
+
+
+def fold_mask(pre, h0, R, mask, mask_tied):
+    """(a, h_init, W) with sigmoid(a_t + h_{t-1} W) = eq. (2) under a batch-shared ``mask`` [1, d_h].
+
+    (h * m) R = h (diag(m) R), so the mask moves into W's rows. Tied, the recurrence runs on
+    the unmasked h_raw, except at the first step: the carried h0 was masked with the *previous*
+    window's mask, so h0 R goes into a_1 and the kernel starts from h_init = 0.
+    """
+    if mask is None:
+        return pre, h0, R
+    W = mask.reshape(-1, 1) * R
+    if not mask_tied:  # mask on h_{t-1} at every step, h0 (unmasked) included
+        return pre, h0, W
+    first = pre[:, :1] + torch.matmul(h0, R).unsqueeze(1)
+    return torch.cat([first, pre[:, 1:]], dim=1), torch.zeros_like(h0), W
+
+
+def _uniform_init(params, bound: float) -> None:
+    """U(-bound, bound), nn.RNN's default, so a freshly built module is never uninitialised.
+
+    Drawn from a forked RNG: building a model must not advance the global generator, or every
+    seeded run's ``init_uniform`` (which overrides these values) would draw different weights.
+    """
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        for p in params:
+            p.uniform_(-bound, bound)
+
+
 class SCRNRecurrence(nn.Module):
     """The recurrent part of one SCRN layer: P, R, b and the fixed ``alpha``.
 
@@ -73,14 +126,20 @@ class SCRNRecurrence(nn.Module):
     (the baseline, where they are embedding lookups) and dense inputs (stacked layers).
     """
 
-    def __init__(self, hidden: int, context: int, alpha: float):
+    def __init__(self, hidden: int, context: int, alpha: float, impl: str = "auto"):
         super().__init__()
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        self.hidden, self.context, self.alpha = hidden, context, alpha
+        if impl not in IMPLS:
+            raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        self.hidden, self.context, self.alpha, self.impl = hidden, context, alpha, impl
         self.P = nn.Parameter(torch.empty(context, hidden))
         self.R = nn.Parameter(torch.empty(hidden, hidden))
         self.b = nn.Parameter(torch.empty(hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_init(self.parameters(), 1.0 / math.sqrt(self.hidden))
 
     def zero_state(self, batch_size: int, device=None, dtype=None) -> State:
         return (
@@ -96,7 +155,7 @@ class SCRNRecurrence(nn.Module):
         s0, h0 = state
         s = context_states(xb, s0, self.alpha)
         pre = xa + torch.matmul(s, self.P) + self.b
-        h, h_raw = hidden_states(pre, h0, self.R, h_mask, h_mask_tied)
+        h, h_raw = hidden_states(pre, h0, self.R, h_mask, h_mask_tied, self.impl)
         return s, h, h_raw
 
 
@@ -107,11 +166,15 @@ class SCRNLayer(nn.Module):
     applied to the whole window at once.
     """
 
-    def __init__(self, d_in: int, hidden: int, context: int, alpha: float):
+    def __init__(self, d_in: int, hidden: int, context: int, alpha: float, impl: str = "auto"):
         super().__init__()
         self.B = nn.Parameter(torch.empty(d_in, context))
         self.A = nn.Parameter(torch.empty(d_in, hidden))
-        self.recurrence = SCRNRecurrence(hidden, context, alpha)
+        self.recurrence = SCRNRecurrence(hidden, context, alpha, impl)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_init([self.B, self.A], 1.0 / math.sqrt(self.recurrence.hidden))
 
     @property
     def R(self) -> torch.Tensor:
@@ -131,11 +194,11 @@ class BaselineSCRN(nn.Module):
     The output layer is one |W| x (d_s + d_h) matrix [U; V] with a bias, applied to [s; h].
     """
 
-    def __init__(self, vocab_size: int, hidden: int, context: int, alpha: float):
+    def __init__(self, vocab_size: int, hidden: int, context: int, alpha: float, impl: str = "auto"):
         super().__init__()
         self.B = nn.Embedding(vocab_size, context)
         self.A = nn.Embedding(vocab_size, hidden)
-        self.recurrence = SCRNRecurrence(hidden, context, alpha)
+        self.recurrence = SCRNRecurrence(hidden, context, alpha, impl)
         self.decoder = nn.Linear(context + hidden, vocab_size)
 
     def zero_state(self, batch_size: int, device=None) -> State:

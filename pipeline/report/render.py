@@ -10,7 +10,7 @@ from tabulate import tabulate
 from pipeline.config import RunConfig
 from pipeline.report import analyses
 from pipeline.report import corpora as corpus_tables
-from pipeline.report import tables
+from pipeline.report import speed, tables
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -25,7 +25,7 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
                   corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
                   figure2_dir: Path | None = None, sobolev_grid: Path | None = None,
-                  table7_figure: str | None = None) -> str:
+                  table7_figure: str | None = None, benchmarks_dir: Path | None = None) -> str:
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/,
     ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn)."""
     paper = paper or tables.load_paper()
@@ -79,4 +79,5 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         figure2=figure2,
         figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
         figures=figures or [],
+        speed=[{**sec, "table": markdown(sec["table"])} for sec in speed.speed_sections(benchmarks_dir)],
     )

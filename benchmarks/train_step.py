@@ -1,0 +1,215 @@
+"""Training-step and evaluation-pass speed of the SCRN against nn.LSTM (cuDNN) of matching size.
+
+Every model is built from a run of params.yaml with the repository's own classes
+(pipeline.models.build_model): SCRN small/medium ND+WT (ptb-small/medium-scrn-nd-wt) once per
+hidden-recurrence kernel (loop = the plain implementation, scan, tanh-rnn; `auto` is marked), and
+the LSTM baselines 2x200 (ptb-small-lstm-nd-kim) and 2x650 (ptb-medium-lstm-nd-zaremba).
+
+One training step is exactly the trainer's (pipeline.train.loop.window_loss + sgd_step: forward,
+summed cross-entropy, backward, global-norm clipping, SGD update, state carried and detached) on
+PTB-shaped windows (vocabulary 10,000, batch 20, bptt 35). One evaluation step is a forward pass
+without gradients, as in pipeline.train.evaluate. Each step is timed with the device synchronised
+on both sides; the models are interleaved round by round so that load from other processes hits
+them all alike, and the median over all timed steps is reported after warm-up.
+
+Writes <out>/train-step-<device>-<time>.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks import environment as env
+from pipeline.config import load_params, run_config
+from pipeline.models import build_model, count_parameters, init_uniform
+from pipeline.models.common import detach_state
+from pipeline.models.recurrence import default_kernel
+from pipeline.train.loop import sgd_step, window_loss
+
+VOCAB, BATCH, BPTT = 10_000, 20, 35
+PTB_TRAIN_WINDOWS = 1_327  # 929,589 training tokens in 20 streams of 35-step windows
+PTB_VALID_WINDOWS = 105  # 73,760 tokens
+
+# (size, reference LSTM run, SCRN run)
+SIZES = {
+    "small": ("ptb-small-lstm-nd-kim", "ptb-small-scrn-nd-wt"),
+    "medium": ("ptb-medium-lstm-nd-zaremba", "ptb-medium-scrn-nd-wt"),
+}
+KERNELS = ("loop", "scan", "tanh-rnn")
+
+
+@dataclasses.dataclass
+class Candidate:
+    name: str  # table label
+    size: str
+    run: str
+    kernel: str | None  # SCRN hidden-recurrence kernel; None for the LSTM
+    model: torch.nn.Module
+    lr: float
+    clip: float
+    train_ms: list[float] = dataclasses.field(default_factory=list)
+    eval_ms: list[float] = dataclasses.field(default_factory=list)
+    state: object = None
+    eval_state: object = None
+
+
+def build(params: dict, size: str, run: str, kernel: str | None, device: torch.device) -> Candidate:
+    cfg = run_config(params, run)
+    model_cfg = cfg.model if kernel is None else dataclasses.replace(cfg.model, recurrence_impl=kernel)
+    torch.manual_seed(cfg.training.seed)
+    model = build_model(model_cfg, VOCAB)
+    init_uniform(model, cfg.training.init_scale)
+    model.to(device)
+    m = model_cfg
+    shape = f"{m.layers}x{m.hidden}" + (f"/{m.context}" if m.arch == "scrn" else "")
+    if kernel is None:
+        name = f"LSTM {shape} (nn.LSTM{', cuDNN' if device.type == 'cuda' else ''})"
+    else:
+        name = f"SCRN {shape} {kernel}" + (" [auto]" if kernel == default_kernel(device) else "")
+    return Candidate(name, size, run, kernel, model, cfg.training.lr, cfg.training.clip_norm)
+
+
+def train_step(c: Candidate, x, y) -> None:
+    c.model.train()
+    loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state))
+    sgd_step(c.model, loss, c.lr, c.clip)
+
+
+@torch.no_grad()
+def eval_step(c: Candidate, x, y) -> None:
+    c.model.eval()
+    logits, c.eval_state, _ = c.model(x, c.eval_state)
+    F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+
+
+def measure(cands: list[Candidate], device, rounds: int, train_steps: int, eval_steps: int, warmup: int, log) -> None:
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, VOCAB, (BATCH, BPTT + 1), generator=gen).to(device) for _ in range(8)]
+    for c in cands:  # warm-up: allocator, cuDNN plans, lazy initialisation
+        c.state = c.model.zero_state(BATCH, device=device)
+        c.eval_state = c.model.zero_state(BATCH, device=device)
+        for i in range(warmup):
+            b = batches[i % len(batches)]
+            train_step(c, b[:, :-1], b[:, 1:])
+            eval_step(c, b[:, :-1], b[:, 1:])
+        env.synchronize(device)
+    for r in range(rounds):
+        for c in cands:
+            for i in range(train_steps):
+                b = batches[i % len(batches)]
+                c.train_ms.append(1e3 * env.timed(lambda: train_step(c, b[:, :-1], b[:, 1:]), device))
+            for i in range(eval_steps):
+                b = batches[i % len(batches)]
+                c.eval_ms.append(1e3 * env.timed(lambda: eval_step(c, b[:, :-1], b[:, 1:]), device))
+        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{c.name} {statistics.median(c.train_ms):.1f}" for c in cands))
+
+
+def summarise(cands: list[Candidate]) -> list[dict]:
+    lstm = {c.size: c for c in cands if c.kernel is None}
+    loop = {c.size: c for c in cands if c.kernel == "loop"}
+    rows = []
+    for c in cands:
+        train, ev = statistics.median(c.train_ms), statistics.median(c.eval_ms)
+        ref, plain = lstm.get(c.size), loop.get(c.size)
+        rows.append({
+            "model": c.name, "size": c.size, "run": c.run, "kernel": c.kernel,
+            "parameters": count_parameters(c.model),
+            "train_ms_per_batch": round(train, 3),
+            "train_tokens_per_s": round(BATCH * BPTT / train * 1e3),
+            "train_epoch_s": round(train * PTB_TRAIN_WINDOWS / 1e3, 2),
+            "train_ratio_to_lstm": round(train / statistics.median(ref.train_ms), 3) if ref else None,
+            "train_speedup_over_loop": round(statistics.median(plain.train_ms) / train, 3) if plain and c.kernel else None,
+            "eval_ms_per_batch": round(ev, 3),
+            "eval_tokens_per_s": round(BATCH * BPTT / ev * 1e3),
+            "eval_valid_pass_s": round(ev * PTB_VALID_WINDOWS / 1e3, 3),
+            "eval_ratio_to_lstm": round(ev / statistics.median(ref.eval_ms), 3) if ref else None,
+            "train_samples": len(c.train_ms), "eval_samples": len(c.eval_ms),
+        })
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | train ms/batch | tokens/s | PTB epoch (s) | × LSTM | × loop speed-up "
+            "| eval ms/batch | eval tokens/s | eval × LSTM |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def fmt(v, spec):
+        return "–" if v is None else format(v, spec)
+
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['train_ms_per_batch']:.2f} | {r['train_tokens_per_s']:,} | {r['train_epoch_s']:.1f} "
+            f"| {fmt(r['train_ratio_to_lstm'], '.2f')} | {fmt(r['train_speedup_over_loop'], '.2f')} "
+            f"| {r['eval_ms_per_batch']:.2f} | {r['eval_tokens_per_s']:,} | {fmt(r['eval_ratio_to_lstm'], '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
+    parser.add_argument("--quick", action="store_true", help="few steps: a CPU run within a few minutes")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
+    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS,
+                        help="SCRN hidden-recurrence kernels to time (default: all; loop is the plain path)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: CPU 6 quick, 12 otherwise; CUDA 5)")
+    parser.add_argument("--steps", type=int, help="timed training steps per model per round (default: CPU 1; CUDA "
+                        "40, 10 with --quick)")
+    parser.add_argument("--eval-steps", type=int, help="timed evaluation steps per model per round (default: half of --steps)")
+    parser.add_argument("--warmup", type=int, help="untimed steps per model first (default: 2 on CPU, 10 on CUDA)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default on a CPU: 1, because on a shared "
+                        "2-core machine a second thread thrashes as soon as another process runs; recorded)")
+    parser.add_argument("--params", default="params.yaml", help="params file with the runs (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    device = env.resolve(args.device)
+    cuda = device.type == "cuda"
+    if args.threads or not cuda:
+        torch.set_num_threads(args.threads or 1)
+    # on a CPU every round times one step of each model in turn, so that load from other
+    # processes falls on all models alike; a GPU is not shared, so longer blocks are fine
+    rounds = args.rounds or (5 if cuda else 6 if args.quick else 12)
+    steps = args.steps or (40 if cuda and not args.quick else 10 if cuda else 1)
+    eval_steps = args.eval_steps or max(1, steps // 2)
+    warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+
+    params = load_params(args.params)
+    cands = []
+    for size in args.sizes:
+        lstm_run, scrn_run = SIZES[size]
+        cands.append(build(params, size, lstm_run, None, device))
+        cands += [build(params, size, scrn_run, k, device) for k in args.kernels]
+    info = env.describe(device)
+    log(f"benchmarking on {info['device_name']} (torch {info['torch']}, {info['threads']} threads): "
+        f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up")
+    measure(cands, device, rounds, steps, eval_steps, warmup, log)
+    rows = summarise(cands)
+    payload = {
+        "benchmark": "train_step",
+        "environment": info,
+        "settings": {"vocab": VOCAB, "batch": BATCH, "bptt": BPTT, "rounds": rounds, "train_steps": steps,
+                     "eval_steps": eval_steps, "warmup": warmup, "quick": args.quick,
+                     "ptb_train_windows": PTB_TRAIN_WINDOWS, "ptb_valid_windows": PTB_VALID_WINDOWS,
+                     "auto_kernel": default_kernel(device)},
+        "rows": rows,
+    }
+    path = env.write_json(args.out, "train-step", payload)
+    print(f"{info['device_name']}, torch {info['torch']}"
+          + (f", CUDA {info['cuda']}, cuDNN {info['cudnn']}" if cuda else f", {info['threads']} threads")
+          + f"; median of {rounds * steps} training / {rounds * eval_steps} evaluation steps per model")
+    print(table(rows))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

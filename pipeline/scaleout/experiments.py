@@ -1,0 +1,86 @@
+"""A round of DVC experiments as one array: the random search's Slurm and debug backends.
+
+Each sample becomes an *experiment task* (tasks.py): in its own clone at the current commit,
+``dvc exp run --pull -n <name> -S key=value ... <stage>``, then ``dvc exp push origin <name>``
+(the experiment's Git ref to the git remote; outputs and run-cache to the shared DVC remote).
+The task also returns the metrics file it produced, so the search can shrink its ranges without
+a Git round trip; ``dvc exp pull`` then brings the experiments into this workspace
+(``dvc exp show`` lists them).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pipeline.scaleout import backends
+from pipeline.scaleout.config import ScaleoutSettings
+from pipeline.scaleout.grid import ScaleoutError, _default_checkpoints, _env, default_dvc_remote, git_preflight
+from pipeline.scaleout.tasks import TaskSpec
+
+
+def set_value(key: str, value: Any) -> str:
+    """A ``-S`` argument; DVC parses the value as YAML, of which JSON is a subset."""
+    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+
+
+def experiment_specs(samples: Mapping[str, Mapping[str, Any]], *, stage: str, metrics_file: str, commit: str,
+                     git_url: str, dvc_remote: str, directory: Path, settings: ScaleoutSettings,
+                     checkpoint_dir: str | None) -> list[TaskSpec]:
+    return [TaskSpec(kind="exp", name=name, git_url=git_url, commit=commit, dvc_remote=dvc_remote,
+                     targets=(stage,) if stage else (), set_params=tuple(set_value(k, v) for k, v in values.items()),
+                     metrics_files=(metrics_file,), log_path=str(directory / f"{name}.log"),
+                     status_path=str(directory / f"{name}.json"), workdir=settings.workdir,
+                     checkpoint_dir=checkpoint_dir, keep_failed_clone=settings.keep_failed_clones)
+            for name, values in samples.items()]
+
+
+def run_experiment_round(samples: Mapping[str, Mapping[str, Any]], *, stage: str, metrics_file: str,
+                         backend: str, settings: ScaleoutSettings, repo: Path = Path("."),
+                         round_name: str = "round", pull: bool = True,
+                         echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Run one search round as one array and return ``{name: status record}``.
+
+    ``samples``: experiment name (unique, a valid Git ref component) -> {params key: value},
+    e.g. ``{"r1-s03": {"runs.ptb-small-scrn-nd.model.dropout.p_i": 0.31}}``.
+    ``stage``: the stage each experiment reproduces (``train@ptb-small-scrn-nd``), with its
+    upstream; ``metrics_file``: the JSON it writes (``results/quick/ptb-small-scrn-nd/metrics.json``).
+    ``backend``: ``slurm`` (one sbatch array) or ``debug`` (in-process, one after another).
+    A record's ``status`` is ``ok`` or ``failed`` (with ``failed_step``, ``error`` and ``log``);
+    ``record["metrics"][metrics_file]`` is the parsed metrics of an ok one. Failed samples are
+    reported, never raised. With ``pull``, ``dvc exp pull <git remote> <ok names>`` follows.
+    The workspace must be committed and pushed (the tasks clone the commit).
+    """
+    if backend not in backends.EXECUTOR_BACKENDS:
+        raise ScaleoutError(f"experiment rounds run on {' or '.join(backends.EXECUTOR_BACKENDS)}, not {backend!r} "
+                            "(locally, use DVC's queue: dvc exp run --queue)")
+    repo = Path(repo).resolve()
+    commit, git_url = git_preflight(repo, settings.git_remote)
+    dvc_remote = default_dvc_remote(repo)
+    directory = (repo / settings.log_dir / commit[:12] / "exp" / round_name).resolve()
+    specs = experiment_specs(samples, stage=stage, metrics_file=metrics_file, commit=commit, git_url=git_url,
+                             dvc_remote=dvc_remote, directory=directory, settings=settings,
+                             checkpoint_dir=_default_checkpoints(repo, settings))
+    echo(f"{backend}: round {round_name}, {len(specs)} experiment(s) as one array; logs in {directory}")
+    records = backends.execute(specs, backend, settings, directory / "submitit" / "%j", f"scrn-{round_name}")
+    by_name = {r["name"]: r for r in records}
+    for r in records:
+        if r["status"] != "ok":
+            echo(f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n  log: {r['log']}")
+    ok = [r["name"] for r in records if r["status"] == "ok"]
+    if pull and ok:
+        proc = subprocess.run(["dvc", "exp", "pull", settings.git_remote, *ok], cwd=repo, env=_env(),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            echo(f"warning: `dvc exp pull {settings.git_remote} ...` failed: {(proc.stdout + proc.stderr).strip()[-1000:]}")
+    return by_name
+
+
+def metric(records: Mapping[str, Mapping[str, Any]], metrics_file: str, key: str = "best_valid_ppl") -> dict[str, float | None]:
+    """``{name: metrics[key]}`` of a round; None for a failed sample or a missing value."""
+    out = {}
+    for name, r in records.items():
+        m = (r.get("metrics") or {}).get(metrics_file) if r.get("status") == "ok" else None
+        out[name] = m.get(key) if isinstance(m, dict) else None
+    return out

@@ -1,0 +1,295 @@
+"""The table grid on a cluster: one repro task per run, then one fan-in in this workspace.
+
+    preflight      the workspace is committed and the commit is on the git remote; the DVC
+                   remote (the workspace's default one) is what the tasks push to
+    pending        runs whose status record at this commit is not ``ok`` (rerunning the same
+                   command therefore resubmits only what failed or never finished)
+    execute        one array (backends.py); each task: clone, ``dvc repro --pull train@<run>``,
+                   ``dvc push --run-cache train@<run>``
+    fan in         ``dvc repro --pull --downstream train@<run>...`` here: DVC pulls the run-cache,
+                   restores each train stage from it ("is cached - skipping run") instead of
+                   running it, writes one dvc.lock and re-runs what depends on the results
+                   (the report)
+
+The ``local`` backend replaces the array by DVC's own experiment queue on this machine
+(``dvc exp run --queue`` + ``dvc queue start -j N``): its workers share this workspace's cache,
+so the run-cache entries land here and the same fan-in (without ``--pull``) restores them.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.config import run_config, run_names
+from pipeline.scaleout import backends
+from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
+from pipeline.scaleout.tasks import TaskSpec, read_status, stage_outcomes
+
+TRAIN_STAGE = "train@{run}"
+
+
+class ScaleoutError(RuntimeError):
+    """A precondition of a submission that the user can fix (the message says how)."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=_env())
+    if check and proc.returncode != 0:
+        raise ScaleoutError(f"`git {' '.join(args)}` failed in {repo}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def select_runs(params: dict, patterns: str | list[str]) -> list[str]:
+    """Runs of params.yaml matching any of the comma-separated glob patterns, in params order."""
+    if isinstance(patterns, str):
+        patterns = [p.strip() for p in patterns.split(",") if p.strip()]
+    names = run_names(params)
+    chosen = []
+    for pattern in patterns:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            raise ScaleoutError(f"--runs {pattern!r} matches no run of params.yaml (runs: {', '.join(names)})")
+        chosen += [n for n in matched if n not in chosen]
+    return [n for n in names if n in chosen]
+
+
+def dvc_outputs(repo: Path) -> list[str]:
+    """Workspace-relative paths of every stage output (their changes are results, not sources)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return [os.path.relpath(out.fs_path, dvc_repo.root_dir) for out in dvc_repo.index.outs]
+
+
+def git_preflight(repo: Path, git_remote: str) -> tuple[str, str]:
+    """(commit, clone URL): refuses a workspace whose sources differ from its commit, or a commit
+    that is not on ``git_remote``; the tasks clone that commit from there, not this workspace."""
+    url = _git(repo, "remote", "get-url", git_remote, check=False)
+    if not url:
+        raise ScaleoutError(f"no git remote {git_remote!r}: the tasks clone the repository from it. Add one the "
+                            f"nodes can reach (`git remote add {git_remote} <url>`, a bare repository on the shared "
+                            "filesystem will do) or set scaleout.git_remote / --git-remote")
+    commit = _git(repo, "rev-parse", "HEAD")
+    outputs = dvc_outputs(repo)
+    dirty = []
+    status = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=no"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    for entry in filter(None, status.split("\0")):
+        if len(entry) < 4 or entry[2] != " ":
+            continue  # the source path of a rename (-z puts it in its own field)
+        path = entry[3:]
+        if path == "dvc.lock" or any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs):
+            continue  # results of earlier fan-ins: the tasks do not need them
+        dirty.append(path)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise ScaleoutError(f"uncommitted changes to {shown}: the tasks run the commit, not this workspace. "
+                            f"Commit them and push (`git commit -am '...' && git push {git_remote} HEAD`), "
+                            "then submit again")
+    _git(repo, "fetch", "--quiet", git_remote)
+    if not _git(repo, "for-each-ref", "--contains", commit, f"refs/remotes/{git_remote}/"):
+        raise ScaleoutError(f"commit {commit[:12]} is not on the git remote {git_remote!r} ({url}), so the tasks "
+                            f"cannot clone it: `git push {git_remote} HEAD` (or push the branch), then submit again")
+    return commit, url
+
+
+def default_dvc_remote(repo: Path) -> str:
+    """URL of the workspace's default DVC remote: the tasks push to it and the fan-in
+    (``dvc repro --pull``, which only knows the default remote) pulls from it."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        name = dvc_repo.config["core"].get("remote")
+        remotes = dvc_repo.config.get("remote", {})
+    if not name or name not in remotes:
+        raise ScaleoutError("no default DVC remote: the tasks push their results to it and `dvc repro --pull` "
+                            "brings them back. Add one that the nodes and this workspace can both reach, e.g. "
+                            "`dvc remote add -d shared /shared/fs/scrn-dvc-remote` (or an s3:// URL)")
+    return str(remotes[name]["url"])
+
+
+def grid_dir(repo: Path, settings: ScaleoutSettings, commit: str) -> Path:
+    return (repo / settings.log_dir / commit[:12]).resolve()
+
+
+def _default_checkpoints(repo: Path, settings: ScaleoutSettings) -> str:
+    return str((repo / (settings.checkpoint_dir or "checkpoints")).resolve())
+
+
+def repro_specs(repo: Path, params: dict, runs: list[str], settings: ScaleoutSettings, commit: str, git_url: str,
+                dvc_remote: str) -> list[TaskSpec]:
+    directory = grid_dir(repo, settings, commit)
+    specs = []
+    for run in runs:
+        cfg = run_config(params, run)
+        specs.append(TaskSpec(
+            kind="repro", name=run, git_url=git_url, commit=commit, dvc_remote=dvc_remote,
+            targets=(TRAIN_STAGE.format(run=run),), log_path=str(directory / f"{run}.log"),
+            status_path=str(directory / f"{run}.json"),
+            metrics_files=(f"results/{cfg.profile}/{run}/metrics.json",), workdir=settings.workdir,
+            checkpoint_dir=_default_checkpoints(repo, settings), keep_failed_clone=settings.keep_failed_clones,
+        ))
+    return specs
+
+
+def finished(status_path: Path) -> bool:
+    record = read_status(status_path)
+    return bool(record and record.get("status") == "ok")
+
+
+def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str, Any]:
+    """``dvc repro [--pull] --downstream train@<run>...`` here: restores every run from the
+    run-cache, writes dvc.lock, and re-runs the stages that depend on the runs (the report)."""
+    targets = [TRAIN_STAGE.format(run=r) for r in runs]
+    argv = ["dvc", "repro", *(["--pull"] if pull else []), "--downstream", *targets]
+    proc = subprocess.run(argv, cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n{proc.stdout}")
+    outcomes = stage_outcomes(proc.stdout)
+    return {"argv": argv, "returncode": proc.returncode, "log": str(log_path), "output": proc.stdout,
+            "trained_here": [t for t in targets if t in outcomes["ran"]], **outcomes}
+
+
+# ---------------------------------------------------------------------------- the local backend
+
+
+def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["dvc", *args], cwd=repo, env=_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ScaleoutError(f"`dvc {' '.join(args)}` failed: {(proc.stdout + proc.stderr).strip()[-2000:]}")
+    return proc
+
+
+def queue_statuses(repo: Path) -> dict[str, str]:
+    """Experiment name -> status (Queued, Running, Success, Failed, ...) from `dvc queue status`."""
+    statuses = {}
+    for line in _dvc(repo, "queue", "status").stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", cols[0]):
+            statuses[cols[1]] = cols[-1]
+    return statuses
+
+
+def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, directory: Path,
+                    poll_s: float = 5.0) -> list[dict[str, Any]]:
+    """Each run as a queued experiment of its train stage, run by ``dvc queue start -j N`` workers
+    on this machine (they share this workspace's cache, hence its run-cache); one record per run."""
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    names = {run: f"grid-{run}-{stamp}" for run in runs}
+    for run, name in names.items():
+        _dvc(repo, "exp", "run", "--queue", "-n", name, TRAIN_STAGE.format(run=run))
+    _dvc(repo, "queue", "start", "-j", str(settings.local_jobs))
+    while True:
+        statuses = queue_statuses(repo)
+        if all(statuses.get(n) not in ("Queued", "Running") for n in names.values()):
+            break
+        time.sleep(poll_s)
+    records = []
+    for run, name in names.items():
+        log_path = directory / f"{run}.log"
+        logs = _dvc(repo, "queue", "logs", name, check=False)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(logs.stdout + logs.stderr)
+        ok = statuses.get(name) == "Success"
+        record = {"name": run, "kind": "repro", "backend": "local", "experiment": name, "log": str(log_path),
+                  "status": "ok" if ok else "failed", "stages": stage_outcomes(logs.stdout)}
+        if not ok:
+            record.update(failed_step="dvc queue", error=f"queued experiment {name}: {statuses.get(name, 'unknown')}")
+        records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class GridResult:
+    commit: str | None
+    submitted: list[str]
+    skipped: list[str]  # already ok at this commit
+    records: list[dict[str, Any]]
+    fan_in: dict[str, Any] | None = None
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and (self.fan_in is None or self.fan_in["returncode"] == 0)
+
+
+def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: ScaleoutSettings, *,
+             force: bool = False, do_fan_in: bool = True, echo: Callable[[str], None] = print,
+             job_name: str = "scrn-grid") -> GridResult:
+    """Run ``runs`` through ``backend`` and fan the successful ones in; see the module docstring."""
+    if backend not in BACKENDS:
+        raise ScaleoutError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    repo = repo.resolve()
+    if backend == "local":
+        commit = _git(repo, "rev-parse", "HEAD", check=False) or None
+        directory = (repo / settings.log_dir / f"local-{time.strftime('%Y%m%d%H%M%S')}").resolve()
+        echo(f"local: {len(runs)} run(s) through DVC's queue here, {settings.local_jobs} worker(s)")
+        records = run_local_queue(repo, runs, settings, directory)
+        submitted, skipped, pull = list(runs), [], False
+        try:
+            default_dvc_remote(repo)
+            pull = True
+        except ScaleoutError:
+            pass
+    else:
+        commit, git_url = git_preflight(repo, settings.git_remote)
+        dvc_remote = default_dvc_remote(repo)
+        directory = grid_dir(repo, settings, commit)
+        specs = repro_specs(repo, params, runs, settings, commit, git_url, dvc_remote)
+        todo = [s for s in specs if force or not finished(Path(s.status_path))]
+        skipped = [s.name for s in specs if s not in todo]
+        submitted = [s.name for s in todo]
+        if skipped:
+            echo(f"already done at {commit[:12]} (status ok; pass --force to resubmit, the run-cache answers): "
+                 f"{', '.join(skipped)}")
+        echo(f"{backend}: submitting {len(todo)} task(s) as one array at {commit[:12]}; logs in {directory}")
+
+        def report(record: dict) -> None:
+            echo(f"  {record['name']}: {record['status']} ({record.get('seconds', '?')} s) log: {record['log']}")
+
+        records = backends.execute(todo, backend, settings, directory.parent / "submitit" / "%j", job_name,
+                                   on_record=report)
+        pull = True
+    result = GridResult(commit=commit, submitted=submitted, skipped=skipped, records=records)
+    result.failed = [r for r in records if r["status"] != "ok"]
+    for r in result.failed:
+        echo(f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n"
+             f"  log: {r['log']}" + (f"\n  job log: {r['job_log']}" if r.get("job_log") else "")
+             + (f"\n  clone kept at: {r['clone']}" if r.get("clone") else ""))
+    if result.failed:
+        names = ",".join(r["name"] for r in result.failed)
+        echo(f"{len(result.failed)} of {len(records)} task(s) failed; the others' results are pushed and fanned in. "
+             f"Resubmit only the failed ones by running the same command again, or: "
+             f"python -m stages.grid --backend {backend} --runs '{names}'")
+    done = [s for s in runs if s in skipped or any(r["name"] == s and r["status"] == "ok" for r in records)]
+    if do_fan_in and done:
+        result.fan_in = fan_in(repo, done, pull, directory / "fan-in.log")
+        fi = result.fan_in
+        if fi["returncode"] != 0:
+            echo(f"fan-in failed (`{' '.join(fi['argv'])}`, exit {fi['returncode']}); log: {fi['log']}")
+        else:
+            echo(f"fan-in: {len(fi['restored'])} stage(s) restored from the run-cache, {len(fi['unchanged'])} "
+                 f"unchanged, ran here: {', '.join(fi['ran']) or 'none'}; dvc.lock updated")
+        if fi["trained_here"]:
+            echo(f"warning: the run-cache did not answer for {', '.join(fi['trained_here'])}: they trained here")
+    return result

@@ -1,0 +1,220 @@
+"""Every CPU fast path of the SCRN hidden recurrence equals the plain loop, values and gradients.
+
+float64 throughout, so that "equal" can mean a few ulps. Each test also checks that the fast
+kernel really ran (a spy on recurrence.RUNNERS), so none would pass with the feature deleted.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
+from pipeline.models import build_model, init_uniform, recurrence
+from pipeline.models.scrn import BaselineSCRN, SCRNLayer, SCRNRecurrence, hidden_states, select_kernel
+
+FAST = ("scan", "tanh-rnn")
+TOL = dict(rtol=1e-12, atol=1e-13)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """How often each fast kernel ran."""
+    counts = {k: 0 for k in recurrence.RUNNERS}
+    for name, fn in list(recurrence.RUNNERS.items()):
+        def spy(*args, _fn=fn, _name=name):
+            counts[_name] += 1
+            return _fn(*args)
+        monkeypatch.setitem(recurrence.RUNNERS, name, spy)
+    return counts
+
+
+def leaf(*shape, gen, scale=1.0):
+    return (scale * torch.randn(*shape, generator=gen)).requires_grad_()
+
+
+def assert_same(fast, plain):
+    for f, p in zip(fast, plain):
+        torch.testing.assert_close(f, p, **TOL)
+
+
+def values_and_grads(impl, pre, h0, R, mask, tied):
+    h, h_raw = hidden_states(pre, h0, R, mask, tied, impl)
+    weights = torch.linspace(-1, 1, h.numel()).reshape(h.shape)  # touches every step and unit
+    loss = (h * weights).sum() + h_raw.square().sum()
+    return (h, h_raw, *torch.autograd.grad(loss, [pre, h0, R]))
+
+
+# a batch-shared mask with dropped units, and a *different* mask for the carried state, so that
+# the first step of a tied window sees h0 nonzero where the current mask is zero
+MASK = torch.tensor([[1.25, 0.0, 1.25, 1.25, 0.0]], dtype=torch.float64)
+PREVIOUS_MASK = torch.tensor([[0.0, 1.25, 1.25, 0.0, 1.25]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("mode", ["none", "tied", "independent"])
+def test_kernel_equals_loop_values_and_gradients(kernel, mode, calls):
+    gen = torch.Generator().manual_seed(0)
+    pre, R = leaf(3, 7, 5, gen=gen), leaf(5, 5, gen=gen, scale=0.7)
+    h0 = torch.rand(3, 5, generator=gen)
+    mask, tied = {"none": (None, True), "tied": (MASK, True), "independent": (MASK, False)}[mode]
+    if mode == "tied":
+        h0 = h0 * PREVIOUS_MASK
+    h0.requires_grad_()
+    fast = values_and_grads(kernel, pre, h0, R, mask, tied)
+    assert calls[kernel] == 1
+    plain = values_and_grads("loop", pre, h0, R, mask, tied)
+    assert_same(fast, plain)
+    if mode == "independent":
+        assert fast[0] is fast[1]  # h is h_raw: the output mask is applied elsewhere
+
+
+def test_tied_first_step_uses_the_carried_state_unmasked_by_the_new_mask(calls):
+    """h_1 = sigmoid(a_1 + h0 R) with h0 as carried, even where the new mask drops a unit."""
+    gen = torch.Generator().manual_seed(1)
+    pre, R = torch.randn(2, 3, 5, generator=gen), torch.randn(5, 5, generator=gen)
+    h0 = torch.rand(2, 5, generator=gen) * PREVIOUS_MASK
+    _, h_raw = hidden_states(pre, h0, R, MASK, True, "scan")
+    torch.testing.assert_close(h_raw[:, 0], torch.sigmoid(pre[:, 0] + h0 @ R), **TOL)
+    torch.testing.assert_close(h_raw[:, 1], torch.sigmoid(pre[:, 1] + (h_raw[:, 0] * MASK) @ R), **TOL)
+
+
+def test_auto_picks_scan_on_cpu_and_the_loop_for_per_sequence_masks():
+    cpu = torch.device("cpu")
+    assert select_kernel("auto", cpu, None) == "scan"
+    assert select_kernel("auto", cpu, MASK) == "scan"
+    assert select_kernel("auto", cpu, MASK.expand(3, 5)) == "loop"
+    assert select_kernel("tanh-rnn", cpu, MASK.expand(3, 5)) == "loop"
+    assert select_kernel("loop", cpu, None) == "loop"
+    with pytest.raises(ValueError, match="recurrence_impl"):
+        select_kernel("cudnn", cpu, None)
+
+
+def test_per_sequence_mask_runs_the_loop(calls):
+    gen = torch.Generator().manual_seed(2)
+    pre, h0, R = torch.randn(3, 4, 5, generator=gen), torch.rand(3, 5, generator=gen), torch.randn(5, 5, generator=gen)
+    mask = torch.bernoulli(torch.full((3, 5), 0.5), generator=gen) * 2
+    for tied in (True, False):
+        fast = hidden_states(pre, h0, R, mask, tied, "auto")
+        assert_same(fast, hidden_states(pre, h0, R, mask, tied, "loop"))
+    assert sum(calls.values()) == 0
+
+
+@pytest.mark.parametrize("kernel", FAST)
+def test_recurrence_over_two_windows_with_carried_state(kernel, calls):
+    """Two windows, state carried without detaching: values and every gradient, s and h."""
+    torch.manual_seed(3)
+    fast, plain = SCRNRecurrence(5, 3, 0.9, kernel), SCRNRecurrence(5, 3, 0.9, "loop")
+    plain.load_state_dict(fast.state_dict())
+    gen = torch.Generator().manual_seed(4)
+    xb, xa = leaf(2, 12, 3, gen=gen), leaf(2, 12, 5, gen=gen)
+    state0 = (torch.randn(2, 3, generator=gen), torch.rand(2, 5, generator=gen))
+
+    def run(layer):
+        s1, h1, _ = layer(xb[:, :6], xa[:, :6], state0)
+        s2, h2, _ = layer(xb[:, 6:], xa[:, 6:], (s1[:, -1], h1[:, -1]))
+        out = torch.cat([s1, h1, s2, h2], dim=-1)
+        loss = (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum()
+        return (out, *torch.autograd.grad(loss, [xb, xa, *layer.parameters()]))
+
+    got = run(fast)
+    assert calls[kernel] == 2
+    assert_same(got, run(plain))
+
+
+def stacked(impl: str, dropout: DropoutConfig, sobolev: SobolevConfig = SobolevConfig(), seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch="scrn", hidden=6, context=3, alpha=0.9, layers=2, tie=True, dropout=dropout,
+                      sobolev=sobolev, recurrence_impl=impl)
+    model = build_model(cfg, 17)
+    init_uniform(model, 0.4)
+    return model
+
+
+MODEL_CASES = {
+    "nd": DropoutConfig(regime="naive", p_i=0.2, p_o=0.3),
+    "vd-tied-batch": DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3),
+    "vd-independent-batch": DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3, vd_h_mask="independent"),
+}
+
+
+@pytest.mark.parametrize("kernel", FAST)
+@pytest.mark.parametrize("case", sorted(MODEL_CASES))
+def test_stacked_model_training_windows_match_the_loop(kernel, case, calls):
+    """The whole model in training mode over two windows (same dropout draws), with the Sobolev
+    penalty on both layers: logits, carried state, penalty and every parameter's gradient."""
+    sobolev = SobolevConfig(beta=0.3)
+    fast, plain = stacked(kernel, MODEL_CASES[case], sobolev), stacked("loop", MODEL_CASES[case], sobolev)
+    x = torch.randint(0, 17, (4, 10), generator=torch.Generator().manual_seed(5))
+
+    def run(model):
+        torch.manual_seed(6)  # identical dropout masks for both implementations
+        model.train()
+        state, total, logits = model.zero_state(4), 0.0, []
+        for window in (x[:, :5], x[:, 5:]):
+            out = model(window, state)
+            total = total + out.logits.square().mean() + out.penalty
+            state, logits = out.state, logits + [out.logits]
+        grads = torch.autograd.grad(total, list(model.parameters()))
+        return (torch.cat(logits, 1), total, *[t for layer in state for t in layer], *grads)
+
+    got = run(fast)
+    assert calls[kernel] == 4  # 2 layers x 2 windows
+    assert_same(got, run(plain))
+
+
+@pytest.mark.parametrize("kernel", FAST)
+def test_evaluation_without_grad_matches_the_loop(kernel, calls):
+    fast, plain = stacked(kernel, MODEL_CASES["nd"]), stacked("loop", MODEL_CASES["nd"])
+    x = torch.randint(0, 17, (3, 8), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        fast.eval(), plain.eval()
+        got, want = fast(x, fast.zero_state(3)), plain(x, plain.zero_state(3))
+    assert calls[kernel] == 2
+    assert_same((got.logits, *got.state[1]), (want.logits, *want.state[1]))
+
+
+def test_baseline_scrn_uses_the_configured_kernel(calls):
+    torch.manual_seed(8)
+    cfg = ModelConfig(arch="scrn-baseline", hidden=5, context=3, alpha=0.95, recurrence_impl="tanh-rnn")
+    model = build_model(cfg, 11)
+    loop = BaselineSCRN(11, 5, 3, 0.95, "loop")
+    loop.load_state_dict(model.state_dict())
+    x = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(9))
+    assert_same(model(x, model.zero_state(2)).logits.unsqueeze(0), loop(x, loop.zero_state(2)).logits.unsqueeze(0))
+    assert calls["tanh-rnn"] == 1
+
+
+def test_scan_gradcheck():
+    gen = torch.Generator().manual_seed(10)
+    a, h0, W = leaf(2, 4, 3, gen=gen), torch.rand(2, 3, generator=gen).requires_grad_(), leaf(3, 3, gen=gen)
+    assert torch.autograd.gradcheck(recurrence.scan, (a, h0, W))
+
+
+# ---------------------------------------------------------------------------- initialisation
+
+
+def test_fresh_modules_are_initialised_without_advancing_the_global_rng():
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    layer = SCRNLayer(7, 6, 3, 0.9)
+    assert torch.equal(torch.get_rng_state(), before), "building must not change the seeded init_uniform draws"
+    for name, p in layer.named_parameters():
+        bound = 1 / 6 ** 0.5
+        assert torch.isfinite(p).all() and p.abs().max() <= bound and p.std() > 0.1 * bound, name
+
+
+def test_recurrence_impl_is_part_of_the_model_config():
+    cfg = ModelConfig(arch="scrn", hidden=6, context=3, alpha=0.9, layers=2)
+    assert cfg.recurrence_impl == "auto"
+    model = build_model(dataclasses.replace(cfg, recurrence_impl="loop"), 13)
+    assert {layer.recurrence.impl for layer in model.layers} == {"loop"}
