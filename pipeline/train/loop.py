@@ -92,6 +92,12 @@ def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
                 p.add_(p.grad, alpha=-lr)
 
 
+# The wall-time projection trains 3 windows on a copy of the model. Below this many training windows
+# left it would add a noticeable share to the run (a quick-profile run has 10: the probe was ~20% of
+# its compute), and a run that short needs no projection.
+PROBE_MIN_WINDOWS = 100
+
+
 def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float) -> float:
     """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
     probe = copy.deepcopy(model)
@@ -185,9 +191,11 @@ def run_training(
         f"{cfg.name}: {cfg.epochs} epochs x {train.num_windows} windows of {t.batch_size}x{t.bptt} "
         f"({train.tokens_per_pass:,} train tokens/epoch; valid {valid.tokens_per_pass:,}, test {test.tokens_per_pass:,})"
     )
-    if remaining > 0:
+    if remaining > 0 and remaining * train.num_windows > PROBE_MIN_WINDOWS:
         projected = project_wall_time(model, train, valid.num_windows, remaining, device, run.lr, t.clip_norm)
         log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}")
+    elif remaining > 0:
+        log(f"{cfg.name}: {remaining * train.num_windows} training windows to go: too short to be worth a timing probe")
 
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
         run.lr = _lr_for_epoch(cfg, epoch, run.lr)
