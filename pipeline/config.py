@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -393,20 +394,66 @@ def run_names(params: dict) -> list[str]:
     return list(_mapping(_require(params, "runs", ""), "runs"))
 
 
+SEED_SUFFIX = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
+
+
+def seed_groups(params: dict, profile: str | None = None) -> dict[str, list[str]]:
+    """Runs that repeat another run with a different seed: base run -> [base, base-seed2, ...].
+
+    A run named ``<base>-seed<N>`` is seed N of run ``<base>``: its configuration must be the
+    base's in everything but the seed (``seed: N`` at the run's top level), so that the group's
+    spread is run-to-run noise and nothing else. Each seed is its own run (its own DVC stage
+    ``train@<base>-seed<N>``), so seeds train in parallel wherever stages do; the base name keeps
+    its meaning (seed 1 unless its preset says otherwise). Members are ordered by seed.
+    """
+    names = run_names(params)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        match = SEED_SUFFIX.match(name)
+        if match is None:
+            continue
+        base, seed = match["base"], int(match["seed"])
+        where = f"runs.{name}"
+        if base not in names:
+            raise _fail(where, f"is named as seed {seed} of run {base!r}, which does not exist")
+        cfg, base_cfg = run_config(params, name, profile), run_config(params, base, profile)
+        if cfg.training.seed != seed:
+            raise _fail(f"{where}.seed", f"expected {seed} (the seed its name gives), got {cfg.training.seed}")
+
+        def _without_seed(c: RunConfig) -> dict:
+            d = c.to_dict()
+            d.pop("name")
+            d["training"].pop("seed")
+            return d
+
+        if _without_seed(cfg) != _without_seed(base_cfg):
+            raise _fail(where, f"differs from {base!r} in more than the seed; a seed run must repeat its base run")
+        groups.setdefault(base, [base]).append(name)
+    for base, members in groups.items():
+        seeds = [run_config(params, m, profile).training.seed for m in members]
+        if len(set(seeds)) != len(seeds):
+            raise _fail(f"runs.{base}", f"its seed runs repeat a seed: {seeds}")
+        members.sort(key=lambda m: run_config(params, m, profile).training.seed)
+    return groups
+
+
 def run_config(params: dict, name: str, profile: str | None = None) -> RunConfig:
     runs = _mapping(_require(params, "runs", ""), "runs")
     if name not in runs:
         raise ParamsError(f"params.yaml: runs.{name}: no such run (have: {', '.join(runs)})")
     where = f"runs.{name}"
     section = _mapping(runs[name], where)
-    _check_known(section, {"corpus", "model", "training"}, where)
+    _check_known(section, {"corpus", "model", "training", "seed"}, where)
     profile = profile or profile_name(params)
+    training = _train_config(params, _mapping(_require(section, "training", where), f"{where}.training"), f"{where}.training")
+    if "seed" in section:  # run-level seed: a repeat of a run (``<base>-seed<N>``) overrides only this
+        training = replace(training, seed=_int(section["seed"], f"{where}.seed", minimum=0))
     return RunConfig(
         name=name,
         corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPORA)), f"{where}.corpus"),
         profile=profile,
         model=_model_config(params, _mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
-        training=_train_config(params, _mapping(_require(section, "training", where), f"{where}.training"), f"{where}.training"),
+        training=training,
         budget=budget(params, profile),
     )
 
@@ -420,3 +467,4 @@ def validate(params: dict) -> None:
     device_setting(params)
     for name in run_names(params):
         run_config(params, name)
+    seed_groups(params)

@@ -3,7 +3,9 @@
 Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
 the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
 data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
-tokeniser round-trip figures; the training-speed section from benchmarks/results/.
+tokeniser round-trip figures, from reports/sobolev-grid.json the Sobolev β grid, and the
+training-speed section from benchmarks/results/. Draws the learning curves
+(reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_directory, atomic_write_text
-from pipeline.report.figures import draw_learning_curves
+from pipeline.report import analyses
+from pipeline.report.figures import draw_learning_curves, table7_figure
 from pipeline.report.tables import load_paper
 from pipeline.report.render import render_report
 from stages._common import run_stage
@@ -24,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
+    parser.add_argument("--sobolev-grid", type=Path, default=analyses.SOBOLEV_GRID_FILE,
+                        help="the sobolev-grid stage's output (default: %(default)s)")
     parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"),
                         help="benchmark results, newest per device (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
@@ -34,13 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_name(params)
     cfgs = {name: run_config(params, name) for name in run_names(params)}
     corpora = list(data_settings(params).corpora)
+    paper = load_paper()
     figures_dir = args.out.parent / "figures" / "learning-curves"
     with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
-        figures = draw_learning_curves(load_paper(), args.results, staging)
+        figures = draw_learning_curves(paper, args.results, staging)
+    table7_dir = args.out.parent / "figures" / "table7"
+    table7_corpora = [c["corpus"] for c in paper["table7"]["columns"]]
+    with atomic_directory(table7_dir) as staging:
+        table7_figure(analyses.table7_series(paper, args.results),
+                      analyses.type_token_ratios(paper, args.stats, table7_corpora), staging / "table7.png")
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
-                           figure2_dir=args.out.parent / "figures" / "figure2", benchmarks_dir=args.benchmarks)
+                           figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
+                           table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks)
     atomic_write_text(args.out, report)
-    print(f"report: wrote {args.out} and {len(figures)} figure(s) in {figures_dir}")
+    print(f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} and {table7_dir}/table7.png")
     return 0
 
 

@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 
 from pipeline.config import DEVICES, PROFILES, device_setting, load_params, run_config, run_names
-from pipeline.train.loop import resolve_device, run_training
+from pipeline.fsutil import read_missing_marker
+from pipeline.train.outputs import write_data_missing
 from stages._common import run_stage
 
 
@@ -34,9 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(run_names(params)))
         return 0
     cfg = run_config(params, args.run, args.profile)
-    device = resolve_device(args.device or device_setting(params))
     prepared = args.prepared or Path("data/prepared") / cfg.corpus
     out = args.results / cfg.profile / cfg.name
+    missing = read_missing_marker(prepared)
+    if missing is not None:  # data missing: write its outputs without importing torch (~1.5 s a stage)
+        print(f"{cfg.name}: corpus {cfg.corpus!r} is missing; writing data-missing outputs", flush=True)
+        write_data_missing(cfg, out, missing["reason"])
+        return 0
+    from pipeline.train.loop import resolve_device, run_training  # imports torch
+
+    device = resolve_device(args.device or device_setting(params))
     run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,
                  log=lambda line: print(line, flush=True))
     return 0

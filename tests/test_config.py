@@ -126,3 +126,122 @@ def test_presets_merge_with_overrides(params):
     assert (cfg.model.arch, cfg.model.hidden, cfg.model.context, cfg.model.alpha, cfg.model.tie) == ("scrn", 750, 120, 0.9, True)
     assert cfg.model.dropout == config.DropoutConfig(regime="variational", p_i=0.4, p_h=0.4, p_o=0.4)
     assert (cfg.training.lr, cfg.training.lr_decay, cfg.training.lr_schedule, cfg.training.decay_after) == (0.6, 0.9, "after", 25)
+
+
+# ---------------------------------------------------------------------------- seeds, Table 7, Section 7
+
+
+def _without(cfg: config.RunConfig, *paths: tuple[str, ...]) -> dict:
+    """The run's resolved configuration without its name and the fields at ``paths``."""
+    d = cfg.to_dict()
+    d.pop("name")
+    for path in paths:
+        node = d
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1])
+    return d
+
+
+def test_seed_groups_repeat_a_run_with_only_the_seed_changed(params):
+    groups = config.seed_groups(params)
+    assert set(groups) == {"ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt", "ptb-small-lstm-nd-kim", "ptb-baseline-40-10"}
+    for base, members in groups.items():
+        assert members == [base, f"{base}-seed2", f"{base}-seed3"]
+        cfgs = [config.run_config(params, m) for m in members]
+        assert [c.training.seed for c in cfgs] == [1, 2, 3]
+        assert all(_without(c, ("training", "seed")) == _without(cfgs[0], ("training", "seed")) for c in cfgs)
+        assert len({c.params_hash for c in cfgs}) == 3  # distinct results and checkpoints
+    # a run-level seed equal to the preset's changes nothing, not even the hash
+    same = copy.deepcopy(params)
+    same["runs"]["ptb-small-scrn-nd-wt"] = {**same["runs"]["ptb-small-scrn-nd-wt"], "seed": 1}
+    assert config.run_config(same, "ptb-small-scrn-nd-wt").params_hash == config.run_config(params, "ptb-small-scrn-nd-wt").params_hash
+
+
+@pytest.mark.parametrize(
+    "change, key, expected",
+    [
+        (lambda r: r.update(seed=3), "runs.ptb-small-scrn-nd-wt-seed2.seed", "expected 2"),
+        (lambda r: r["model"].update(tie=False), "runs.ptb-small-scrn-nd-wt-seed2", "more than the seed"),
+        (lambda r: r.update(corpus="wikitext-2"), "runs.ptb-small-scrn-nd-wt-seed2", "more than the seed"),
+    ],
+)
+def test_a_seed_run_that_drifts_from_its_base_is_rejected(params, change, key, expected):
+    bad = copy.deepcopy(params)
+    bad["runs"]["ptb-small-scrn-nd-wt-seed2"] = copy.deepcopy(bad["runs"]["ptb-small-scrn-nd-wt-seed2"])
+    change(bad["runs"]["ptb-small-scrn-nd-wt-seed2"])
+    with pytest.raises(config.ParamsError) as err:
+        config.validate(bad)
+    assert key in str(err.value) and expected in str(err.value)
+
+
+def test_a_seed_run_without_its_base_is_rejected(params):
+    bad = copy.deepcopy(params)
+    bad["runs"]["ptb-small-scrn-nd-seed2"] = {**bad["runs"]["ptb-small-scrn-nd-wt"], "seed": 2}
+    del bad["runs"]["ptb-small-scrn-nd"]
+    with pytest.raises(config.ParamsError, match="seed 2 of run 'ptb-small-scrn-nd', which does not exist"):
+        config.seed_groups(bad)
+
+
+def test_table7_runs_change_only_alpha_of_each_corpus_configuration(params):
+    from pipeline.report.tables import load_paper
+
+    paper = load_paper()
+    by_corpus = {c["corpus"]: [] for c in paper["table7"]["columns"]}
+    for row in paper["table7"]["rows"]:
+        for corpus, cell in row["cells"].items():
+            cfg = config.run_config(params, cell["run"])
+            assert cfg.corpus == corpus and cfg.model.alpha == pytest.approx(row["alpha"]), cell["run"]
+            by_corpus[corpus].append(cfg)
+    for corpus, cfgs in by_corpus.items():
+        reference = next(c for c in cfgs if c.model.alpha == 0.9)
+        # alpha 0.9 is the Table 4 / Table 6 run itself, not a second copy of it
+        assert reference.name in {cell.get("run") for t in ("table4", "table6") for r in paper[t]["rows"] for cell in r["cells"].values()}
+        assert all(_without(c, ("model", "alpha")) == _without(reference, ("model", "alpha")) for c in cfgs), corpus
+        assert (reference.model.arch, reference.model.hidden, reference.model.tie, reference.model.dropout.regime) == ("scrn", 750, True, "naive")
+
+
+def test_sobolev_runs_add_only_the_penalty_to_their_run_without(params):
+    from pipeline.report.tables import load_paper
+
+    rows = load_paper()["sobolev"]["rows"]
+    assert [r["without"] for r in rows] == ["ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt"]
+    for row in rows:
+        without = config.run_config(params, row["without"])
+        assert without.model.sobolev.beta == 0
+        betas = []
+        for run in row["runs"]:
+            cfg = config.run_config(params, run)
+            assert _without(cfg, ("model", "sobolev")) == _without(without, ("model", "sobolev")), run
+            assert cfg.model.sobolev.layers is None  # both layers
+            betas.append(cfg.model.sobolev.beta)
+        assert betas == [0.0013, 0.0041, 0.013]
+
+
+def test_beta_grid_spans_one_to_ten_percent_of_the_loss():
+    from pipeline.analysis.sobolev_init import beta_grid, round_significant
+
+    grid = beta_grid(7.7149)  # P / L measured for the unregularised small SCRN (reports/sobolev-grid.json)
+    assert grid["grid"] == [0.0013, 0.0041, 0.013]
+    low, mid, high = grid["beta_exact"]
+    assert low * 7.7149 == pytest.approx(0.01) and high * 7.7149 == pytest.approx(0.1) and mid == pytest.approx((low * high) ** 0.5)
+    assert round_significant(0.004098, 2) == 0.0041 and round_significant(123.4, 1) == 100
+
+
+def test_penalty_at_init_is_measured_with_beta_one_whatever_the_run_sets(params):
+    import numpy as np
+
+    from pipeline.analysis.sobolev_init import penalty_and_loss_at_init
+
+    tiny = copy.deepcopy(params)
+    tiny["runs"]["t"] = {"corpus": "ptb", "model": {"arch": "scrn", "layers": 2, "hidden": 8, "context": 4, "alpha": 0.9},
+                         "training": {"preset": "scrn-nd-small", "batch_size": 2, "bptt": 5}}
+    tiny["runs"]["t-beta"] = copy.deepcopy(tiny["runs"]["t"])
+    tiny["runs"]["t-beta"]["model"]["sobolev"] = {"beta": 0.5}
+    ids = np.random.default_rng(0).integers(0, 30, size=200)
+    a = penalty_and_loss_at_init(config.run_config(tiny, "t"), ids, 30, windows=3)
+    b = penalty_and_loss_at_init(config.run_config(tiny, "t-beta"), ids, 30, windows=3)
+    assert a["windows"] == 3 and a["penalty_beta1"] == pytest.approx(b["penalty_beta1"]) and a["penalty_beta1"] > 0
+    assert a["ratio"] == pytest.approx(a["penalty_beta1"] / a["loss"])
+    # the loss is a window's cross-entropy summed over its 5 steps: about 5 ln 30 at init
+    assert 0.5 * 5 * np.log(30) < a["loss"] < 2 * 5 * np.log(30)

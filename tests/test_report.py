@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline import config
 from pipeline.report import tables
 from pipeline.report.render import render_report
@@ -192,3 +194,140 @@ def test_figure2_section_shows_the_figure_and_its_numbers(tmp_path):
     assert "](figures/figure2/figure2.png)" in report
     row = next(line for line in report.splitlines() if line.startswith("| SCRN + ND + WT") and "2,900" in line)
     assert [c.strip() for c in row.split("|")[3:-1]] == ["2,900", "2", "3", "1.500"]
+
+
+# ---------------------------------------------------------------------------- Table 7, Section 7, seeds
+
+
+def render_with(results: Path, stats: Path | None = None, grid: Path | None = None) -> str:
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    return render_report(results, "quick", cfgs, stats or results / "no-stats", sobolev_grid=grid)
+
+
+def test_table7_picks_the_run_of_each_alpha_and_corpus(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-medium-scrn-nd-wt-alpha097", best_valid_ppl=90.0, test_ppl=87.0)
+    write_metrics(tmp_path, "paper", "ptb-medium-scrn-nd-wt", best_valid_ppl=89.0, test_ppl=86.5)
+    write_metrics(tmp_path, "quick", "wt2-medium-scrn-nd-wt-alpha099", best_valid_ppl=900.0, test_ppl=950.0)
+    missing = tmp_path / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "metrics.json"
+    missing.parent.mkdir(parents=True)
+    missing.write_text(json.dumps({"run": "fr-medium-scrn-nd-wt-alpha085", "status": "data_missing", "profile": "quick"}))
+    rows = table_rows(render_with(tmp_path), "## Table 7")
+    rows = [r for r in rows if r[0][:1].isdigit()]  # the long table, not the best-α summary
+    assert len(rows) == 42
+    # the paper's order: α by row, then its columns PTB, WikiText-2, FR, ES, DE, CS, RU
+    assert [r[1] for r in rows[:7]] == ["PTB", "WikiText-2", "French", "Spanish", "German", "Czech", "Russian"]
+    assert [r[0] for r in rows[::7]] == ["0.85", "0.88", "0.90", "0.95", "0.97", "0.99"]
+    cells = {(r[0], r[1]): r for r in rows}
+    assert cells[("0.97", "PTB")][2:] [:1] == ["ptb-medium-scrn-nd-wt-alpha097"]
+    assert cells[("0.97", "PTB")][4:7] == ["86.0", "90.0 / 87.0", "+1.0"]
+    assert cells[("0.90", "PTB")][2] == "ptb-medium-scrn-nd-wt" and cells[("0.90", "PTB")][4:7] == ["86.1", "89.0 / 86.5", "+0.4"]
+    assert "the Table 4 run" in cells[("0.90", "PTB")][-1] and "the Table 6 run" in cells[("0.90", "Czech")][-1]
+    assert cells[("0.99", "WikiText-2")][4:7] == ["100.0", "900.0 / 950.0 (quick)", "n/a (quick)"]
+    assert cells[("0.85", "French")][5:7] == ["data missing", "—"]
+    assert cells[("0.85", "Russian")][5] == "not run"
+
+
+def test_table7_best_alpha_and_type_token_ratio_sources(tmp_path):
+    from pipeline.report import analyses
+
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    (stats / "ptb.json").write_text(json.dumps({"corpus": "ptb", "status": "ok", "vocab_size": 10000,
+                                                "splits": {"train": {"tokens": 929589}}}))
+    for alpha, ppl in zip(("085", "088", "095", "097", "099"), (88.5, 87.9, 87.0, 86.2, 93.0)):
+        write_metrics(tmp_path, "paper", f"ptb-medium-scrn-nd-wt-alpha{alpha}", best_valid_ppl=ppl + 3, test_ppl=ppl)
+    write_metrics(tmp_path, "paper", "ptb-medium-scrn-nd-wt", best_valid_ppl=89.0, test_ppl=86.2)  # a tie with 0.97
+    ttr = analyses.type_token_ratios(tables.load_paper(), stats, ["ptb", "wikitext-2", "botha-fr", "botha-ru"])
+    assert ttr["ptb"][0] == pytest.approx(10000 / 929589) and ttr["ptb"][1].startswith("ours")
+    assert ttr["botha-fr"][0] == pytest.approx(0.025) and "paper's Table 6" in ttr["botha-fr"][1]
+    assert ttr["botha-ru"][0] == pytest.approx(0.062)
+    best = analyses.table7_best_alpha(tables.load_paper(), tmp_path, ttr).set_index("corpus")
+    assert best.loc["PTB", "paper: best α"] == "0.97" and best.loc["PTB", "ours: best α"] == "0.90, 0.97"
+    assert best.loc["Spanish", "paper: best α"] == "0.90, 0.95"  # 179 twice in the paper
+    assert best.loc["WikiText-2", "ours: best α"] == "— (not run)" and best.loc["PTB", "TTR"] == "0.0108"
+    # the figure: the paper's curves and ours, with the TTR in the legend
+    series = analyses.table7_series(tables.load_paper(), tmp_path)
+    assert series["ptb"]["ours"] == [88.5, 87.9, 86.2, 87.0, 86.2, 93.0] and series["botha-fr"]["ours"] == [None] * 6
+    from pipeline.report.figures import table7_figure
+
+    table7_figure(series, ttr, tmp_path / "table7.png")
+    assert (tmp_path / "table7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def sobolev_rows(report: str) -> dict[tuple[str, str], list[str]]:
+    rows = table_rows(report, "## Section 7")
+    return {(r[0], r[1]): r for r in rows if r[0].startswith("SCRN")}
+
+
+def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg", best_valid_ppl=123.0, test_ppl=118.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-sob1pct", best_valid_ppl=118.0, test_ppl=112.5)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-sob10pct", best_valid_ppl=125.0, test_ppl=119.0)
+    write_metrics(tmp_path, "quick", "ptb-small-scrn-nd-wt", best_valid_ppl=900.0, test_ppl=950.0)
+    write_metrics(tmp_path, "quick", "ptb-small-scrn-nd-wt-sob3pct", best_valid_ppl=880.0, test_ppl=940.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt-sob1pct", best_valid_ppl=99.0, test_ppl=96.0)
+    write_metrics(tmp_path, "quick", "ptb-small-scrn-vd-wt", best_valid_ppl=900.0, test_ppl=950.0)
+    grid = tmp_path / "sobolev-grid.json"
+    grid.write_text(json.dumps({"status": "ok", "grid": [0.0013, 0.0041, 0.013], "configured": [
+        {"beta": 0.0013, "ptb-small-scrn-noreg": 0.0100, "ptb-small-scrn-nd-wt": 0.0095, "ptb-small-scrn-vd-wt": 0.0091}],
+        "measured": [{"run": "ptb-small-scrn-noreg", "windows": 10, "loss": 417.2, "penalty_beta1": 3218.7, "ratio": 7.715}]}))
+    report = render_with(tmp_path, grid=grid)
+    rows = sobolev_rows(report)
+    assert len(rows) == 9
+    alone = rows[("SCRN + Sobolev (alone)", "0.0013")]
+    assert alone[2:9] == ["1.0%", "ptb-small-scrn-sob1pct", "ptb-small-scrn-noreg", "118.0", "112.5", "+5.5", "— (one seed)"]
+    assert alone[-1] == "up to 7"
+    assert rows[("SCRN + Sobolev (alone)", "0.013")][7] == "-1.0"  # the penalty hurt: a negative gain
+    assert rows[("SCRN + Sobolev (alone)", "0.0041")][6:8] == ["not run", "—"]
+    assert rows[("SCRN + ND + WT + Sobolev", "0.0041")][7] == "+10.0 (quick)"  # both quick: labelled
+    assert rows[("SCRN + ND + WT + Sobolev", "0.0041")][2] == "— (run the sobolev-grid stage)"  # β not in the grid file
+    assert rows[("SCRN + VD + WT + Sobolev", "0.0013")][7] == "n/a (quick vs paper)"  # never across profiles
+    grid_section = report.split("How the β grid")[1].split("\n## ")[0]
+    grid_rows = [[c.strip() for c in line.split("|")[1:-1]] for line in grid_section.splitlines() if line.startswith("| ptb-")]
+    assert "β = 0.0013, 0.0041, 0.013" in report and grid_rows[-1][:5] == ["ptb-small-scrn-noreg", "10", "417.2", "3219", "7.715"]
+
+
+def test_seeds_table_mean_and_std_against_the_paper_and_as_sobolev_noise(tmp_path):
+    for seed, (valid, test) in enumerate(((98.0, 94.0), (99.0, 95.0), (100.0, 96.0)), start=1):
+        run = "ptb-small-scrn-nd-wt" + ("" if seed == 1 else f"-seed{seed}")
+        write_metrics(tmp_path, "paper", run, best_valid_ppl=valid, test_ppl=test)
+    write_metrics(tmp_path, "quick", "ptb-small-scrn-nd-wt-seed2", best_valid_ppl=1.0, test_ppl=1.0)  # not mixed in
+    write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=800.0, test_ppl=790.0)
+    write_metrics(tmp_path, "quick", "ptb-baseline-40-10-seed3", best_valid_ppl=820.0, test_ppl=810.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-nd-wt-sob1pct", best_valid_ppl=97.0, test_ppl=94.5)
+    report = render_with(tmp_path)
+    rows = {r[0]: r for r in table_rows(report, "## Seeds")}
+    nd = rows["SCRN + ND + WT small"]
+    assert nd[1] == "ptb-small-scrn-nd-wt, ptb-small-scrn-nd-wt-seed2, ptb-small-scrn-nd-wt-seed3"
+    assert nd[2:6] == ["3 of 3", "1: 94.0, 2: 95.0, 3: 96.0", "99.0 ± 1.0", "95.0 ± 1.0"]
+    assert nd[6:] == ["98.2 / 94.1", "Table 5", "+0.8 / +0.9"]  # paper's Table 5: 98.2 / 94.1
+    base = rows["baseline SCRN (40, 10)"]
+    assert base[2:6] == ["2 of 3", "1: 790.0, 3: 810.0", "810.0 ± 14.1 (quick)", "800.0 ± 14.1 (quick)"]
+    assert base[6:] == ["134.5 / 128.0", "Table 2", "n/a (quick)"]
+    assert rows["LSTM + ND small (Kim et al., 2016)"][2:7] == ["0 of 3", "—", "not run", "not run", "— / 97.6"]
+    # the same seeds give the noise a Sobolev gain on top of ND + WT is read against
+    sob = sobolev_rows(report)[("SCRN + ND + WT + Sobolev", "0.0013")]
+    assert sob[7:9] == ["-0.5", "1.0 (n = 3)"]
+
+
+def test_coverage_includes_the_new_tables_in_the_papers_order(tmp_path):
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    from pipeline.report.analyses import seed_group
+
+    paper = tables.load_paper()
+    seed_runs = {row["run"]: seed_group(row["run"], cfgs) for row in paper["seeds"]["rows"]}
+    write_metrics(tmp_path, "quick", "ptb-medium-scrn-nd-wt-alpha085", best_valid_ppl=900.0, test_ppl=950.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-sob3pct", best_valid_ppl=120.0, test_ppl=115.0)
+    write_metrics(tmp_path, "quick", "ptb-small-lstm-nd-kim-seed3", best_valid_ppl=900.0, test_ppl=950.0)
+    (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099").mkdir(parents=True)
+    (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
+    coverage = tables.coverage_table(paper, tmp_path, seed_runs)
+    assert coverage["table"].tolist() == ["Table 2", "Table 4", "Table 5", "Section 7 (Sobolev)", "Table 6", "Table 7",
+                                          "Seeds (not in the paper)"]
+    coverage = coverage.set_index("table")
+    assert coverage.loc["Table 7"].tolist() == ["42", "0", "1", "1", "40", "0"]
+    assert coverage.loc["Section 7 (Sobolev)"].tolist() == ["9", "1", "0", "0", "8", "0"]
+    assert coverage.loc["Seeds (not in the paper)"].tolist() == ["12", "0", "1", "0", "11", "0"]
+    assert "| Table 7 " in render_with(tmp_path).split("## Coverage")[1].split("## Table 1")[0]

@@ -222,3 +222,33 @@ def test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram(ptb_prepared, tm
     assert unigram_valid_ppl > 600  # sanity: PTB's unigram perplexity is about 690
     assert metrics["best_valid_ppl"] < unigram_valid_ppl
     assert metrics["best_valid_ppl"] < MEASURED_BOUND
+
+
+def test_data_missing_stage_writes_its_outputs_without_importing_torch(tmp_path):
+    """Table 7 alone adds 25 data-missing stages: each must skip the ~1.5 s torch import."""
+    from pipeline.fsutil import write_missing_marker
+
+    write_missing_marker(tmp_path / "prepared", "botha-blunsom/fr/train.txt is not on this machine")
+    code = ("import sys; from stages import train; "
+            f"code = train.main(['--run', 'fr-medium-scrn-nd-wt-alpha085', '--prepared', {str(tmp_path / 'prepared')!r}, "
+            f"'--results', {str(tmp_path / 'results')!r}]); print('torch' in sys.modules, code)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False 0"
+    metrics = json.loads((tmp_path / "results" / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "metrics.json").read_text())
+    assert metrics["status"] == "data_missing" and "train.txt" in metrics["reason"]
+    assert (tmp_path / "results" / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "model" / "MISSING.json").is_file()
+
+
+def test_short_runs_skip_the_wall_time_probe(tmp_path, monkeypatch):
+    """A quick-profile run has 10 training windows; the 3-window probe would add a fifth to it."""
+    probed = []
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: probed.append(a[3]) or 1.0)
+    data = tiny_prepared(tmp_path / "data")  # 6000 train tokens: 8 windows of 20 x 35 per epoch
+    lines = []
+    for epochs in (1, 13):  # 8 and 104 training windows
+        cfg = config.run_config(params_with({"max_epochs": epochs, "max_train_tokens": None, "max_eval_tokens": 720}), "tiny")
+        run_training(cfg, data, tmp_path / f"out{epochs}", tmp_path / f"ck{epochs}", torch.device("cpu"),
+                     progress=False, log=lines.append)
+    assert probed == [13]  # only the long run was probed
+    assert any("8 training windows to go: too short" in line for line in lines)
+    assert any("projected wall time for 13 epoch(s)" in line for line in lines)

@@ -3,6 +3,7 @@
 Learning curves: validation perplexity per epoch of every finished run, one figure per table,
 read from the per-epoch logs (results/<profile>/<run>/epochs.csv, what `dvc plots` shows).
 Figure 2: the per-word change of the top hidden state (pipeline/analysis/hidden_dynamics.py).
+Table 7: test perplexity against α per corpus, the paper's beside ours.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib import ticker  # noqa: E402
 
 from pipeline.report.tables import Result, find_result  # noqa: E402
 
@@ -62,6 +64,11 @@ def report_figure_groups(paper: dict) -> dict[str, tuple[str, list[str]]]:
         "learning-curves-table4-wt2": ("Table 4: WikiText-2", [run for key, run in t4 if key.startswith("wt2-")]),
         "learning-curves-table5": ("Table 5: ablations on PTB",
                                    [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()]),
+        "learning-curves-sobolev": ("Section 7: Sobolev penalty on PTB (with the runs without it)",
+                                    [run for row in paper["sobolev"]["rows"] for run in [row["without"], *row["runs"]]]),
+        "learning-curves-table7": ("Table 7: α sweep, PTB and WikiText-2",
+                                   [row["cells"][corpus]["run"] for corpus in ("ptb", "wikitext-2")
+                                    for row in paper["table7"]["rows"]]),
     }
 
 
@@ -89,5 +96,51 @@ def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[floa
                 ax.set_title(title)
     fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test)", fontsize=11)
     fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, str]], path: Path) -> None:
+    """Table 7 as a figure: test PPL against α per corpus, the paper's (left) and ours (right).
+
+    One colour per corpus, the same in both panels; the legend gives each corpus's type/token
+    ratio (``ttr``: TTR and its source; a dagger marks the paper's Table 6 header as the source).
+    A corpus with no results of ours has no line on the right and says so in the legend.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    profiles = sorted({p for s in series.values() for p in s["profiles"]})
+    reduced = [p for p in profiles if p != "paper"]
+    handles = []
+    for i, (corpus, s) in enumerate(series.items()):
+        colour = plt.get_cmap("tab10")(i)
+        value, source = ttr.get(corpus, (None, ""))
+        label = s["label"] + (" (TTR —)" if value is None else f" (TTR {value:.3f}{'†' if source.startswith('paper') else ''})")
+        handles.append(left.plot(s["alpha"], s["paper"], marker="o", color=colour, label=label)[0])
+        points = [(a, v) for a, v in zip(s["alpha"], s["ours"]) if v is not None]
+        if points:
+            right.plot(*zip(*points), marker="o", color=colour)
+        else:
+            why = "data missing" if s.get("statuses") == {"data_missing"} else "no results of ours yet"
+            handles[-1].set_label(f"{label}: {why}")
+    left.set_title("paper (Table 7)")
+    right.set_title("ours" + (f" — {', '.join(reduced)} profile: pipeline check, not comparable" if reduced else ""),
+                    fontsize=10 if reduced else None)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("α (context-state decay, eq. 1)")
+        ax.set_ylabel("test perplexity (log scale)")
+        ax.set_xticks(sorted({a for s in series.values() for a in s["alpha"]}))
+        ax.grid(True, which="both", alpha=0.3)
+        plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 400, not 4 x 10^2
+        ax.yaxis.set_major_formatter(plain)
+        low, high = ax.get_ylim()
+        ax.yaxis.set_minor_formatter(plain if high / low < 20 else ticker.NullFormatter())
+    if not right.lines:
+        right.text(0.5, 0.5, "no results yet", ha="center", va="center", transform=right.transAxes)
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
+               title="corpus (type/token ratio = vocabulary / training tokens; † from the paper's Table 6 header)",
+               title_fontsize=8)
+    fig.suptitle("Medium SCRN + ND + WT: test perplexity against α", fontsize=11)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -8,6 +8,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from pipeline.config import RunConfig
+from pipeline.report import analyses
 from pipeline.report import corpora as corpus_tables
 from pipeline.report import speed, tables
 from pipeline.report.search import search_summaries
@@ -24,8 +25,10 @@ def markdown(df: pd.DataFrame) -> str:
 def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
                   corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
-                  figure2_dir: Path | None = None, benchmarks_dir: Path | None = None) -> str:
-    """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/."""
+                  figure2_dir: Path | None = None, sobolev_grid: Path | None = None,
+                  table7_figure: str | None = None, benchmarks_dir: Path | None = None) -> str:
+    """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/,
+    ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn)."""
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
     corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
@@ -36,8 +39,14 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
     t4, used4 = tables.table4(paper, results_root, run_cfgs, vocab)
     t5, used5 = tables.table5(paper, results_root, run_cfgs, vocab)
     t6, used6 = tables.table6(paper, results_root, run_cfgs, vocab)
+    grid = analyses.load_sobolev_grid(sobolev_grid)
+    t_sob, used_sob = analyses.sobolev_table(paper, results_root, run_cfgs, grid)
+    t7, used7 = analyses.table7(paper, results_root, run_cfgs, vocab)
+    ttr = analyses.type_token_ratios(paper, stats_dir, [c["corpus"] for c in paper["table7"]["columns"]])
+    t_seeds, used_seeds = analyses.seeds_table(paper, results_root, run_cfgs)
+    seed_runs = {row["run"]: analyses.seed_group(row["run"], run_cfgs) for row in paper["seeds"]["rows"]}
     seen = {r.path for r in used}
-    for r in used4 + used5 + used6:  # a run can appear in several tables; list its source once
+    for r in used4 + used5 + used_sob + used6 + used7 + used_seeds:  # a run can appear in several tables; list its source once
         if r.path not in seen:
             used.append(r)
             seen.add(r.path)
@@ -60,11 +69,18 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         table4=markdown(t4),
         table5=markdown(t5),
         table6=markdown(t6),
+        sobolev=markdown(t_sob),
+        sobolev_grid=grid,
+        sobolev_grid_table=markdown(analyses.sobolev_grid_table(grid)),
+        table7=markdown(t7),
+        table7_best=markdown(analyses.table7_best_alpha(paper, results_root, ttr)),
+        table7_figure=table7_figure,
+        seeds=markdown(t_seeds),
         sources=markdown(tables.sources_table(used)),
         corpus_stats=markdown(corpus_stats),
         roundtrip=markdown(roundtrip),
         roundtrip_meta=roundtrip_meta,
-        coverage=markdown(tables.coverage_table(paper, results_root)),
+        coverage=markdown(tables.coverage_table(paper, results_root, seed_runs)),
         figure2=figure2,
         figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
         figures=figures or [],

@@ -341,15 +341,29 @@ def figure2_summary(directory: Path | None) -> dict:
 # ---------------------------------------------------------------------------- coverage
 
 
-def coverage_table(paper: dict, results_root: Path) -> pd.DataFrame:
-    """Per results table: how many cells are reproduced at the paper profile, only at a reduced
-    profile, wait for data, are not yet run, or are published numbers with no run of ours."""
-    cells = {
+def coverage_cells(paper: dict, seed_runs: dict[str, list[str]] | None = None) -> dict[str, list[str | None]]:
+    """Per results table, in the paper's order, the run behind each cell (None: published only).
+
+    Section 7 counts its runs with the penalty (its runs without it are cells of Tables 4 and 5);
+    the seed table counts every seed of every repeated run (``seed_runs``: run -> its seeds' runs).
+    """
+    seed_runs = seed_runs or {}
+    return {
         "Table 2": [row["run"] for row in paper["table2"]["rows"]],
         "Table 4": [c.get("run") for row in paper["table4"]["rows"] for c in row["cells"].values()],
         "Table 5": [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()],
+        "Section 7 (Sobolev)": [run for row in paper["sobolev"]["rows"] for run in row["runs"]],
         "Table 6": [c.get("run") for row in paper["table6"]["rows"] for c in row["cells"].values()],
+        "Table 7": [c["run"] for row in paper["table7"]["rows"] for c in row["cells"].values()],
+        "Seeds (not in the paper)": [run for row in paper["seeds"]["rows"]
+                                     for run in seed_runs.get(row["run"], [row["run"]])],
     }
+
+
+def coverage_table(paper: dict, results_root: Path, seed_runs: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Per results table: how many cells are reproduced at the paper profile, only at a reduced
+    profile, wait for data, are not yet run, or are published numbers with no run of ours."""
+    cells = coverage_cells(paper, seed_runs)
     rows = []
     for table, runs in cells.items():
         counts = Counter()

@@ -8,10 +8,8 @@ every pass and carried from window to window; the best-valid parameters are test
 from __future__ import annotations
 
 import copy
-import csv
 import io
 import math
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +22,15 @@ from pipeline.config import RunConfig
 from pipeline.data.batching import BatchLayout, make_layout
 from pipeline.data.prepare import load_prepared
 from pipeline.errors import ParamsError, TrainingDiverged
-from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, read_missing_marker
+from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
 from pipeline.train.graphed import GraphedStep
+from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
+from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
 
-EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
 MAX_LOG_PPL = math.log(1e300)  # mean cross-entropy beyond which exp() overflows: the run has diverged
 
 
@@ -55,14 +54,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but CUDA is not available; use --device cpu or auto")
     return torch.device(name)
-
-
-def git_revision() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def format_seconds(seconds: float) -> str:
@@ -102,6 +93,12 @@ def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
         for p in params:
             if p.grad is not None:
                 p.add_(p.grad, alpha=-lr)
+
+
+# The wall-time projection trains 3 windows on a copy of the model. Below this many training windows
+# left it would add a noticeable share to the run (a quick-profile run has 10: the probe was ~20% of
+# its compute), and a run that short needs no projection.
+PROBE_MIN_WINDOWS = 100
 
 
 def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float) -> float:
@@ -200,27 +197,6 @@ def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
     return current
 
 
-def _write_epoch_log(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
-
-
-def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
-    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``)."""
-    metrics = {
-        "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
-        "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
-    }
-    with atomic_directory(out_dir / "model") as tmp:
-        atomic_write_json(tmp / "MISSING.json", {"status": "data_missing", "reason": reason})
-    _write_epoch_log(out_dir / "epochs.csv", [])
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    return metrics
-
-
 def run_training(
     cfg: RunConfig,
     prepared_dir: Path,
@@ -268,10 +244,12 @@ def run_training(
         f"{cfg.name}: {cfg.epochs} epochs x {train.num_windows} windows of {t.batch_size}x{t.bptt} "
         f"({train.tokens_per_pass:,} train tokens/epoch; valid {valid.tokens_per_pass:,}, test {test.tokens_per_pass:,})"
     )
-    if remaining > 0:
+    if remaining > 0 and remaining * train.num_windows > PROBE_MIN_WINDOWS:
         projected = project_wall_time(model, train, valid.num_windows, remaining, device, run.lr, t.clip_norm)
         log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
             + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(t.cuda_graph, device) else ""))
+    elif remaining > 0:
+        log(f"{cfg.name}: {remaining * train.num_windows} training windows to go: too short to be worth a timing probe")
     graphed = train_data = None
     if remaining > 0 and use_cuda_graph(t.cuda_graph, device):
         graphed = make_graphed_step(model, train, device, t.clip_norm)

@@ -1,0 +1,283 @@
+"""The report's tables beyond the paper's Tables 1-6: Table 7 (the α sweep), Section 7 (the Sobolev
+penalty) and the seed repeats (run-to-run noise).
+
+Cells follow pipeline/report/tables.py: a full-schedule number, a reduced-profile number labelled
+with its profile (its comparison with the paper then reads "n/a (<profile>)"), "data missing" or
+"not run". Differences between two of our runs (a Sobolev gain) are shown for reduced runs too,
+labelled, as long as both come from the same profile.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import SEED_SUFFIX, RunConfig
+from pipeline.report.tables import (
+    PROFILE_PREFERENCE, Result, find_result, fmt_number, fmt_pair, test_ppl_table,
+)
+
+SOBOLEV_GRID_FILE = Path("reports/sobolev-grid.json")
+
+
+# ---------------------------------------------------------------------------- type/token ratio
+
+
+def _count(text: str) -> float:
+    """'25K' -> 25000, '1M' -> 1e6 (the paper's Table 6 header rows)."""
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1].upper(), 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
+def type_token_ratios(paper: dict, stats_dir: Path, corpora: list[str]) -> dict[str, tuple[float | None, str]]:
+    """Corpus -> (TTR, what it is computed from). TTR = vocabulary / training tokens, the ratio of
+    the paper's threshold (0.03): from our prepared training split where we have it, else from the
+    paper's Table 6 header rows (vocabulary / 1M tokens). The valid/test ratios are not used: the
+    ratio falls with sample size, and those splits are a tenth of the training data."""
+    header = {c["corpus"]: c for c in paper["table6_stats"]["columns"]}
+    out: dict[str, tuple[float | None, str]] = {}
+    for corpus in corpora:
+        path = Path(stats_dir) / f"{corpus}.json"
+        stats = json.loads(path.read_text()) if path.is_file() else None
+        train_tokens = ((stats or {}).get("splits") or {}).get("train", {}).get("tokens")
+        if stats and stats.get("status") == "ok" and stats.get("vocab_size") and train_tokens:
+            out[corpus] = (stats["vocab_size"] / train_tokens, "ours: vocabulary / train tokens")
+        elif corpus in header:
+            ref = header[corpus]
+            out[corpus] = (_count(ref["vocabulary"]) / _count(ref["tokens"]),
+                           f"paper's Table 6: {ref['vocabulary']} types / {ref['tokens']} tokens (train files missing here)")
+        else:
+            out[corpus] = (None, "no statistics yet")
+    return out
+
+
+# ---------------------------------------------------------------------------- Table 7
+
+
+def table7(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
+    """Test PPL per (α, corpus) in long form, rows in the paper's order (α, then its columns)."""
+    spec = paper["table7"]
+    label = {c["corpus"]: c["label"] for c in spec["columns"]}
+    order = [c["corpus"] for c in spec["columns"]]
+    elsewhere = {cell["run"]: name for name in ("table4", "table6") for row in paper[name]["rows"]
+                 for cell in row["cells"].values() if cell.get("run")}
+    rows = []
+    for row in spec["rows"]:
+        cells = {}
+        for corpus in order:
+            cell = dict(row["cells"][corpus])
+            if cell["run"] in elsewhere:
+                cell["note"] = f"the {elsewhere[cell['run']].replace('table', 'Table ')} run (α = 0.9 is the preset's value)"
+            cells[corpus] = cell
+        rows.append({"model": f"{row['alpha']:.2f}", "cells": cells})
+    budget = paper["table4"]["budgets"]["medium"]
+    df, used = test_ppl_table({"rows": rows}, results_root, cfgs, vocab, lambda key: (label[key], budget))
+    return df.rename(columns={"model": "α"}), used
+
+
+def table7_series(paper: dict, results_root: Path) -> dict[str, dict]:
+    """Corpus -> {label, alpha, paper, ours (None where no usable result), profiles and statuses
+    of its results}: the figure's data, columns and rows in the paper's order."""
+    spec = paper["table7"]
+    series = {}
+    for column in spec["columns"]:
+        corpus = column["corpus"]
+        s = {"label": column["label"], "alpha": [], "paper": [], "ours": [], "profiles": set(), "statuses": set()}
+        for row in spec["rows"]:
+            cell = row["cells"][corpus]
+            result = find_result(results_root, cell["run"])
+            s["alpha"].append(row["alpha"])
+            s["paper"].append(cell["paper"])
+            s["ours"].append(result.metrics["test_ppl"] if result.status == "ok" else None)
+            s["statuses"].add(result.status)
+            if result.status == "ok":
+                s["profiles"].add(result.profile)
+        series[corpus] = s
+    return series
+
+
+def _best_alphas(alphas: list[float], values: list[float | None]) -> str:
+    known = [(v, a) for a, v in zip(alphas, values) if v is not None]
+    if not known:
+        return "—"
+    best = min(v for v, _ in known)
+    return ", ".join(f"{a:.2f}" for v, a in known if v == best)
+
+
+def table7_best_alpha(paper: dict, results_root: Path, ttr: dict[str, tuple[float | None, str]]) -> pd.DataFrame:
+    """Per corpus: its TTR and the α with the lowest test PPL, the paper's and ours (the paper's
+    reading: 0.9 for TTR > 0.03, 0.95 for TTR ≈ 0.03, 0.97 for TTR < 0.03)."""
+    rows = []
+    for corpus, s in table7_series(paper, results_root).items():
+        value, source = ttr.get(corpus, (None, "no statistics yet"))
+        n_ours = sum(v is not None for v in s["ours"])
+        notes = sorted(p for p in s["profiles"] if p != "paper")
+        if n_ours and n_ours < len(s["alpha"]):
+            notes.append(f"only {n_ours} of {len(s['alpha'])} α finished")
+        ours = _best_alphas(s["alpha"], s["ours"]) + (f" ({'; '.join(notes)})" if notes else "")
+        rows.append({
+            "corpus": s["label"],
+            "TTR": "—" if value is None else f"{value:.4f}",
+            "TTR from": source,
+            "paper: best α": _best_alphas(s["alpha"], s["paper"]),
+            "ours: best α": ours if n_ours else ("— (data missing)" if s["statuses"] == {"data_missing"} else "— (not run)"),
+        })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- seeds
+
+
+def seed_group(run: str, cfgs: dict[str, RunConfig]) -> list[str]:
+    """``run`` and its repeats ``<run>-seed<N>`` among the configured runs, ordered by seed."""
+    repeats = [(int(m["seed"]), name) for name in cfgs if (m := SEED_SUFFIX.match(name)) and m["base"] == run]
+    return [run] + [name for _, name in sorted(repeats)]
+
+
+def seed_results(runs: list[str], results_root: Path) -> list[Result]:
+    """The finished results of ``runs`` from one profile: the first of the preference order that has any."""
+    for profile in PROFILE_PREFERENCE:
+        ok = [r for r in (find_result(results_root, run, (profile,)) for run in runs) if r.status == "ok"]
+        if ok:
+            return ok
+    return []
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1; None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def fmt_mean_std(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
+
+
+def paper_reference(paper: dict, table: str, run: str) -> dict | None:
+    """The paper's valid/test (or test) numbers for ``run`` in ``table`` of paper.yaml."""
+    if table == "table2":
+        return next((row["paper_impl"] for row in paper["table2"]["rows"] if row["run"] == run), None)
+    for row in paper[table]["rows"]:
+        for cell in row["cells"].values():
+            if cell.get("run") == run:
+                return cell["paper"] if isinstance(cell["paper"], dict) else {"test": cell["paper"]}
+    return None
+
+
+def seeds_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig]) -> tuple[pd.DataFrame, list[Result]]:
+    rows, used = [], []
+    for row in paper["seeds"]["rows"]:
+        group = seed_group(row["run"], cfgs)
+        results = seed_results(group, results_root)
+        used += results
+        ref = paper_reference(paper, row["table"], row["run"])
+        out = {"model": row["model"], "runs": ", ".join(group), "seeds finished": f"{len(results)} of {len(group)}"}
+        if results:
+            valid = [r.metrics["best_valid_ppl"] for r in results]
+            test = [r.metrics["test_ppl"] for r in results]
+            seeds = [(cfgs[r.run].training.seed if r.run in cfgs else "?") for r in results]
+            label = f" ({results[0].profile})" if results[0].reduced else ""
+            out["test per seed"] = ", ".join(f"{s}: {t:.1f}" for s, t in zip(seeds, test))
+            out["ours: valid, mean ± std"] = fmt_mean_std(valid) + label
+            out["ours: test, mean ± std"] = fmt_mean_std(test) + label
+        else:
+            out["test per seed"] = "—"
+            out["ours: valid, mean ± std"] = out["ours: test, mean ± std"] = "not run"
+        out["paper (valid / test)"] = "—" if ref is None else (fmt_pair(ref) if "valid" in ref else f"— / {fmt_number(ref['test'])}")
+        out["paper from"] = row["table"].replace("table", "Table ")
+        if not results or ref is None:
+            out["mean − paper"] = "—"
+        elif results[0].reduced:
+            out["mean − paper"] = f"n/a ({results[0].profile})"
+        else:
+            means = {"valid": mean_std(valid)[0], "test": mean_std(test)[0]}
+            out["mean − paper"] = " / ".join(f"{means[k] - ref[k]:+.1f}" for k in ("valid", "test") if k in ref)
+        rows.append(out)
+    return pd.DataFrame(rows), used
+
+
+# ---------------------------------------------------------------------------- Section 7: Sobolev
+
+
+def load_sobolev_grid(path: Path | None) -> dict | None:
+    return json.loads(Path(path).read_text()) if path is not None and Path(path).is_file() else None
+
+
+def sobolev_gain(without: Result, with_: Result) -> str:
+    """Test PPL of the run without the penalty minus the run with it: positive = the penalty helps."""
+    if without.status != "ok" or with_.status != "ok":
+        return "—"
+    if without.profile != with_.profile:
+        return f"n/a ({without.profile} vs {with_.profile})"
+    gain = without.metrics["test_ppl"] - with_.metrics["test_ppl"]
+    return f"{gain:+.1f}" + (f" ({with_.profile})" if with_.reduced else "")
+
+
+def _test_cell(result: Result) -> str:
+    if result.status == "ok":
+        return f"{result.metrics['test_ppl']:.1f}" + (f" ({result.profile})" if result.reduced else "")
+    return {"not_run": "not run", "data_missing": "data missing"}.get(result.status, result.status)
+
+
+def _noise_cell(run: str, cfgs: dict[str, RunConfig], results_root: Path, profile: str | None) -> str:
+    """The sample standard deviation of the test PPL over the seeds of ``run`` (same profile)."""
+    group = seed_group(run, cfgs)
+    if len(group) < 2:
+        return "— (one seed)"
+    results = [r for r in seed_results(group, results_root) if r.profile == profile]
+    if len(results) < 2:
+        return "—"
+    std = mean_std([r.metrics["test_ppl"] for r in results])[1]
+    return f"{std:.1f} (n = {len(results)})"
+
+
+def sobolev_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], grid: dict | None) -> tuple[pd.DataFrame, list[Result]]:
+    """One row per (regularisation, β): the share of the loss the penalty is at init, test PPL
+    without and with it, the gain (without − with), and the seed noise of the run without."""
+    spec = paper["sobolev"]
+    shares = {}
+    if grid and grid.get("status") == "ok":
+        shares = {(run, c["beta"]): share for c in grid["configured"] for run, share in c.items() if run != "beta"}
+    rows, used = [], []
+    for row in spec["rows"]:
+        without = find_result(results_root, row["without"])
+        if without.status != "not_run":
+            used.append(without)
+        noise = _noise_cell(row["without"], cfgs, results_root, without.profile if without.status == "ok" else None)
+        for run, share_label in zip(row["runs"], spec["shares"]):
+            cfg = cfgs.get(run)
+            beta = cfg.model.sobolev.beta if cfg else None
+            with_ = find_result(results_root, run)
+            if with_.status != "not_run":
+                used.append(with_)
+            share = shares.get((row["without"], beta))
+            rows.append({
+                "model": row["model"],
+                "β": "not configured" if beta is None else f"{beta:g}",
+                "penalty / loss at init": (f"{share:.1%}" if share is not None
+                                           else "— (run the sobolev-grid stage)"),
+                "run": run,
+                "without (run)": row["without"],
+                "test PPL without": _test_cell(without),
+                "test PPL with": _test_cell(with_),
+                "gain (without − with)": sobolev_gain(without, with_),
+                "seed noise of the run without (test std)": noise,
+                "paper: gain": row["paper_gain"],
+            })
+    return pd.DataFrame(rows), used
+
+
+def sobolev_grid_table(grid: dict | None) -> pd.DataFrame:
+    """The measurement behind the β grid: loss and penalty at init, per model."""
+    if not grid or grid.get("status") != "ok":
+        return pd.DataFrame()
+    return pd.DataFrame([{
+        "model at init (run)": m["run"],
+        "windows": str(m["windows"]),
+        "loss L (CE summed over 35 steps, batch mean)": f"{m['loss']:.1f}",
+        "penalty P at β = 1 (both layers)": f"{m['penalty_beta1']:.0f}",
+        "P / L": f"{m['ratio']:.3f}",
+        "β for 1% / 10% of L": f"{0.01 / m['ratio']:.2g} / {0.1 / m['ratio']:.2g}",
+    } for m in grid["measured"]])

@@ -1,0 +1,48 @@
+"""The small, torch-free outputs of a run: the per-epoch log, the git revision, and the outputs of
+a run whose corpus is missing.
+
+Kept apart from the training loop so that a data-missing run (``data.on_missing: skip``) writes
+its outputs without importing torch: ``stages.train`` checks for the marker first, which saves
+about 1.5 s of imports per data-missing stage of the DAG.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from pathlib import Path
+
+from pipeline.config import RunConfig
+from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_text
+
+EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_epoch_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
+    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``)."""
+    out_dir = Path(out_dir)
+    metrics = {
+        "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
+        "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
+    }
+    with atomic_directory(out_dir / "model") as tmp:
+        atomic_write_json(tmp / "MISSING.json", {"status": "data_missing", "reason": reason})
+    write_epoch_log(out_dir / "epochs.csv", [])
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics
