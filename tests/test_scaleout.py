@@ -117,7 +117,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
         assert _out_md5(lock, f"train@{run}") != _out_md5(committed, f"train@{run}")
         metrics = json.loads((main / "results" / "quick" / run / "metrics.json").read_text())
         assert metrics == records[run]["metrics"][f"results/quick/{run}/metrics.json"]
-        assert metrics["epochs"] == 1 and lock[f"train@{run}"]["params"]["params.yaml"]["profiles"]["quick"] == TINY
+        assert metrics["epochs"] == 1 and lock[f"train@{run}"]["params"]["params.yaml"]["profiles.quick"] == TINY
         assert f"{metrics['best_valid_ppl']:.1f}" in report.split("## Table 2")[1].split("## Where")[0]
     assert "restored from the run-cache" in out
 
@@ -168,7 +168,7 @@ def test_failed_task_leaves_others_intact_and_resubmits_alone(cluster, monkeypat
     lock = _lock(main)
     for run in runs:
         assert json.loads((main / "results" / "quick" / run / "metrics.json").read_text())["epochs"] == 1
-        assert lock[f"train@{run}"]["params"]["params.yaml"]["profiles"]["quick"] == TINY
+        assert lock[f"train@{run}"]["params"]["params.yaml"]["profiles.quick"] == TINY
 
 
 # ---------------------------------------------------------------------------- experiment tasks (the search)
