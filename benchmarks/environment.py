@@ -37,11 +37,13 @@ def describe(device: torch.device) -> dict:
 
 
 def resolve(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda was requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
+    """The trainer's device rule (pipeline.train.loop.resolve_device), as a CLI error."""
+    from pipeline.train.loop import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def synchronize(device: torch.device) -> None:
