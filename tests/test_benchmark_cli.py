@@ -1,0 +1,47 @@
+"""`python -m benchmarks.train_step` on a CPU: the JSON and table it writes, not how fast anything is."""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks import train_step  # noqa: E402
+
+
+def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, monkeypatch):
+    recorded = {}
+    real_summarise = train_step.summarise
+
+    def keep_candidates(cands):  # the raw timings, to check the ratios the rows report
+        recorded.update({c.name: c for c in cands})
+        return real_summarise(cands)
+
+    monkeypatch.setattr(train_step, "summarise", keep_candidates)
+    threads = torch.get_num_threads()
+    try:
+        assert train_step.main(["--device", "cpu", "--quick", "--sizes", "small", "--kernels", "loop", "scan",
+                                "--graph-kernels", "--rounds", "2", "--warmup", "1", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+    [path] = tmp_path.glob("train-step-cpu-*.json")
+    payload = json.loads(path.read_text())
+    assert payload["environment"]["device"] == "cpu" and payload["settings"]["auto_kernel"] == "scan"
+    rows = {r["model"]: r for r in payload["rows"]}
+    assert list(rows) == ["LSTM 2x200 (nn.LSTM)", "SCRN 2x240/40 loop", "SCRN 2x240/40 scan [auto]"]
+    lstm = statistics.median(recorded["LSTM 2x200 (nn.LSTM)"].train_ms)
+    loop = statistics.median(recorded["SCRN 2x240/40 loop"].train_ms)
+    for name, row in rows.items():
+        ms = statistics.median(recorded[name].train_ms)
+        assert row["train_samples"] == 2 and row["train_ms_per_batch"] == round(ms, 3)
+        assert row["train_ratio_to_lstm"] == round(ms / lstm, 3)
+        assert row["train_epoch_s"] == round(ms * train_step.PTB_TRAIN_WINDOWS / 1e3, 2)
+        assert row["train_tokens_per_s"] == round(train_step.BATCH * train_step.BPTT / ms * 1e3)
+    assert rows["SCRN 2x240/40 scan [auto]"]["train_speedup_over_loop"] == round(
+        loop / statistics.median(recorded["SCRN 2x240/40 scan [auto]"].train_ms), 3)
+    assert rows["LSTM 2x200 (nn.LSTM)"]["train_speedup_over_loop"] is None
+    out = capsys.readouterr().out
+    assert out.startswith("CPU") and "| × LSTM |" in out and "| SCRN 2x240/40 scan [auto] |" in out
