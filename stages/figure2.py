@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             panels.append((f"{label} ({run})", [([vocab[i] for i in full_test[s:e]], hd.span_deltas(model, full_test, s, e).tolist())
                                                 for s, e in spans]))
         summary["status"] = "ok"
-        hidden_change_figure(panels, staging / "figure2.png")
+        hidden_change_figure(panels, staging / "figure2.png", profile)
         atomic_write_json(staging / "summary.json", summary)
     print(f"figure2: wrote {args.out} ({len(test):,} test tokens)")
     return 0

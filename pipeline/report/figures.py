@@ -82,8 +82,13 @@ def draw_learning_curves(paper: dict, results_root: Path, out_dir: Path) -> list
     return drawn
 
 
-def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[float]]]]], path: Path) -> None:
-    """Figure 2: one column per model, one row per sentence, a bar per word (its L1 change)."""
+def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[float]]]]], path: Path,
+                         profile: str) -> None:
+    """Figure 2: one column per model, one row per sentence, a bar per word (its L1 change).
+
+    The title names the models' profile: a quick-profile model is barely trained, and its
+    picture must not be read as the paper's.
+    """
     n_rows, n_cols = len(panels[0][1]), len(panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(7 * n_cols, 2.6 * n_rows), squeeze=False)
     for col, (title, sentences) in enumerate(panels):
@@ -94,7 +99,8 @@ def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[floa
             ax.set_ylabel(r"$\|h_t - h_{t-1}\|_1$")
             if row == 0:
                 ax.set_title(title)
-    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test)", fontsize=11)
+    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test; models of "
+                 f"profile {profile}{', a reduced run' if profile != 'paper' else ''})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
