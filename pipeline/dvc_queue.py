@@ -6,14 +6,35 @@ but with dvc 3.67 one often stays alive after "shutting down due to empty queue"
 started workers therefore stops them itself: ``dvc queue stop``, a grace period, then SIGTERM and
 SIGKILL by pid, only for the pids it started and only while they are still queue workers (a
 recycled pid is never signalled).
+
+``dvc queue start`` itself must never write into a pipe of ours (:func:`start_queue`): DVC
+daemonises its workers by forking, the forks inherit the command's stdout and stderr, and a
+worker that stays alive would keep the pipe open, so ``subprocess.run(capture_output=True)``
+would wait for end-of-file forever.
 """
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+
+
+def start_queue(repo: Path, jobs: int, dvc: str = "dvc", env: dict | None = None,
+                timeout_s: float | None = 600.0) -> subprocess.CompletedProcess:
+    """``dvc queue start -j jobs`` in ``repo``; its output (stdout and stderr) in ``.stdout``.
+
+    The output goes to a temporary file, not a pipe: the workers DVC forks inherit it, and one
+    that outlives the queue (dvc 3.67) would otherwise block the caller until it exits.
+    """
+    cmd = [dvc, "queue", "start", "-j", str(jobs)]
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.run(cmd, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
+        out.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), "")
 
 
 def worker_pids(repo: Path) -> set[int]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import run_config, run_names
-from pipeline.dvc_queue import stop_workers, worker_pids
+from pipeline.dvc_queue import start_queue, stop_workers, worker_pids
 from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
@@ -195,7 +195,9 @@ def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, dir
         _dvc(repo, "exp", "run", "--queue", "-n", name, TRAIN_STAGE.format(run=run))
     before, started = worker_pids(repo), set()
     try:
-        _dvc(repo, "queue", "start", "-j", str(settings.local_jobs))
+        started_queue = start_queue(repo, settings.local_jobs, env=_env())
+        if started_queue.returncode != 0:
+            raise ScaleoutError(f"`dvc queue start -j {settings.local_jobs}` failed: {started_queue.stdout.strip()[-2000:]}")
         started |= worker_pids(repo) - before
         while True:
             statuses = queue_statuses(repo)
