@@ -7,7 +7,7 @@ started workers therefore stops them itself: ``dvc queue stop``, a grace period,
 SIGKILL by pid, only for the pids it started and only while they are still queue workers (a
 recycled pid is never signalled).
 
-``dvc queue start`` itself must never write into a pipe of ours (:func:`start_queue`): DVC
+``dvc queue start`` itself must never write into a pipe of ours (:func:`run_leaving_daemons`): DVC
 daemonises its workers by forking, the forks inherit the command's stdout and stderr, and a
 worker that stays alive would keep the pipe open, so ``subprocess.run(capture_output=True)``
 would wait for end-of-file forever.
@@ -22,19 +22,22 @@ import time
 from pathlib import Path
 
 
-def start_queue(repo: Path, jobs: int, dvc: str = "dvc", env: dict | None = None,
-                timeout_s: float | None = 600.0) -> subprocess.CompletedProcess:
-    """``dvc queue start -j jobs`` in ``repo``; its output (stdout and stderr) in ``.stdout``.
+def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None, timeout: float | None = None,
+                        capture_output: bool = True, text: bool = True) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` for a command that forks daemons.
 
-    The output goes to a temporary file, not a pipe: the workers DVC forks inherit it, and one
-    that outlives the queue (dvc 3.67) would otherwise block the caller until it exits.
+    Its stdout and stderr go to temporary files, not pipes: daemons it forks (``dvc queue
+    start``'s workers) inherit them, and one that outlives the command would keep a pipe open and
+    make the caller wait for end-of-file until it exits.
     """
-    cmd = [dvc, "queue", "start", "-j", str(jobs)]
-    with tempfile.TemporaryFile(mode="w+") as out:
-        proc = subprocess.run(cmd, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
+    if not (capture_output and text):
+        raise ValueError("run_leaving_daemons always captures text output")
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
+                              timeout=timeout)
         out.seek(0)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), "")
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
 
 
 def worker_pids(repo: Path) -> set[int]:

@@ -1,4 +1,4 @@
-"""pipeline/dvc_queue.py: starting DVC's queue without waiting on the workers it leaves behind."""
+"""pipeline/dvc_queue.py: running `dvc queue start` without waiting on the workers it leaves behind."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dvc_queue import start_queue
+from pipeline.dvc_queue import run_leaving_daemons
 
 # A stand-in for `dvc queue start`: like DVC it forks a worker that inherits stdout and stderr
 # and outlives the command (dvc 3.67 often leaves one alive after the queue empties).
@@ -41,22 +41,22 @@ def lingering_worker(tmp_path):
             pass
 
 
-def test_start_queue_returns_while_a_forked_worker_holds_its_output(tmp_path, lingering_worker):
+def test_returns_while_a_forked_worker_holds_its_output(tmp_path, lingering_worker):
     # with the output captured through pipes this waits the worker's 60 s and times out
     begun = time.monotonic()
-    proc = start_queue(tmp_path, 3, dvc=str(fake_dvc(tmp_path)), timeout_s=20)
-    assert proc.returncode == 0 and proc.stdout == "args: queue start -j 3\nto stderr\n"
+    proc = run_leaving_daemons([str(fake_dvc(tmp_path)), "queue", "start", "-j", "3"], cwd=tmp_path, timeout=20)
+    assert proc.returncode == 0 and proc.stdout == "args: queue start -j 3\n" and proc.stderr == "to stderr\n"
     assert time.monotonic() - begun < 20
     assert lingering_worker.is_file()  # the worker did start and is still alive when we return
     os.kill(int(lingering_worker.read_text()), 0)
 
 
-def test_start_queue_reports_a_failure_with_its_output(tmp_path, lingering_worker):
-    proc = start_queue(tmp_path, 1, dvc=str(fake_dvc(tmp_path, code=3)), timeout_s=20)
-    assert proc.returncode == 3 and "to stderr" in proc.stdout
+def test_reports_a_failure_with_its_output(tmp_path, lingering_worker):
+    proc = run_leaving_daemons([str(fake_dvc(tmp_path, code=3)), "queue", "start"], cwd=tmp_path, timeout=20)
+    assert proc.returncode == 3 and "to stderr" in proc.stderr
 
 
 def test_piped_capture_would_hang_on_the_same_command(tmp_path, lingering_worker):
-    """The failure mode start_queue avoids, shown with the same fake command."""
+    """The failure mode run_leaving_daemons avoids, shown with the same fake command."""
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run([str(fake_dvc(tmp_path)), "queue", "start"], capture_output=True, text=True, timeout=3)

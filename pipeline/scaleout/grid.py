@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import run_config, run_names
-from pipeline.dvc_queue import start_queue, stop_workers, worker_pids
+from pipeline.dvc_queue import run_leaving_daemons, stop_workers, worker_pids
 from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
@@ -168,8 +168,9 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
 # ---------------------------------------------------------------------------- the local backend
 
 
-def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["dvc", *args], cwd=repo, env=_env(), capture_output=True, text=True)
+def _dvc(repo: Path, *args: str, check: bool = True, leaves_daemons: bool = False) -> subprocess.CompletedProcess:
+    run = run_leaving_daemons if leaves_daemons else subprocess.run  # `queue start` forks its workers
+    proc = run(["dvc", *args], cwd=repo, env=_env(), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise ScaleoutError(f"`dvc {' '.join(args)}` failed: {(proc.stdout + proc.stderr).strip()[-2000:]}")
     return proc
@@ -195,9 +196,7 @@ def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, dir
         _dvc(repo, "exp", "run", "--queue", "-n", name, TRAIN_STAGE.format(run=run))
     before, started = worker_pids(repo), set()
     try:
-        started_queue = start_queue(repo, settings.local_jobs, env=_env())
-        if started_queue.returncode != 0:
-            raise ScaleoutError(f"`dvc queue start -j {settings.local_jobs}` failed: {started_queue.stdout.strip()[-2000:]}")
+        _dvc(repo, "queue", "start", "-j", str(settings.local_jobs), leaves_daemons=True)
         started |= worker_pids(repo) - before
         while True:
             statuses = queue_statuses(repo)

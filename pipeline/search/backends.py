@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from pipeline.dvc_queue import end_processes, start_queue, worker_pids
+from pipeline.dvc_queue import end_processes, run_leaving_daemons, worker_pids
 from pipeline.errors import SearchError
 from pipeline.search.core import Outcome, Sample, failure_outcome
 
@@ -65,10 +65,11 @@ class LocalQueueBackend:
 
     # -------------------------------------------------------------- dvc commands
 
-    def _dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _dvc(self, *args: str, check: bool = True, leaves_daemons: bool = False) -> subprocess.CompletedProcess:
         cmd = [self.dvc, *args]
+        run = run_leaving_daemons if leaves_daemons else subprocess.run  # `queue start` forks its workers
         try:
-            proc = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True, timeout=self.command_timeout_s)
+            proc = run(cmd, cwd=self.repo, capture_output=True, text=True, timeout=self.command_timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise SearchError(f"`{' '.join(cmd)}` did not finish within {self.command_timeout_s:.0f}s") from exc
         except FileNotFoundError as exc:
@@ -76,17 +77,6 @@ class LocalQueueBackend:
         if check and proc.returncode != 0:
             raise SearchError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-1500:]}")
         return proc
-
-    def _start_queue(self) -> None:
-        cmd = f"{self.dvc} queue start -j {self.jobs}"
-        try:
-            proc = start_queue(self.repo, self.jobs, dvc=self.dvc, timeout_s=self.command_timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise SearchError(f"`{cmd}` did not finish within {self.command_timeout_s:.0f}s") from exc
-        except FileNotFoundError as exc:
-            raise SearchError(f"`{self.dvc}` not found: run the search from the project's environment (.venv)") from exc
-        if proc.returncode != 0:
-            raise SearchError(f"`{cmd}` failed (exit {proc.returncode}): {proc.stdout.strip()[-1500:]}")
 
     def _experiments(self) -> dict[str, dict]:
         """Experiments of the current baseline by name: ``{"state": ..., "metrics": ..., "log": ...}``."""
@@ -136,7 +126,7 @@ class LocalQueueBackend:
         self.log(f"search: queued {len(samples)} experiment(s); running {self.jobs} at a time")
         before = self._worker_pids()
         self._queue_started = True
-        self._start_queue()
+        self._dvc("queue", "start", "-j", str(self.jobs), leaves_daemons=True)
         self._started_workers |= self._worker_pids() - before
         self._wait(names)
         self._started_workers |= self._worker_pids() - before
