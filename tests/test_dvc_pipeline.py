@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,11 +79,9 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     assert (scratch_clone / "reports" / "figures" / "figure2" / "figure2.png").is_file()
     assert "](figures/figure2/figure2.png)" in report
     assert (scratch_clone / "reports" / "figures" / "learning-curves" / "learning-curves-table2.png").is_file()
-    # checkpoints live outside DVC's outputs, keyed by run and params hash
-    #    (the seed runs ptb-baseline-40-10-seed{2,3} share the prefix, so match the 12-hex hash exactly)
-    baseline_ckpts = [p for p in (scratch_clone / "checkpoints").glob("ptb-baseline-40-10-*/last.pt")
-                      if re.fullmatch(r"ptb-baseline-40-10-[0-9a-f]{12}", p.parent.name)]
-    assert len(baseline_ckpts) == 1
+    # checkpoints live outside DVC's outputs and go once a run has written its results: the
+    #    finished DAG leaves none behind (they were 7 GB of it)
+    assert not list((scratch_clone / "checkpoints").glob("*/*.pt"))
 
     # 3. the paper profile writes beside the quick results, never over them, and the report
     #    prefers it where it exists (one run only, capped to stay fast, hence its "(paper)" label)

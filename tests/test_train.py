@@ -189,6 +189,7 @@ def test_killed_run_resumes_to_the_same_metrics(ptb_prepared, tmp_path):
     resumed = subprocess.run(_train_cmd(tmp_path, prepared, "killed"), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout and "after epoch 1" in resumed.stdout
+    assert not ckpt.checkpoint_dir(tmp_path / "ck-killed", cfg).exists()  # finished: checkpoint removed
 
     straight = subprocess.run(_train_cmd(tmp_path, prepared, "straight"), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr

@@ -328,4 +328,6 @@ def run_training(
     _write_epoch_log(out_dir / "epochs.csv", run.history)
     atomic_write_json(out_dir / "metrics.json", metrics)
     log(f"{cfg.name}: best valid ppl {run.best_valid:.2f} (epoch {run.best_epoch}), test ppl {test_ppl:.2f}")
+    if ckpt.discard_checkpoints(ckpt_dir):  # only now: every output above is written
+        log(f"{cfg.name}: run complete; removed its checkpoint {ckpt_dir}")
     return metrics
