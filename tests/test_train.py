@@ -241,7 +241,7 @@ def test_data_missing_stage_writes_its_outputs_without_importing_torch(tmp_path)
 
 
 def test_short_runs_skip_the_wall_time_probe(tmp_path, monkeypatch):
-    """A quick-profile run has 10 training windows; the 3-window probe would add a fifth to it."""
+    """A quick-profile run has a few training windows (6); the 3-window probe would add half as many again."""
     probed = []
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: probed.append(a[3]) or 1.0)
     data = tiny_prepared(tmp_path / "data")  # 6000 train tokens: 8 windows of 20 x 35 per epoch
