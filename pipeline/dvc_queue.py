@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 
 def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None, timeout: float | None = None,
@@ -38,6 +39,22 @@ def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None, ti
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+
+
+def poll_queue_status(run: Callable[[], subprocess.CompletedProcess], attempts: int = 3,
+                      pause_s: float = 1.0) -> subprocess.CompletedProcess:
+    """Run ``dvc queue status`` (``run``, not raising) up to ``attempts`` times until it succeeds.
+
+    It reads the files the workers are writing; catching one empty or half-written fails the
+    whole command ("unexpected error - Expecting value: line 1 column 1 (char 0)", seen in CI
+    with dvc 3.67), so a failed poll is retried before it counts. Returns the last attempt.
+    """
+    for attempt in range(1, attempts + 1):
+        proc = run()
+        if proc.returncode == 0 or attempt == attempts:
+            return proc
+        time.sleep(pause_s)
+    raise ValueError("attempts must be >= 1")
 
 
 def worker_pids(repo: Path) -> set[int]:

@@ -280,6 +280,23 @@ FOREACH_DVC_YAML = """stages:
 """
 
 
+def test_queue_status_poll_retries_a_transient_failure(tmp_path, monkeypatch):
+    """The grid's `dvc queue status` poll: one failure (a worker's file caught half-written) is
+    retried; three in a row raise, naming the command and DVC's message."""
+    from pipeline import dvc_queue
+    from pipeline.scaleout import grid
+
+    monkeypatch.setattr(dvc_queue.time, "sleep", lambda _: None)
+    ok = subprocess.CompletedProcess([], 0, "Task     Name    Created    Status\nd7a1b2c  grid-a-1  10:25 AM   Success\n", "")
+    bad = subprocess.CompletedProcess([], 255, "ERROR: unexpected error - Expecting value: line 1 column 1 (char 0)", "")
+    answers = [bad, ok]
+    monkeypatch.setattr(grid, "_dvc", lambda repo, *args, check=True: answers.pop(0))
+    assert grid.queue_statuses(tmp_path) == {"grid-a-1": "Success"} and answers == []
+    answers = [bad, bad, bad]
+    with pytest.raises(ScaleoutError, match="`dvc queue status` failed three times in a row: ERROR: unexpected error"):
+        grid.queue_statuses(tmp_path)
+
+
 def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path, monkeypatch):
     for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":

@@ -283,6 +283,25 @@ def test_local_backend_reads_queue_status_and_experiments(tmp_path):
     assert out["s-r1-3"].status == "failed" and out["s-r1-3"].valid_ppl == math.inf
 
 
+def test_local_backend_retries_a_failed_queue_status_poll(tmp_path, monkeypatch):
+    """`dvc queue status` can catch a worker's file half-written and fail once; the poll retries,
+    and only a failure that persists stops the search."""
+    from pipeline import dvc_queue
+    from pipeline.search.backends import LocalQueueBackend
+
+    monkeypatch.setattr(dvc_queue.time, "sleep", lambda _: None)
+    ok = subprocess.CompletedProcess([], 0, "Task     Name    Created    Status\nd7a1b2c  s-r1-1  10:25 AM   Running\n", "")
+    bad = subprocess.CompletedProcess([], 255, "", "ERROR: unexpected error - Expecting value: line 1 column 1 (char 0)")
+    answers = [bad, ok]
+    backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
+    backend._dvc = lambda *args, check=True: answers.pop(0)
+    assert backend._queue_states() == {"s-r1-1": "Running"} and answers == []
+    answers = [bad, bad, bad, ok]
+    with pytest.raises(SearchError, match="three times in a row: ERROR: unexpected error - Expecting value"):
+        backend._queue_states()
+    assert answers == [ok]
+
+
 # ---------------------------------------------------------------------------- through DVC's queue
 
 BASE = "ptb-small-scrn-vd"

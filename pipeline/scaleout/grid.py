@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import run_config, run_names
-from pipeline.dvc_queue import run_leaving_daemons, stop_workers, worker_pids
+from pipeline.dvc_queue import poll_queue_status, run_leaving_daemons, stop_workers, worker_pids
 from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
@@ -178,8 +178,11 @@ def _dvc(repo: Path, *args: str, check: bool = True, leaves_daemons: bool = Fals
 
 def queue_statuses(repo: Path) -> dict[str, str]:
     """Experiment name -> status (Queued, Running, Success, Failed, ...) from `dvc queue status`."""
+    proc = poll_queue_status(lambda: _dvc(repo, "queue", "status", check=False))
+    if proc.returncode != 0:
+        raise ScaleoutError(f"`dvc queue status` failed three times in a row: {(proc.stdout + proc.stderr).strip()[-2000:]}")
     statuses = {}
-    for line in _dvc(repo, "queue", "status").stdout.splitlines():
+    for line in proc.stdout.splitlines():
         cols = line.split()
         if len(cols) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", cols[0]):
             statuses[cols[1]] = cols[-1]
