@@ -15,6 +15,7 @@ would wait for end-of-file forever.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -41,20 +42,40 @@ def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None, ti
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
 
 
-def poll_queue_status(run: Callable[[], subprocess.CompletedProcess], attempts: int = 3,
-                      pause_s: float = 1.0) -> subprocess.CompletedProcess:
-    """Run ``dvc queue status`` (``run``, not raising) up to ``attempts`` times until it succeeds.
+POLL_ATTEMPTS = 3
 
-    It reads the files the workers are writing; catching one empty or half-written fails the
-    whole command ("unexpected error - Expecting value: line 1 column 1 (char 0)", seen in CI
-    with dvc 3.67), so a failed poll is retried before it counts. Returns the last attempt.
+
+def queue_states(run: Callable[[], subprocess.CompletedProcess], error: type[Exception],
+                 attempts: int = POLL_ATTEMPTS, pause_s: float = 1.0) -> dict[str, str]:
+    """Experiment name -> Queued | Running | Success | Failed | ... from ``dvc queue status``.
+
+    ``run`` runs the command without raising. It reads the files the workers are writing, and
+    catching one empty or half-written fails the whole command ("unexpected error - Expecting
+    value: line 1 column 1 (char 0)", seen in CI with dvc 3.67), so a failed poll is retried
+    ``attempts`` times in all before ``error`` is raised with DVC's message.
     """
+    if attempts < 1:
+        raise ValueError("attempts must be >= 1")
     for attempt in range(1, attempts + 1):
         proc = run()
-        if proc.returncode == 0 or attempt == attempts:
-            return proc
-        time.sleep(pause_s)
-    raise ValueError("attempts must be >= 1")
+        if proc.returncode == 0:
+            return parse_queue_status(proc.stdout)
+        if attempt < attempts:
+            time.sleep(pause_s)
+    raise error(f"`dvc queue status` failed (exit {proc.returncode}) {attempts} times in a row: "
+                f"{(proc.stderr + proc.stdout).strip()[-2000:]}")
+
+
+def parse_queue_status(text: str) -> dict[str, str]:
+    """The task table of ``dvc queue status`` (dvc 3.67: ``Task Name Created Status``, the task id
+    in hex, "Created" as two words such as ``10:25 AM``), newest last: a name queued again keeps
+    its newest state. The header, blank lines and the ``Worker status`` line do not match."""
+    states: dict[str, str] = {}
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", cols[0]):
+            states[cols[1]] = cols[-1]
+    return states
 
 
 def worker_pids(repo: Path) -> set[int]:

@@ -293,7 +293,7 @@ def test_queue_status_poll_retries_a_transient_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "_dvc", lambda repo, *args, check=True: answers.pop(0))
     assert grid.queue_statuses(tmp_path) == {"grid-a-1": "Success"} and answers == []
     answers = [bad, bad, bad]
-    with pytest.raises(ScaleoutError, match="`dvc queue status` failed three times in a row: ERROR: unexpected error"):
+    with pytest.raises(ScaleoutError, match=r"`dvc queue status` failed \(exit 255\) 3 times in a row: ERROR: unexpected error"):
         grid.queue_statuses(tmp_path)
 
 

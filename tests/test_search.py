@@ -269,8 +269,8 @@ def test_local_backend_reads_queue_status_and_experiments(tmp_path):
                       "status": "ok", "best_valid_ppl": 140.5, "test_ppl": 130.25}}}}, "error": None}]},
                  {"name": "s-r1-2", "executor": {"state": "failed", "local": {"log": str(log)}},
                   "revs": [{"name": "s-r1-2", "data": {"metrics": {}}, "error": {"msg": "Experiment run failed"}}]}]}]
-    status = ("Task     Name    Created    Status\nf1  s-r1-2  10:25 AM   Failed\nd7  s-r1-1  10:25 AM   Success\n"
-              "c9  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n")
+    status = ("Task     Name    Created    Status\nf1e2d3c  s-r1-2  10:25 AM   Failed\nd7a1b2c  s-r1-1  10:25 AM   Success\n"
+              "c9f0e1d  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n")
     answers = {("exp", "show", "--json"): json.dumps(shown), ("queue", "status"): status}
     backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
     backend._dvc = lambda *args, check=True: subprocess.CompletedProcess(args, 0, answers[args], "")
@@ -297,7 +297,7 @@ def test_local_backend_retries_a_failed_queue_status_poll(tmp_path, monkeypatch)
     backend._dvc = lambda *args, check=True: answers.pop(0)
     assert backend._queue_states() == {"s-r1-1": "Running"} and answers == []
     answers = [bad, bad, bad, ok]
-    with pytest.raises(SearchError, match="three times in a row: ERROR: unexpected error - Expecting value"):
+    with pytest.raises(SearchError, match=r"failed \(exit 255\) 3 times in a row: ERROR: unexpected error - Expecting value"):
         backend._queue_states()
     assert answers == [ok]
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import run_config, run_names
-from pipeline.dvc_queue import poll_queue_status, run_leaving_daemons, stop_workers, worker_pids
+from pipeline.dvc_queue import queue_states, run_leaving_daemons, stop_workers, worker_pids
 from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
 from pipeline.scaleout import backends
 from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
@@ -178,15 +177,7 @@ def _dvc(repo: Path, *args: str, check: bool = True, leaves_daemons: bool = Fals
 
 def queue_statuses(repo: Path) -> dict[str, str]:
     """Experiment name -> status (Queued, Running, Success, Failed, ...) from `dvc queue status`."""
-    proc = poll_queue_status(lambda: _dvc(repo, "queue", "status", check=False))
-    if proc.returncode != 0:
-        raise ScaleoutError(f"`dvc queue status` failed three times in a row: {(proc.stdout + proc.stderr).strip()[-2000:]}")
-    statuses = {}
-    for line in proc.stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", cols[0]):
-            statuses[cols[1]] = cols[-1]
-    return statuses
+    return queue_states(lambda: _dvc(repo, "queue", "status", check=False), ScaleoutError)
 
 
 def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, directory: Path,

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from pipeline.dvc_queue import end_processes, poll_queue_status, run_leaving_daemons, worker_pids
+from pipeline.dvc_queue import end_processes, queue_states, run_leaving_daemons, worker_pids
 from pipeline.errors import SearchError
 from pipeline.search.core import Outcome, Sample, failure_outcome
 
@@ -98,16 +98,7 @@ class LocalQueueBackend:
 
     def _queue_states(self) -> dict[str, str]:
         """``dvc queue status`` as name -> Queued | Running | Success | Failed | ... (cheap to poll)."""
-        proc = poll_queue_status(lambda: self._dvc("queue", "status", check=False))
-        if proc.returncode != 0:
-            raise SearchError(f"`{self.dvc} queue status` failed (exit {proc.returncode}) three times in a row: "
-                              f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
-        states: dict[str, str] = {}
-        for line in proc.stdout.splitlines()[1:]:
-            parts = line.split()
-            if len(parts) >= 4 and not line.startswith("Worker status"):
-                states[parts[1]] = parts[-1]  # later lines are newer tasks of the same name
-        return states
+        return queue_states(lambda: self._dvc("queue", "status", check=False), SearchError)
 
     def _worker_pids(self) -> set[int]:
         return worker_pids(self.repo)
