@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 # (a) exactness (~30 s)
 timeout 75 "$PY" -m benchmarks.gpu_exactness --device "$DEVICE" "${EXACT_ARGS[@]}" 2>&1 | tee "$OUT/exactness.txt" || status=1
 
-# (b) benchmark: SCRN small/medium (loop, scan, tanh-rnn) vs nn.LSTM 2x200 / 2x650 (~1 min)
+# (b) benchmark: SCRN small/medium (loop, scan, tanh-rnn, triton) vs nn.LSTM 2x200 / 2x650 (~1 min)
 timeout 110 "$PY" -m benchmarks.train_step --device "$DEVICE" "${BENCH_ARGS[@]}" --out "$OUT" 2>&1 | tee "$OUT/train-step.txt" || status=1
 
 # (c) 1, 2, 4 concurrent runs of one PTB epoch each (~1.5 min)

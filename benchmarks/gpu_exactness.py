@@ -1,12 +1,15 @@
 """Check every fast SCRN recurrence kernel against the plain loop on one device; PASS/FAIL lines.
 
-For each kernel (scan, tanh-rnn: cuDNN's fused tanh RNN on a GPU) and dtype (float64 tight,
-float32 at float32 rounding): the hidden recurrence alone with no mask, a tied batch-shared
-mask (carried state masked by a different, previous mask) and an independent one; then the
+For each kernel (scan; tanh-rnn, cuDNN's fused tanh RNN on a GPU; triton, the persistent Triton
+kernels, on CUDA where Triton is installed) and dtype (float64 tight, float32 at float32
+rounding): the hidden recurrence alone with no mask, a tied batch-shared mask (carried state
+masked by a different, previous mask), an independent one, the medium width 750 and a ragged
+100 x batch 7 (partial blocks); then the
 whole ND+WT small and medium models of params.yaml, one training window (logits, penalty-free
 loss, every parameter gradient) and one evaluation window. Also reports whether cuDNN RNN
 kernels actually ran for tanh-rnn on CUDA. Then the training step captured as one CUDA graph
-(pipeline/train/graphed.py, training.cuda_graph) against the eager trainer, dropout off: two
+(pipeline/train/graphed.py, training.cuda_graph; with the auto kernel and with triton) against
+the eager trainer, dropout off: two
 epochs of windows with carried state, a clip norm that clips every window and an LR change
 (parameters, carried state, summed cross-entropy); and with dropout on, that replays draw new
 masks and give losses like the eager step's. Exit status 1 if anything fails.
@@ -25,6 +28,7 @@ from benchmarks import environment as env
 from pipeline.config import load_params, run_config
 from pipeline.models import build_model, init_uniform
 from pipeline.models.common import detach_state
+from pipeline.models.recurrence import triton_installed
 from pipeline.models.scrn import hidden_states
 from pipeline.train import loop
 from pipeline.train.graphed import GraphedStep, _flatten
@@ -43,6 +47,7 @@ def detached(tensors):
 
 
 def recurrence_case(kernel, mode, device, dtype, batch=20, steps=35, d=240):
+    """Max relative error of one kernel against the loop: values and gradients of pre, h0, R."""
     gen = torch.Generator().manual_seed(0)
     pre = torch.randn(batch, steps, d, generator=gen, dtype=torch.float64)
     R = torch.randn(d, d, generator=gen, dtype=torch.float64) * (2.0 / d ** 0.5)
@@ -94,10 +99,10 @@ GRAPH_EPOCHS = ((1.0, 3), (0.3, 2))  # (lr, windows): an LR change and a state r
 GRAPH_CLIP = 0.1  # far below the gradient norm of a 35-step window: every window is clipped
 
 
-def graph_case(params, run, device, dtype):
+def graph_case(params, run, device, dtype, kernel="auto"):
     """Max relative difference of the captured step from the eager trainer, dropout off."""
     cfg = run_config(params, run)
-    model_cfg = dataclasses.replace(cfg.model, dropout=type(cfg.model.dropout)())
+    model_cfg = dataclasses.replace(cfg.model, dropout=type(cfg.model.dropout)(), recurrence_impl=kernel)
     x = torch.randint(0, 10_000, (20, 35 * 5 + 1), generator=torch.Generator().manual_seed(1)).to(device)
     wins = [(x[:, k * 35:(k + 1) * 35], x[:, k * 35 + 1:(k + 1) * 35 + 1]) for k in range(5)]
 
@@ -175,19 +180,35 @@ def cudnn_rnn_ran(device, dtype) -> bool:
     return any("_cudnn_rnn" in n for n in names)
 
 
+def checked(case) -> tuple[bool, str]:
+    """Run one case; an exception (a kernel that fails to compile, say) is a FAIL, not the end."""
+    try:
+        return case()
+    except Exception as exc:  # noqa: BLE001 - report and go on
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_exactness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--models", nargs="*", default=["ptb-small-scrn-nd-wt", "ptb-medium-scrn-nd-wt"],
                         help="runs whose full model is compared (default: %(default)s)")
+    parser.add_argument("--kernels", nargs="+", choices=("scan", "tanh-rnn", "triton"),
+                        help="fast kernels to check (default: scan, tanh-rnn, and triton on CUDA where installed)")
+    parser.add_argument("--graph-kernels", nargs="*",
+                        help="kernels whose captured training step is checked (default: auto, and triton where checked)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     device = env.resolve(args.device)
     info = env.describe(device)
-    print(f"exactness on {info['device_name']}, torch {info['torch']}, cuDNN {info['cudnn']}", flush=True)
+    kernels = args.kernels or ["scan", "tanh-rnn"] + (["triton"] if device.type == "cuda" and triton_installed() else [])
+    graph_kernels = args.graph_kernels if args.graph_kernels is not None else \
+        ["auto"] + (["triton"] if "triton" in kernels else [])
+    print(f"exactness on {info['device_name']}, torch {info['torch']}, cuDNN {info['cudnn']}; kernels "
+          f"{', '.join(kernels)}; captured steps {', '.join(graph_kernels) or 'none'}", flush=True)
     params = load_params(args.params)
-    if device.type == "cuda":  # PyTorch's default lets cuDNN (nn.LSTM and our tanh RNN alike) use TF32
+    if device.type == "cuda" and "tanh-rnn" in kernels:  # PyTorch's default lets cuDNN use TF32
         for run in args.models:
             err = model_case(params, run, "tanh-rnn", device, torch.float32)
             print(f"INFO  tanh-rnn float32 model {run} with default TF32 flags "
@@ -196,40 +217,39 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     failures = 0
-    for dtype in (torch.float64, torch.float32):
+
+    def report(label, name, tol, case):
+        nonlocal failures
+        ok, what = checked(lambda: (lambda e: (e <= tol, f"max rel error {e:.2e} (tolerance {tol:.0e})"))(case()))
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {label:22s} {name:36s} {what}", flush=True)
+
+    for dtype in (torch.float32, torch.float64):
         tol = TOLERANCE[dtype]
-        for kernel in ("scan", "tanh-rnn"):
-            cases = [(f"recurrence {mode}", lambda m=mode: recurrence_case(kernel, m, device, dtype))
-                     for mode in ("none", "tied", "independent")]
-            cases += [(f"model {run}", lambda r=run: model_case(params, r, kernel, device, dtype)) for run in args.models]
-            for name, case in cases:
-                err = case()
-                ok = err <= tol
-                failures += not ok
-                print(f"{'PASS' if ok else 'FAIL'}  {kernel:8s} {str(dtype)[6:]:7s} {name:36s} max rel error {err:.2e} "
-                      f"(tolerance {tol:.0e})", flush=True)
-    if device.type == "cuda":
+        for kernel in kernels:
+            label = f"{kernel:8s} {str(dtype)[6:]:7s}"
+            for mode in ("none", "tied", "independent"):
+                report(label, f"recurrence {mode}", tol, lambda m=mode: recurrence_case(kernel, m, device, dtype))
+            # the medium width (several programs of the Triton kernel) and a ragged one (masked columns)
+            for batch, d in ((20, 750), (7, 100)):
+                report(label, f"recurrence none {batch}x{d}", tol,
+                       lambda b=batch, w=d: recurrence_case(kernel, "none", device, dtype, batch=b, d=w))
+            for run in args.models:
+                report(label, f"model {run}", tol, lambda r=run: model_case(params, r, kernel, device, dtype))
+    if device.type == "cuda" and "tanh-rnn" in kernels:
         ran = cudnn_rnn_ran(device, torch.float32)
         failures += not ran
         print(f"{'PASS' if ran else 'FAIL'}  tanh-rnn runs a cuDNN RNN kernel on {info['device_name']}", flush=True)
-    if True:  # the captured training step (on a CPU, a dry run of the same code uncaptured)
-        for dtype in (torch.float64, torch.float32):
-            tol = GRAPH_TOLERANCE[dtype]
+    # the captured training step (on a CPU, a dry run of the same code uncaptured)
+    for kernel in graph_kernels:
+        for dtype in (torch.float32, torch.float64):
             for run in args.models:
-                try:
-                    err = graph_case(params, run, device, dtype)
-                    ok, what = err <= tol, f"max rel error {err:.2e} (tolerance {tol:.0e})"
-                except Exception as exc:  # noqa: BLE001 - report and go on
-                    ok, what = False, f"{type(exc).__name__}: {exc}"
-                failures += not ok
-                print(f"{'PASS' if ok else 'FAIL'}  graph    {str(dtype)[6:]:7s} {'step ' + run:36s} {what}", flush=True)
-        for run in args.models:
-            try:
-                ok, what = graph_dropout_case(params, run, device)
-            except Exception as exc:  # noqa: BLE001
-                ok, what = False, f"{type(exc).__name__}: {exc}"
-            failures += not ok
-            print(f"{'PASS' if ok else 'FAIL'}  graph    dropout {'replays ' + run:36s} {what}", flush=True)
+                report(f"graph {kernel:8s} {str(dtype)[6:]:7s}", f"step {run}", GRAPH_TOLERANCE[dtype],
+                       lambda r=run: graph_case(params, r, device, dtype, kernel))
+    for run in args.models:
+        ok, what = checked(lambda r=run: graph_dropout_case(params, r, device))
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {'graph dropout':22s} {'replays ' + run:36s} {what}", flush=True)
     print(f"{'ALL PASS' if not failures else f'{failures} FAILED'}", flush=True)
     return 1 if failures else 0
 

@@ -2,8 +2,9 @@
 
 Every model is built from a run of params.yaml with the repository's own classes
 (pipeline.models.build_model): SCRN small/medium ND+WT (ptb-small/medium-scrn-nd-wt) once per
-hidden-recurrence kernel (loop = the plain implementation, scan, tanh-rnn; `auto` is marked), and
-the LSTM baselines 2x200 (ptb-small-lstm-nd-kim) and 2x650 (ptb-medium-lstm-nd-zaremba).
+hidden-recurrence kernel (loop = the plain implementation, scan, tanh-rnn, triton on CUDA; the
+kernel `auto` picks is marked), and the LSTM baselines 2x200 (ptb-small-lstm-nd-kim) and 2x650
+(ptb-medium-lstm-nd-zaremba).
 
 One training step is exactly the trainer's (pipeline.train.loop.window_loss + sgd_step: forward,
 summed cross-entropy, backward, global-norm clipping, SGD update, state carried and detached) on
@@ -29,7 +30,7 @@ from benchmarks import environment as env
 from pipeline.config import load_params, run_config
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
-from pipeline.models.recurrence import default_kernel
+from pipeline.models.recurrence import default_kernel, triton_installed
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.loop import sgd_step, window_loss
 
@@ -42,7 +43,7 @@ SIZES = {
     "small": ("ptb-small-lstm-nd-kim", "ptb-small-scrn-nd-wt"),
     "medium": ("ptb-medium-lstm-nd-zaremba", "ptb-medium-scrn-nd-wt"),
 }
-KERNELS = ("loop", "scan", "tanh-rnn")
+KERNELS = ("loop", "scan", "tanh-rnn", "triton")  # triton: CUDA with Triton installed
 
 
 @dataclasses.dataclass
@@ -73,7 +74,7 @@ def build(params: dict, size: str, run: str, kernel: str | None, device: torch.d
     if kernel is None:
         name = f"LSTM {shape} (nn.LSTM{', cuDNN' if device.type == 'cuda' else ''})"
     else:
-        name = f"SCRN {shape} {kernel}" + (" [auto]" if kernel == default_kernel(device) else "")
+        name = f"SCRN {shape} {kernel}" + (" [auto]" if kernel == default_kernel(device, m.hidden) else "")
     c = Candidate(name, size, run, kernel, model, cfg.training.lr, cfg.training.clip_norm)
     if graph:  # exactly what the trainer builds for training.cuda_graph (captured on CUDA only)
         c.graphed = GraphedStep(model, BATCH, BPTT, device, c.clip, capture=device.type == "cuda")
@@ -168,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--quick", action="store_true", help="few steps: a CPU run within a few minutes")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
-    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS,
-                        help="SCRN hidden-recurrence kernels to time (default: all; loop is the plain path)")
+    parser.add_argument("--kernels", nargs="+", choices=KERNELS,
+                        help="SCRN hidden-recurrence kernels to time (default: loop, scan, tanh-rnn, and triton on "
+                        "CUDA where installed; loop is the plain path)")
     parser.add_argument("--graph-kernels", nargs="*", default=["auto"], choices=("auto",) + KERNELS,
                         help="SCRN kernels also timed with the whole training step as one CUDA graph "
                         "(training.cuda_graph; uncaptured on a CPU); default: the device's auto kernel; none: no such rows")
@@ -199,13 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
 
+    kernels = args.kernels or [k for k in KERNELS if k != "triton" or (cuda and triton_installed())]
     params = load_params(args.params)
     cands = []
     for size in args.sizes:
         lstm_run, scrn_run = SIZES[size]
         cands.append(build(params, size, lstm_run, None, device))
-        cands += [build(params, size, scrn_run, k, device) for k in args.kernels]
-        for k in dict.fromkeys(default_kernel(device) if k == "auto" else k for k in args.graph_kernels):
+        cands += [build(params, size, scrn_run, k, device) for k in kernels]
+        hidden = run_config(params, scrn_run).model.hidden
+        for k in dict.fromkeys(default_kernel(device, hidden) if k == "auto" else k for k in args.graph_kernels):
             cands.append(build(params, size, scrn_run, k, device, graph=True))
         if args.graph_lstm:
             try:
@@ -223,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"vocab": VOCAB, "batch": BATCH, "bptt": BPTT, "rounds": rounds, "train_steps": steps,
                      "eval_steps": eval_steps, "warmup": warmup, "quick": args.quick,
                      "ptb_train_windows": PTB_TRAIN_WINDOWS, "ptb_valid_windows": PTB_VALID_WINDOWS,
-                     "auto_kernel": default_kernel(device)},
+                     "auto_kernel": {size: default_kernel(device, run_config(params, SIZES[size][1]).model.hidden)
+                                     for size in args.sizes}},
         "rows": rows,
     }
     path = env.write_json(args.out, "train-step", payload)

@@ -28,7 +28,7 @@ LR_SCHEDULES = ("plateau", "after")
 DEVICES = ("auto", "cpu", "cuda")
 # How the SCRN hidden recurrence runs (pipeline/models/recurrence.py); every choice computes the
 # same values and gradients. auto: the device's fast kernel wherever it is exact, else loop.
-RECURRENCE_IMPLS = ("auto", "loop", "scan", "tanh-rnn")
+RECURRENCE_IMPLS = ("auto", "loop", "scan", "tanh-rnn", "triton")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 
 
@@ -90,7 +90,7 @@ class ModelConfig:
     context_in_softmax: bool = True  # Table 5 ablation: false
     dropout: DropoutConfig = DropoutConfig()
     sobolev: SobolevConfig = SobolevConfig()
-    recurrence_impl: str = "auto"  # SCRN only: auto | loop | scan | tanh-rnn (same numbers, different speed)
+    recurrence_impl: str = "auto"  # SCRN only: auto | loop | scan | tanh-rnn | triton (same numbers, different speed)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -337,7 +337,7 @@ def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
         raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
     if not is_scrn and "recurrence_impl" in m:
         raise _fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
-    if cfg.recurrence_impl in ("scan", "tanh-rnn") and cfg.dropout.regime == "variational" \
+    if cfg.recurrence_impl not in ("auto", "loop") and cfg.dropout.regime == "variational" \
             and cfg.dropout.vd_mask_scope == "sequence" and cfg.dropout.p_h > 0:
         raise _fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
                     "(vd_mask_scope: sequence); use auto or loop")

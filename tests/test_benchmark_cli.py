@@ -29,7 +29,7 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
 
     [path] = tmp_path.glob("train-step-cpu-*.json")
     payload = json.loads(path.read_text())
-    assert payload["environment"]["device"] == "cpu" and payload["settings"]["auto_kernel"] == "scan"
+    assert payload["environment"]["device"] == "cpu" and payload["settings"]["auto_kernel"] == {"small": "scan"}
     rows = {r["model"]: r for r in payload["rows"]}
     assert list(rows) == ["LSTM 2x200 (nn.LSTM)", "SCRN 2x240/40 loop", "SCRN 2x240/40 scan [auto]"]
     lstm = statistics.median(recorded["LSTM 2x200 (nn.LSTM)"].train_ms)
@@ -45,3 +45,22 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
     assert rows["LSTM 2x200 (nn.LSTM)"]["train_speedup_over_loop"] is None
     out = capsys.readouterr().out
     assert out.startswith("CPU") and "| × LSTM |" in out and "| SCRN 2x240/40 scan [auto] |" in out
+
+
+def test_kernel_profile_counts_the_operators_of_a_step(tmp_path, capsys):
+    from benchmarks import kernel_profile
+    threads = torch.get_num_threads()
+    try:
+        assert kernel_profile.main(["--device", "cpu", "--sizes", "small", "--kernels", "scan", "--steps", "1",
+                                    "--top", "3", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    [path] = tmp_path.glob("kernel-profile-cpu-*.json")
+    rows = {r["model"]: r for r in json.loads(path.read_text())["rows"]}
+    assert list(rows) == ["LSTM 2x200 (nn.LSTM)", "SCRN 2x240/40 scan [auto]"]
+    for row in rows.values():
+        assert row["kernels_per_step"] > 10 and row["kernel_ms_per_step"] > 0 and len(row["top"]) == 3
+        assert row["top"][0]["ms_per_step"] >= row["top"][-1]["ms_per_step"]
+    # the scan is one autograd node: its steps are addmm/mm calls, not a cuDNN or oneDNN RNN
+    assert not any("rnn" in k["name"].lower() for k in rows["SCRN 2x240/40 scan [auto]"]["top"])
+    assert "kernels," in capsys.readouterr().out

@@ -106,7 +106,7 @@ def test_every_stage_documents_itself(stage):
         ({"preset": "lstm-small", "sobolev": {"beta": 0.1}}, "model.sobolev", "SCRN layers only"),
         ({"arch": "scrn-baseline", "hidden": 40, "context": 10, "alpha": 0.95, "tie": True}, "model.arch", "unregularised"),
         ({"preset": "scrn-huge"}, "model.preset", "no preset 'scrn-huge'"),
-        ({"preset": "scrn-small", "recurrence_impl": "cudnn"}, "model.recurrence_impl", "auto, loop, scan, tanh-rnn"),
+        ({"preset": "scrn-small", "recurrence_impl": "cudnn"}, "model.recurrence_impl", "auto, loop, scan, tanh-rnn, triton"),
         ({"preset": "lstm-small", "recurrence_impl": "loop"}, "model.recurrence_impl", "SCRN only"),
         ({"preset": "scrn-small", "recurrence_impl": "scan",
           "dropout": {"regime": "variational", "p_h": 0.2, "vd_mask_scope": "sequence"}},

@@ -6,6 +6,10 @@ kernel really ran (a spy on recurrence.RUNNERS), so none would pass with the fea
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -218,3 +222,60 @@ def test_recurrence_impl_is_part_of_the_model_config():
     assert cfg.recurrence_impl == "auto"
     model = build_model(dataclasses.replace(cfg, recurrence_impl="loop"), 13)
     assert {layer.recurrence.impl for layer in model.layers} == {"loop"}
+
+
+# ---------------------------------------------------------------------------- the Triton kernels (GPU)
+# recurrence_impl=triton runs on CUDA only and Triton is not in the CPU environment; the GPU check
+# (benchmarks/gpu_exactness.py) compares it there. Here: its refusal on a CPU, and, where Triton is
+# installed, its arithmetic under Triton's CPU interpreter (one program, so no barrier waits).
+
+def test_triton_kernel_refuses_a_cpu_tensor_with_the_fix(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    a, h0, W = torch.zeros(1, 2, 3), torch.zeros(1, 3), torch.zeros(3, 3)
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="needs the triton package.*use auto, scan or tanh-rnn"):
+            recurrence.RUNNERS["triton"](a, h0, W)
+        return
+    with pytest.raises(ValueError, match="CUDA tensors only.*use auto, scan or tanh-rnn"):
+        recurrence.RUNNERS["triton"](a, h0, W)
+
+
+INTERPRETED = """
+import torch
+from pipeline.models import recurrence
+for dtype in (torch.float64, torch.float32):
+    for batch, steps, d in ((3, 7, 5), (2, 4, 40)):
+        gen = torch.Generator().manual_seed(d)
+        a = torch.randn(batch, steps, d, generator=gen, dtype=dtype).requires_grad_()
+        h0 = torch.rand(batch, d, generator=gen, dtype=dtype).requires_grad_()
+        W = (torch.randn(d, d, generator=gen, dtype=dtype) / d ** 0.5).requires_grad_()
+        weights = torch.linspace(-1, 1, batch * steps * d, dtype=dtype).reshape(batch, steps, d)
+        def run(kernel):
+            h = recurrence.RUNNERS[kernel](a, h0, W)
+            return [h, *torch.autograd.grad((h * weights).sum() + h.square().sum(), [a, h0, W])]
+        tol = dict(rtol=1e-12, atol=1e-13) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+        for got, want in zip(run("triton"), run("scan")):
+            torch.testing.assert_close(got, want, **tol)
+print("interpreted triton kernels match the scan")
+"""
+
+
+def test_triton_kernels_under_the_interpreter_match_the_scan():
+    pytest.importorskip("triton", reason="Triton is not installed (it comes with CUDA builds of torch)")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_auto_on_cuda_picks_triton_only_above_cudnns_persistent_width(monkeypatch):
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
+    monkeypatch.setattr(recurrence, "triton_installed", lambda: True)
+    assert recurrence.default_kernel(cuda, 750) == "triton"
+    assert recurrence.default_kernel(cuda, recurrence.CUDNN_PERSISTENT_MAX_WIDTH) == "tanh-rnn"
+    assert recurrence.default_kernel(cpu, 750) == "scan"
+    assert select_kernel("auto", cuda, None, 750) == "triton"
+    monkeypatch.setattr(recurrence, "triton_installed", lambda: False)
+    assert recurrence.default_kernel(cuda, 750) == "tanh-rnn"

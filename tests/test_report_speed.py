@@ -35,3 +35,10 @@ def test_newest_result_per_device_is_rendered(tmp_path):
 
 def test_no_results_no_sections(tmp_path):
     assert speed_sections(tmp_path / "absent") == [] and speed_sections(None) == []
+
+
+def test_auto_kernel_per_model_size_is_spelled_out(tmp_path):
+    payload = result("NVIDIA H200", "2026-11-27T00:00:00Z", 3.0)
+    payload["settings"]["auto_kernel"] = {"small": "tanh-rnn", "medium": "triton"}
+    (tmp_path / "train-step-h200.json").write_text(json.dumps(payload))
+    assert "auto = small: tanh-rnn, medium: triton" in speed_sections(tmp_path)[0]["caption"]

@@ -14,6 +14,9 @@ Every kernel computes the same thing as the plain loop in ``scrn.hidden_states``
   g_t = tanh(a_t/2 + (1 W)/4 + g_{t-1} W/4), which cuDNN runs as one fused call on a GPU
   (``torch._VF.rnn_tanh`` with our own weights, so gradients reach W). On a CPU it runs
   ATen's (unfused) RNN loop.
+- ``triton``: the window as two persistent Triton kernels, forward and backward, each one
+  launch for all T steps (``triton_recurrence.py``); CUDA only, and only where Triton is
+  installed (it is not a dependency of the CPU environment).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import warnings
 
 import torch
 
-KERNELS = ("loop", "scan", "tanh-rnn")
+KERNELS = ("loop", "scan", "tanh-rnn", "triton")
 
 # cuDNN copies weights that are not one flat buffer (ours are derived from R every call): that
 # copy is intended here, so its "not part of single contiguous chunk of memory" warning is noise.
@@ -76,15 +79,42 @@ def tanh_rnn(a: torch.Tensor, h_init: torch.Tensor, W: torch.Tensor) -> torch.Te
     return 0.5 * (1.0 + g)
 
 
-RUNNERS = {"scan": scan, "tanh-rnn": tanh_rnn}
+def triton_scan(a: torch.Tensor, h_init: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """The persistent Triton kernels; imported on first use, so Triton stays optional."""
+    try:
+        from pipeline.models.triton_recurrence import persistent_scan
+    except ImportError as exc:
+        raise RuntimeError(f"recurrence_impl=triton needs the triton package ({exc}); install it beside a CUDA "
+                           "build of torch, or use auto, scan or tanh-rnn") from exc
+    return persistent_scan(a, h_init, W)
 
 
-def default_kernel(device: torch.device) -> str:
+RUNNERS = {"scan": scan, "tanh-rnn": tanh_rnn, "triton": triton_scan}
+
+
+# Widths up to this run cuDNN's persistent RNN kernel (RNN_blockPersist, one launch per window);
+# above it cuDNN launches a GEMM per step and the persistent Triton kernels are faster
+# (benchmarks/README.md, H200: 0.92 against 1.07 ms per window at 750, 0.32 against 0.27 at 240).
+CUDNN_PERSISTENT_MAX_WIDTH = 256
+
+
+def triton_installed() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_kernel(device: torch.device, width: int | None = None) -> str:
     """What ``recurrence_impl: auto`` runs where the fast kernels are exact (see benchmarks/README.md).
 
-    On CUDA the fused cuDNN tanh RNN; on a CPU the scan (measured faster than both the loop and
-    ATen's CPU tanh RNN on the 2-core development machines).
+    On CUDA: the persistent Triton kernels for hidden widths above CUDNN_PERSISTENT_MAX_WIDTH
+    where Triton is installed, else cuDNN's fused tanh RNN; on a CPU the scan (measured faster
+    than both the loop and ATen's CPU tanh RNN on the 2-core development machines).
     """
+    if device.type == "cuda" and width is not None and width > CUDNN_PERSISTENT_MAX_WIDTH and triton_installed():
+        return "triton"
     if device.type == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled:
         return "tanh-rnn"
     return "scan"

@@ -59,11 +59,11 @@ def hidden_states(
     - otherwise (eq. (9) read literally): the mask is applied to h_{t-1} inside the recurrence
       only; ``h`` is unmasked and the output gets its own mask elsewhere.
 
-    ``impl``: loop (the plain loop below), scan or tanh-rnn (recurrence.py), or auto (the
+    ``impl``: loop (the plain loop below), scan, tanh-rnn or triton (recurrence.py), or auto (the
     device's fast kernel). A fast kernel runs only where :func:`fold_mask` is exact; a
     per-sequence mask keeps the loop.
     """
-    kernel = select_kernel(impl, pre.device, mask)
+    kernel = select_kernel(impl, pre.device, mask, R.shape[0])
     if kernel != "loop":
         h_raw = recurrence.RUNNERS[kernel](*fold_mask(pre, h0, R, mask, mask_tied))
         return (h_raw * mask[:, None, :] if mask is not None and mask_tied else h_raw), h_raw
@@ -80,13 +80,13 @@ def hidden_states(
     return (torch.stack(out, dim=1) if out[0] is not raw[0] else h_raw), h_raw
 
 
-def select_kernel(impl: str, device: torch.device, mask: torch.Tensor | None) -> str:
+def select_kernel(impl: str, device: torch.device, mask: torch.Tensor | None, width: int | None = None) -> str:
     """The kernel that ``impl`` runs for this mask: a fast one only where folding is exact."""
     if impl not in IMPLS:
         raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if impl == "loop" or (mask is not None and mask.shape[0] != 1):
         return "loop"  # a per-sequence mask differs between rows: no shared weight can hold it
-    return recurrence.default_kernel(device) if impl == "auto" else impl
+    return recurrence.default_kernel(device, width) if impl == "auto" else impl
 
 
 IMPLS = ("auto",) + recurrence.KERNELS

@@ -44,6 +44,11 @@ def speed_table(result: dict) -> pd.DataFrame:
     ])
 
 
+def _auto(kernel) -> str:
+    """The auto kernel as recorded: one name, or one per model size (newer results)."""
+    return ", ".join(f"{size}: {k}" for size, k in kernel.items()) if isinstance(kernel, dict) else str(kernel)
+
+
 def speed_sections(directory: Path | None) -> list[dict]:
     """[{"title", "caption", "table": DataFrame}] for the report, one per device; [] without results."""
     if directory is None or not Path(directory).is_dir():
@@ -55,7 +60,7 @@ def speed_sections(directory: Path | None) -> list[dict]:
         sections.append({
             "title": e["device_name"],
             "caption": f"{versions}; {e['timestamp']}; median of {s['rounds'] * s['train_steps']} training steps per model"
-                       + (" (--quick)" if s.get("quick") else "") + f"; auto = {s['auto_kernel']}",
+                       + (" (--quick)" if s.get("quick") else "") + f"; auto = {_auto(s['auto_kernel'])}",
             "table": speed_table(result),
         })
     return sections
