@@ -71,15 +71,19 @@ def _block_matmul(src, m_ptr, rows, cols, batch, d, BB: tl.constexpr, BN: tl.con
 
 
 @triton.jit
+def _program_block(batch, d, BB: tl.constexpr, BN: tl.constexpr):
+    """This program's rows (all sequences), columns, their offsets in a [batch, d] plane and mask."""
+    rows = tl.arange(0, BB)
+    cols = tl.program_id(0) * BN + tl.arange(0, BN)
+    return rows, cols, rows[:, None] * d + cols[None, :], (rows[:, None] < batch) & (cols[None, :] < d)
+
+
+@triton.jit
 def _forward_kernel(a_ptr, hs_ptr, w_ptr, counter, batch, d, steps,
                     BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
     """hs[t + 1] = sigmoid(a[t] + hs[t] @ W); a: [T, batch, d], hs: [T + 1, batch, d] with hs[0] = h_init."""
-    pid = tl.program_id(0)
+    rows, cols, block, ok = _program_block(batch, d, BB, BN)
     n_progs = tl.num_programs(0)
-    rows = tl.arange(0, BB)
-    cols = pid * BN + tl.arange(0, BN)
-    block = rows[:, None] * d + cols[None, :]
-    ok = (rows[:, None] < batch) & (cols[None, :] < d)
     plane = batch * d
     for t in range(steps):
         z = _block_matmul(hs_ptr + t * plane, w_ptr, rows, cols, batch, d, BB, BN, BK, ACC, PREC)
@@ -93,12 +97,8 @@ def _backward_kernel(grad_ptr, hs_ptr, wt_ptr, e_ptr, carry_ptr, counter, batch,
                      BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
     """e[t] = (grad[t] + e[t + 1] @ W^T) * h (1 - h) with h = hs[t + 1], t = T-1..0, e[T] = 0;
     then carry = e[0] @ W^T (the gradient of h_init). grad, e[:T]: [T, batch, d]."""
-    pid = tl.program_id(0)
+    rows, cols, block, ok = _program_block(batch, d, BB, BN)
     n_progs = tl.num_programs(0)
-    rows = tl.arange(0, BB)
-    cols = pid * BN + tl.arange(0, BN)
-    block = rows[:, None] * d + cols[None, :]
-    ok = (rows[:, None] < batch) & (cols[None, :] < d)
     plane = batch * d
     for i in range(steps):
         t = steps - 1 - i
