@@ -9,18 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.scratch import commit_all, copy_project, sh
+from tests.scratch import commit_all, copy_project, sh, trim_runs
 
 # one epoch of two 20 x 35 windows, and one window of valid and of test: the DAG, not the numbers
 TINY = ["-S", "profiles.quick.max_epochs=1", "-S", "profiles.quick.max_train_tokens=1440",
         "-S", "profiles.quick.max_eval_tokens=720"]
 RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
+# besides Table 2 (and tests/scratch.py's anchor runs): a WikiText-2 run, a run whose training
+# file is missing (Botha), a Sobolev run and a seed run; one of each kind, not all 102
+OTHER_RUNS = ("wt2-small-scrn-nd-wt", "fr-medium-scrn-nd-wt", "ptb-small-scrn-sob1pct", "ptb-baseline-40-10-seed2")
 
 
 @pytest.fixture()
 def scratch_clone(tmp_path) -> Path:
-    """The committed project plus the working-tree versions of its files, as a fresh git repo."""
+    """The committed project plus the working-tree versions of its files, as a fresh git repo,
+    with a sample of the runs (tests/scratch.py: trim_runs)."""
     clone = copy_project(tmp_path / "clone")
+    trim_runs(clone, RUNS + OTHER_RUNS)
     commit_all(clone)
     return clone
 

@@ -18,7 +18,7 @@ from pipeline.search import core
 from pipeline.search.core import Outcome
 from pipeline.search.driver import run_search
 from tests.dvc_queue import end_queue_workers, queue_worker_pids
-from tests.scratch import commit_all, copy_project, git_env, sh
+from tests.scratch import commit_all, copy_project, git_env, sh, trim_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -315,6 +315,7 @@ DIVERGE = [f"--sample-set=1:3:runs.{BASE}.training.{k}" for k in ("lr=100", "ini
 
 def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
     scratch_clone = copy_project(tmp_path / "clone")
+    trim_runs(scratch_clone, (BASE,))
     commit_all(scratch_clone)
     env = {k: v for k, v in git_env().items() if not k.startswith("DVC_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # dvc and the stages run with this python
