@@ -218,11 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.allow_tf32 = False
     failures = 0
 
-    def report(label, name, tol, case):
+    def record(label, name, ok, what):
         nonlocal failures
-        ok, what = checked(lambda: (lambda e: (e <= tol, f"max rel error {e:.2e} (tolerance {tol:.0e})"))(case()))
         failures += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {label:22s} {name:36s} {what}", flush=True)
+
+    def report(label, name, tol, case):
+        def judged():
+            err = case()
+            return err <= tol, f"max rel error {err:.2e} (tolerance {tol:.0e})"
+        record(label, name, *checked(judged))
 
     for dtype in (torch.float32, torch.float64):
         tol = TOLERANCE[dtype]
@@ -247,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 report(f"graph {kernel:8s} {str(dtype)[6:]:7s}", f"step {run}", GRAPH_TOLERANCE[dtype],
                        lambda r=run: graph_case(params, r, device, dtype, kernel))
     for run in args.models:
-        ok, what = checked(lambda r=run: graph_dropout_case(params, r, device))
-        failures += not ok
-        print(f"{'PASS' if ok else 'FAIL'}  {'graph dropout':22s} {'replays ' + run:36s} {what}", flush=True)
+        record("graph dropout", f"replays {run}", *checked(lambda r=run: graph_dropout_case(params, r, device)))
     print(f"{'ALL PASS' if not failures else f'{failures} FAILED'}", flush=True)
     return 1 if failures else 0
 
