@@ -43,3 +43,12 @@ def test_stage_declares_the_code_it_imports(stage):
     missing = sorted(f for f in imported_project_files(module)
                      if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in code_deps))
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
+
+
+def test_bytecode_caches_do_not_change_code_dependencies():
+    """Without PYTHONDONTWRITEBYTECODE, importing pipeline/ writes __pycache__/ into the directories
+    the stages depend on; DVC must ignore them, or every `dvc repro` would re-run every stage."""
+    paths = ["pipeline/models/__pycache__/scrn.cpython-311.pyc", "stages/__pycache__/train.cpython-311.pyc"]
+    out = subprocess.run([str(Path(sys.executable).with_name("dvc")), "check-ignore", *paths],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == paths, out.stdout + out.stderr
