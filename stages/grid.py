@@ -7,8 +7,9 @@
 slurm  one Slurm job array through submitit (resources: the scaleout: section of params.yaml, or
        the flags below); each task clones the git remote at this commit, runs
        `dvc repro --pull train@<run>` and `dvc push --run-cache train@<run>`; the command waits,
-       then fans in with `dvc repro --pull --downstream train@<run>...` here: every run is restored
-       from the run-cache (never trained again), dvc.lock gets them all, the report is rebuilt.
+       then fans in with `dvc repro --pull train@<run>...` here: every run is restored from the
+       run-cache (never trained again) and dvc.lock gets them all; `dvc repro --downstream
+       train@<run>...` then rebuilds the report.
 local  DVC's experiment queue on this machine (`dvc exp run --queue` + `dvc queue start -j N`),
        then the same fan-in from the local run-cache.
 debug  like slurm, but every task runs in this process, one after another (submitit's debug

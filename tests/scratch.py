@@ -85,19 +85,25 @@ def tool_env(**extra: str) -> dict:
     return env
 
 
+# the train code that make_cluster edits after the last `dvc repro`
+STALE_CODE = "pipeline/train/__init__.py"
 # the runs the cluster tests submit (tests/test_scaleout.py; the search's base is an anchor run)
 CLUSTER_RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
 
 
 def make_cluster(root: Path, mirror: Path) -> dict:
-    """A workspace (the quick profile shrunk to ``TINY``, the runs to CLUSTER_RUNS, PTB prepared
-    and pushed), its bare git origin and a DVC remote directory, as a cluster's shared filesystem
+    """A workspace (the quick profile shrunk to ``TINY``, the runs to CLUSTER_RUNS, STALE_CODE
+    edited, PTB prepared and pushed), its bare git origin and a DVC remote directory, as a cluster's shared filesystem
     would provide them.
 
     Returns {"main", "origin", "remote", "clones" (where task clones go), "env"}."""
     main, origin, remote = root / "main", root / "origin.git", root / "dvc-remote"
     copy_project(main)
     trim_runs(main, CLUSTER_RUNS, profile=TINY)
+    # a code change committed without `dvc repro`, as users submit them: the committed code
+    # fingerprint (results/train-code.json) is stale, and every task rebuilds it in its clone
+    with (main / STALE_CODE).open("a") as f:
+        f.write("# edited after the last dvc repro\n")
     commit_all(main)
     env = tool_env(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
     sh(["git", "init", "-q", "--bare", str(origin)], root, env)

@@ -6,10 +6,11 @@
                    command therefore resubmits only what failed or never finished)
     execute        one array (backends.py); each task: clone, ``dvc repro --pull train@<run>``,
                    ``dvc push --run-cache train@<run>``
-    fan in         ``dvc repro --pull --downstream train@<run>...`` here: DVC pulls the run-cache,
-                   restores each train stage from it ("is cached - skipping run") instead of
-                   running it, writes one dvc.lock and re-runs what depends on the results
-                   (the report)
+    fan in         ``dvc repro --pull train@<run>...`` here: DVC pulls the run-cache, restores
+                   each train stage from it ("is cached - skipping run") instead of running it
+                   (and rebuilds stale upstream stages, as the tasks did) and writes one
+                   dvc.lock; then ``dvc repro --downstream train@<run>...`` re-runs what depends
+                   on the results (the report)
 
 The ``local`` backend replaces the array by DVC's own experiment queue on this machine
 (``dvc exp run --queue`` + ``dvc queue start -j N``): its workers share this workspace's cache,
@@ -151,16 +152,32 @@ def finished(status_path: Path) -> bool:
 
 
 def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str, Any]:
-    """``dvc repro [--pull] --downstream train@<run>...`` here: restores every run from the
-    run-cache, writes dvc.lock, and re-runs the stages that depend on the runs (the report)."""
+    """Restore every run here from the run-cache, write dvc.lock, and re-run what depends on the
+    runs (the report), in two DVC calls.
+
+    ``dvc repro [--pull] train@<run>...`` first brings the runs *and what they depend on* up to
+    date: an upstream stage that the commit left stale (a code change committed without
+    re-running ``train-code``, the code fingerprint every run depends on) is rebuilt here as each
+    task rebuilt it in its clone, so the runs' dependency hashes match the run-cache entries the
+    tasks pushed. ``dvc repro --downstream train@<run>...`` then rebuilds the stages after them."""
     targets = [TRAIN_STAGE.format(run=r) for r in runs]
-    argv = ["dvc", "repro", *(["--pull"] if pull else []), "--downstream", *targets]
-    proc = subprocess.run(argv, cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    calls = [["dvc", "repro", *(["--pull"] if pull else []), *targets], ["dvc", "repro", "--downstream", *targets]]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
-        log.write(f"\n$ {' '.join(argv)}\n{proc.stdout}")
-    outcomes = stage_outcomes(proc.stdout)
-    return {"argv": argv, "returncode": proc.returncode, "log": str(log_path), "output": proc.stdout,
+    outcomes: dict[str, list[str]] = {"ran": [], "restored": [], "unchanged": []}
+    output, returncode = "", 0
+    for argv in calls:
+        proc = subprocess.run(argv, cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with log_path.open("a") as log:
+            log.write(f"\n$ {' '.join(argv)}\n{proc.stdout}")
+        output += proc.stdout
+        returncode = proc.returncode
+        for key, stages in stage_outcomes(proc.stdout).items():
+            outcomes[key] += [s for s in stages if s not in outcomes[key]]
+        if returncode != 0:
+            break  # "argv" names the call that failed
+    # the second call finds what the first restored unchanged: count each stage once
+    outcomes["unchanged"] = [s for s in outcomes["unchanged"] if s not in outcomes["ran"] + outcomes["restored"]]
+    return {"argv": argv, "returncode": returncode, "log": str(log_path), "output": output,
             "trained_here": [t for t in targets if t in outcomes["ran"]], **outcomes}
 
 
