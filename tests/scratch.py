@@ -93,8 +93,8 @@ CLUSTER_RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40
 
 def make_cluster(root: Path, mirror: Path) -> dict:
     """A workspace (the quick profile shrunk to ``TINY``, the runs to CLUSTER_RUNS, STALE_CODE
-    edited, PTB prepared and pushed), its bare git origin and a DVC remote directory, as a cluster's shared filesystem
-    would provide them.
+    edited, PTB prepared and pushed), its bare git origin and a DVC remote directory, as a
+    cluster's shared filesystem would provide them.
 
     Returns {"main", "origin", "remote", "clones" (where task clones go), "env"}."""
     main, origin, remote = root / "main", root / "origin.git", root / "dvc-remote"
