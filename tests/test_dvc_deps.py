@@ -66,10 +66,10 @@ def fingerprinted_code(deps: list[str]) -> list[str]:
     """The code paths hashed into those of ``deps`` that a fingerprint stage (stages.fingerprint)
     writes: depending on its output stands for depending on them."""
     paths = []
-    for body in STAGES.values():
-        outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
-        if body.get("cmd", "").startswith("python -m stages.fingerprint") and set(outs) & set(deps):
-            paths += body["deps"]
+    for name, body in STAGES.items():
+        if body.get("cmd", "").startswith("python -m stages.fingerprint"):
+            code, out = fingerprint_stage.stage_paths(REPO / "dvc.yaml", name)
+            paths += code if out.as_posix() in deps else []
     return paths
 
 
