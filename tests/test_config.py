@@ -245,17 +245,3 @@ def test_penalty_at_init_is_measured_with_beta_one_whatever_the_run_sets(params)
     assert a["ratio"] == pytest.approx(a["penalty_beta1"] / a["loss"])
     # the loss is a window's cross-entropy summed over its 5 steps: about 5 ln 30 at init
     assert 0.5 * 5 * np.log(30) < a["loss"] < 2 * 5 * np.log(30)
-
-
-def test_every_run_names_the_presets_its_stage_depends_on(params):
-    """dvc.yaml's train stage lists only `model_presets.<its preset>` and
-    `training_presets.<its preset>` as params (keeping dvc.lock small): a run without a named
-    preset would not parse there, and one whose preset had no effect would hide a dependency."""
-    stage_params = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["train"]["do"]["params"]
-    assert "model_presets.${item.model.preset}" in stage_params
-    assert "training_presets.${item.training.preset}" in stage_params
-    for name, run in params["runs"].items():
-        assert "preset" in run["model"] and "preset" in run["training"], name
-        cfg = config.run_config(params, name)
-        preset = params["model_presets"][run["model"]["preset"]]
-        assert all(getattr(cfg.model, k) == v for k, v in preset.items() if k not in run["model"]), name

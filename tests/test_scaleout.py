@@ -82,6 +82,15 @@ def _out_md5(lock: dict, stage: str) -> str:
     return next(o["md5"] for o in lock[stage]["outs"] if o["path"].endswith("/model"))
 
 
+def _trained_budget(main: Path, lock: dict, run: str) -> dict:
+    """The profile budget of the settings ``train@<run>`` was locked with: its run-spec dependency,
+    as dvc.lock records it, must be the workspace's spec file."""
+    path = f"results/run-specs/{run}.json"
+    dep = next(d for d in lock[f"train@{run}"]["deps"] if d["path"] == path)
+    assert dep["md5"] == hashlib.md5((main / path).read_bytes()).hexdigest()
+    return json.loads((main / path).read_text())["config"]["budget"]
+
+
 def _records(main: Path, runs) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=main, capture_output=True, text=True).stdout.strip()
     return {r: json.loads((main / "logs" / "scaleout" / commit[:12] / f"{r}.json").read_text()) for r in runs}
@@ -100,7 +109,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
         r = records[run]
         assert r["status"] == "ok", r
         assert f"train@{run}" in r["stages"]["ran"]  # trained in its clone ...
-        assert "train-code" in r["stages"]["ran"]  # ... with the code fingerprint the commit left stale
+        assert {"train-code", "run-specs"} <= set(r["stages"]["ran"])  # ... with the fingerprint and specs the commit left stale
         assert "prepare@ptb" not in r["stages"]["ran"]  # ... on the corpus pulled from the remote
         assert Path(r["log"]).is_file() and f"{run}: ok" in Path(r["log"]).read_text()
         assert not list(cluster["clones"].glob(f"scrn-{run}-*"))  # a finished task removes its clone
@@ -119,7 +128,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
         assert _out_md5(lock, f"train@{run}") != _out_md5(committed, f"train@{run}")
         metrics = json.loads((main / "results" / "quick" / run / "metrics.json").read_text())
         assert metrics == records[run]["metrics"][f"results/quick/{run}/metrics.json"]
-        assert metrics["epochs"] == 1 and lock[f"train@{run}"]["params"]["params.yaml"]["profiles.quick"] == TINY
+        assert metrics["epochs"] == 1 and _trained_budget(main, lock, run) == TINY
         assert f"{metrics['best_valid_ppl']:.1f}" in report.split("## Table 2")[1].split("## Where")[0]
     assert "restored from the run-cache" in out
 
@@ -129,7 +138,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
     sh([*cmd[:6], runs[0], "--workdir", str(cluster["clones"]), "--force", "--no-fan-in"], main, env, timeout=900)
     r = _records(main, runs[:1])[runs[0]]
     assert r["status"] == "ok" and f"train@{runs[0]}" in r["stages"]["restored"]
-    assert r["stages"]["ran"] == ["train-code"]  # the stale fingerprint, seconds; nothing trained
+    assert sorted(r["stages"]["ran"]) == ["run-specs", "train-code"]  # stale in the commit, seconds; nothing trained
 
 
 def test_failed_task_leaves_others_intact_and_resubmits_alone(cluster, monkeypatch):
@@ -171,7 +180,7 @@ def test_failed_task_leaves_others_intact_and_resubmits_alone(cluster, monkeypat
     lock = _lock(main)
     for run in runs:
         assert json.loads((main / "results" / "quick" / run / "metrics.json").read_text())["epochs"] == 1
-        assert lock[f"train@{run}"]["params"]["params.yaml"]["profiles.quick"] == TINY
+        assert _trained_budget(main, lock, run) == TINY
 
 
 # ---------------------------------------------------------------------------- experiment tasks (the search)
