@@ -71,21 +71,3 @@ def write_json(out_dir: Path, stem: str, payload: dict) -> Path:
     path = out_dir / f"{stem}-{slug(payload['environment']['device_name'])[:40]}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
-
-
-TRITON_RESIDENT = {"auto": None, "on": True, "off": False}
-
-
-def set_triton_resident(choice: str) -> None:
-    """``--triton-resident``: how the Triton kernels multiply by W (triton_recurrence.RESIDENT_W);
-    a no-op where Triton is not installed."""
-    from pipeline.models.recurrence import triton_installed
-    if triton_installed():
-        from pipeline.models import triton_recurrence
-        triton_recurrence.RESIDENT_W = TRITON_RESIDENT[choice]
-
-
-def add_triton_resident_flag(parser) -> None:
-    parser.add_argument("--triton-resident", default="auto", choices=list(TRITON_RESIDENT),
-                        help="triton kernels: keep W's column block in registers (on), stream it in pieces every "
-                        "step (off), or on where the block fits (auto, the default)")

@@ -199,17 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graph-kernels", nargs="*",
                         help="kernels whose captured training step is checked (default: auto, and triton where checked)")
     parser.add_argument("--params", default="params.yaml")
-    env.add_triton_resident_flag(parser)
     args = parser.parse_args(argv)
-    env.set_triton_resident(args.triton_resident)
     device = env.resolve(args.device)
     info = env.describe(device)
     kernels = args.kernels or ["scan", "tanh-rnn"] + (["triton"] if device.type == "cuda" and triton_installed() else [])
     graph_kernels = args.graph_kernels if args.graph_kernels is not None else \
         ["auto"] + (["triton"] if "triton" in kernels else [])
     print(f"exactness on {info['device_name']}, torch {info['torch']}, cuDNN {info['cudnn']}; kernels "
-          f"{', '.join(kernels)}; captured steps {', '.join(graph_kernels) or 'none'}; triton W resident: "
-          f"{args.triton_resident}", flush=True)
+          f"{', '.join(kernels)}; captured steps {', '.join(graph_kernels) or 'none'}", flush=True)
     params = load_params(args.params)
     if device.type == "cuda" and "tanh-rnn" in kernels:  # PyTorch's default lets cuDNN use TF32
         for run in args.models:

@@ -2,7 +2,7 @@
 
 For the small (240) and medium (750) widths at batch 20 x 35 steps: the plain loop, scan, cuDNN's
 tanh RNN and the persistent Triton kernels at several launch shapes (columns per program x warps
-x float32 product precision x W resident in registers or streamed in BK pieces),
+x float32 product precision),
 each timed eagerly and replayed as a CUDA graph (CUDA events, median of --steps after warm-up).
 Every Triton shape is first checked against the loop (float32, TF32 off). Prints a table and
 writes <out>/recurrence-micro-<device>-<time>.json. Chooses nothing: the defaults in
@@ -25,12 +25,7 @@ from pipeline.models.scrn import hidden_states
 
 BATCH, STEPS = 20, 35
 # (columns per program, warps, float32 product precision) of the Triton kernels
-# Triton launch shapes: (columns per program, warps, float32 products, W resident, BK). The
-# tf32x3 and tf32 products were timed on 2026-11-27 (results/h200-20261127/final): not faster
-# exactly, 1e-3 off inexactly. Now: W streamed in BK pieces every step (the 2026-11-27 kernel,
-# and with fewer, wider pieces) against W's block resident in registers, at 4, 8 and 16 warps.
-SHAPES = ((16, 8, "ieee", False, 64), (16, 8, "ieee", False, 256), (16, 4, "ieee", True, 64),
-          (16, 8, "ieee", True, 64), (16, 16, "ieee", True, 64))
+SHAPES = ((16, 4, "tf32x3"), (16, 8, "tf32x3"), (32, 4, "tf32x3"), (16, 8, "ieee"), (16, 4, "tf32"))
 
 
 def make_inputs(d: int, device):
@@ -96,16 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     from pipeline.models import triton_recurrence as tr
-    defaults = (tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION, tr.RESIDENT_W, tr.BK)
+    defaults = (tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION)
     rows = []
     for d in args.widths:
         inputs = make_inputs(d, device)
         reference = step_fn("loop", inputs)
         configs = [(k, None) for k in ("loop", "scan", "tanh-rnn")] + [("triton", s) for s in SHAPES]
         for kernel, shape in configs:
-            tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION, tr.RESIDENT_W, tr.BK = shape or defaults
-            label = kernel + (f" {shape[0]} cols x {shape[1]} warps {shape[2]} "
-                              + ("W resident" if shape[3] else f"W streamed BK {shape[4]}") if shape else "")
+            tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION = shape or defaults
+            label = kernel + (f" {shape[0]} cols x {shape[1]} warps {shape[2]}" if shape else "")
             try:
                 fn = step_fn(kernel, inputs)
                 err = max_error(fn, reference)
@@ -115,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - a shape that does not compile is a row, not the end
                 row = {"width": d, "kernel": kernel, "shape": shape, "error": f"{type(exc).__name__}: {exc}"[:300]}
             rows.append(row)
-            print(f"d={d} {label:60s} " + (f"eager {row['eager_ms']:.3f} ms, graph {row['graph_ms']:.3f} ms, "
+            print(f"d={d} {label:36s} " + (f"eager {row['eager_ms']:.3f} ms, graph {row['graph_ms']:.3f} ms, "
                                            f"max rel error {row['max_rel_error']:.1e}" if "error" not in row
                                            else row["error"]), flush=True)
-    tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION, tr.RESIDENT_W, tr.BK = defaults
+    tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION = defaults
     info = env.describe(device)
     path = env.write_json(args.out, "recurrence-micro", {"benchmark": "recurrence_micro", "environment": info,
                                                          "settings": {"batch": BATCH, "steps": STEPS}, "rows": rows})

@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         "2-core machine a second thread thrashes as soon as another process runs; recorded)")
     parser.add_argument("--params", default="params.yaml", help="params file with the runs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
-    env.add_triton_resident_flag(parser)
     args = parser.parse_args(argv)
-    env.set_triton_resident(args.triton_resident)
 
     device = env.resolve(args.device)
     cuda = device.type == "cuda"
@@ -227,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "train_step",
         "environment": info,
         "settings": {"vocab": VOCAB, "batch": BATCH, "bptt": BPTT, "rounds": rounds, "train_steps": steps,
-                     "eval_steps": eval_steps, "warmup": warmup, "quick": args.quick, "triton_resident": args.triton_resident,
+                     "eval_steps": eval_steps, "warmup": warmup, "quick": args.quick,
                      "ptb_train_windows": PTB_TRAIN_WINDOWS, "ptb_valid_windows": PTB_VALID_WINDOWS,
                      "auto_kernel": {size: default_kernel(device, run_config(params, SIZES[size][1]).model.hidden)
                                      for size in args.sizes}},

@@ -29,12 +29,6 @@ BK = 64  # the reduction (k) block of state_{t-1} @ M (16 in float64, which redu
 # launch shape; benchmarks/recurrence_micro.py times the alternatives (None: the narrowest block)
 BLOCK_N: int | None = None
 NUM_WARPS = 8
-# float32: keep the program's column block of M in registers for the whole window and multiply
-# the full previous state in one product per step (K padded to a power of two), instead of
-# re-reading M's block in BK-wide pieces every step, which makes each step a chain of
-# dependent L2 reads. None: where the block is at most RESIDENT_MAX elements.
-RESIDENT_W: bool | None = None
-RESIDENT_MAX = 16384
 # float32 products: "ieee" (FMA, exact float32). Measured on an H200: "tf32x3" (three TF32
 # tensor-core products, also float32-accurate) was slower, "tf32" faster but 1e-3 off.
 PRECISION = "ieee"
@@ -77,33 +71,6 @@ def _block_matmul(src, m_ptr, rows, cols, batch, d, BB: tl.constexpr, BN: tl.con
 
 
 @triton.jit
-def _load_resident(m_ptr, cols, d, KP: tl.constexpr):
-    """M[:d, cols] as a [KP, BN] block, zero-padded: loaded once per launch."""
-    ks = tl.arange(0, KP)
-    return tl.load(m_ptr + ks[:, None] * d + cols[None, :], mask=(ks[:, None] < d) & (cols[None, :] < d), other=0.0)
-
-
-@triton.jit
-def _resident_matmul(src, w, rows, batch, d, KP: tl.constexpr, PREC: tl.constexpr):
-    """src[:batch, :d] @ w, w the program's resident [KP, BN] block of M: one load, one product."""
-    ks = tl.arange(0, KP)
-    x = tl.load(src + rows[:, None] * d + ks[None, :], mask=(rows[:, None] < batch) & (ks[None, :] < d),
-                other=0.0, cache_modifier=".cg")
-    return tl.dot(x, w, input_precision=PREC, out_dtype=tl.float32)
-
-
-@triton.jit
-def _state_matmul(src, m_ptr, w, rows, cols, batch, d, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                  KP: tl.constexpr, RESIDENT: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
-    """This program's block of src @ M, by the resident block ``w`` or by streaming M."""
-    if RESIDENT:
-        acc = _resident_matmul(src, w, rows, batch, d, KP, PREC)
-    else:
-        acc = _block_matmul(src, m_ptr, rows, cols, batch, d, BB, BN, BK, ACC, PREC)
-    return acc
-
-
-@triton.jit
 def _program_block(batch, d, BB: tl.constexpr, BN: tl.constexpr):
     """This program's rows (all sequences), columns, their offsets in a [batch, d] plane and mask."""
     rows = tl.arange(0, BB)
@@ -113,17 +80,13 @@ def _program_block(batch, d, BB: tl.constexpr, BN: tl.constexpr):
 
 @triton.jit
 def _forward_kernel(a_ptr, hs_ptr, w_ptr, counter, batch, d, steps,
-                    BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KP: tl.constexpr, RESIDENT: tl.constexpr,
-                    ACC: tl.constexpr, PREC: tl.constexpr):
+                    BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
     """hs[t + 1] = sigmoid(a[t] + hs[t] @ W); a: [T, batch, d], hs: [T + 1, batch, d] with hs[0] = h_init."""
     rows, cols, block, ok = _program_block(batch, d, BB, BN)
     n_progs = tl.num_programs(0)
     plane = batch * d
-    w = 0.0
-    if RESIDENT:
-        w = _load_resident(w_ptr, cols, d, KP)
     for t in range(steps):
-        z = _state_matmul(hs_ptr + t * plane, w_ptr, w, rows, cols, batch, d, BB, BN, BK, KP, RESIDENT, ACC, PREC)
+        z = _block_matmul(hs_ptr + t * plane, w_ptr, rows, cols, batch, d, BB, BN, BK, ACC, PREC)
         z += tl.load(a_ptr + t * plane + block, mask=ok, other=0.0)
         tl.store(hs_ptr + (t + 1) * plane + block, 1.0 / (1.0 + tl.exp(-z)), mask=ok)
         _grid_barrier(counter, n_progs, t + 1)
@@ -131,25 +94,20 @@ def _forward_kernel(a_ptr, hs_ptr, w_ptr, counter, batch, d, steps,
 
 @triton.jit
 def _backward_kernel(grad_ptr, hs_ptr, wt_ptr, e_ptr, carry_ptr, counter, batch, d, steps,
-                     BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KP: tl.constexpr, RESIDENT: tl.constexpr,
-                     ACC: tl.constexpr, PREC: tl.constexpr):
+                     BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
     """e[t] = (grad[t] + e[t + 1] @ W^T) * h (1 - h) with h = hs[t + 1], t = T-1..0, e[T] = 0;
     then carry = e[0] @ W^T (the gradient of h_init). grad, e[:T]: [T, batch, d]."""
     rows, cols, block, ok = _program_block(batch, d, BB, BN)
     n_progs = tl.num_programs(0)
     plane = batch * d
-    w = 0.0
-    if RESIDENT:
-        w = _load_resident(wt_ptr, cols, d, KP)
     for i in range(steps):
         t = steps - 1 - i
-        back = _state_matmul(e_ptr + (t + 1) * plane, wt_ptr, w, rows, cols, batch, d, BB, BN, BK, KP, RESIDENT, ACC,
-                             PREC)
+        back = _block_matmul(e_ptr + (t + 1) * plane, wt_ptr, rows, cols, batch, d, BB, BN, BK, ACC, PREC)
         h = tl.load(hs_ptr + (t + 1) * plane + block, mask=ok, other=0.0)
         g = tl.load(grad_ptr + t * plane + block, mask=ok, other=0.0)
         tl.store(e_ptr + t * plane + block, (g + back) * h * (1.0 - h), mask=ok)
         _grid_barrier(counter, n_progs, i + 1)
-    carry = _state_matmul(e_ptr, wt_ptr, w, rows, cols, batch, d, BB, BN, BK, KP, RESIDENT, ACC, PREC)
+    carry = _block_matmul(e_ptr, wt_ptr, rows, cols, batch, d, BB, BN, BK, ACC, PREC)
     tl.store(carry_ptr + block, carry, mask=ok)
 
 
@@ -174,13 +132,6 @@ def _block_n(d: int, device: torch.device) -> int:
     return bn
 
 
-def _resident(d: int, bn: int, dtype: torch.dtype) -> bool:
-    """Whether M's column block stays in registers (float32 only: float64 reduces by broadcasting)."""
-    if dtype != torch.float32:
-        return False
-    return RESIDENT_W if RESIDENT_W is not None else triton.next_power_of_2(d) * bn <= RESIDENT_MAX
-
-
 def _launch(kernel, pointers: tuple, batch: int, d: int, steps: int, like: torch.Tensor) -> None:
     if batch > 128:
         raise ValueError(f"recurrence_impl=triton holds up to 128 sequences per program, got batch {batch}")
@@ -188,10 +139,9 @@ def _launch(kernel, pointers: tuple, batch: int, d: int, steps: int, like: torch
     grid = triton.cdiv(d, bn)
     counter = torch.zeros(1, dtype=torch.int32, device=like.device)  # the barrier's arrivals, fresh per launch
     wide = like.dtype == torch.float64
-    resident = _resident(d, bn, like.dtype)
     kernel[(grid,)](*pointers, counter, batch, d, steps, BB=max(16, triton.next_power_of_2(batch)), BN=bn,
-                    BK=16 if wide else BK, KP=triton.next_power_of_2(d) if resident else 16, RESIDENT=resident,
-                    ACC=tl.float64 if wide else tl.float32, PREC=PRECISION, num_warps=NUM_WARPS)
+                    BK=16 if wide else BK, ACC=tl.float64 if wide else tl.float32, PREC=PRECISION,
+                    num_warps=NUM_WARPS)
 
 
 def _check(a: torch.Tensor) -> None:
