@@ -122,6 +122,20 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, 
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_every_epoch_but_the_last_is_checkpointed(tmp_path, monkeypatch):
+    """The outputs follow the last epoch at once; its checkpoint would be deleted unread (a kill in
+    between resumes from the one before and trains the last epoch again, to the same numbers)."""
+    saved: list[int] = []
+    real = ckpt.save_checkpoint
+    monkeypatch.setattr(ckpt, "save_checkpoint", lambda d, payload: saved.append(payload["run"].epoch) or real(d, payload))
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1400, "max_eval_tokens": None}), "tiny")
+    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                           progress=False, log=lambda _: None)
+    assert metrics["epochs"] == 3 and saved == [1, 2]
+    assert not ckpt.checkpoint_dir(tmp_path / "ck", cfg).exists()
+
+
 @pytest.mark.parametrize("cuda_graph", ["off", "on"])  # the eager epoch and the static-buffer (graph) epoch
 def test_a_perplexity_that_overflows_is_a_divergence_not_a_crash(tmp_path, cuda_graph):
     """A huge but finite loss (exp overflows a float) stops the run like a NaN does: the random

@@ -291,11 +291,12 @@ def run_training(
             f"{cfg.name}: epoch {epoch}/{cfg.epochs}  train ppl {train_ppl:8.2f}  valid ppl {valid_ppl:8.2f}  "
             f"lr {epoch_lr:.5f}  {seconds:6.1f}s"
         )
-        ckpt.save_checkpoint(
-            ckpt_dir,
-            {"model": model.state_dict(), "run": run,
-             "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
-        )
+        if epoch < cfg.epochs:  # after the last one the outputs follow at once; a kill there re-trains one epoch
+            ckpt.save_checkpoint(
+                ckpt_dir,
+                {"model": model.state_dict(), "run": run,
+                 "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
+            )
         _write_epoch_log(out_dir / "epochs.csv", run.history)
 
     model.load_state_dict(run.best_state)
