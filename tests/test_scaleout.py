@@ -109,7 +109,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
         r = records[run]
         assert r["status"] == "ok", r
         assert f"train@{run}" in r["stages"]["ran"]  # trained in its clone ...
-        assert {"train-code", "run-specs"} <= set(r["stages"]["ran"])  # ... with the fingerprint and specs the commit left stale
+        assert {"train-code", "run-specs"} <= set(r["stages"]["ran"])  # ... rebuilding what the commit left stale
         assert "prepare@ptb" not in r["stages"]["ran"]  # ... on the corpus pulled from the remote
         assert Path(r["log"]).is_file() and f"{run}: ok" in Path(r["log"]).read_text()
         assert not list(cluster["clones"].glob(f"scrn-{run}-*"))  # a finished task removes its clone
