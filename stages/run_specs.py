@@ -10,11 +10,10 @@ The whole params file is validated first, so a bad value anywhere stops the DAG 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pipeline.config import load_params, run_config, run_names, validate
-from pipeline.fsutil import atomic_directory
+from pipeline.fsutil import atomic_directory, atomic_write_json
 from stages._common import run_stage
 
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     names = run_names(params)
     with atomic_directory(args.out) as tmp:  # replaces the folder whole: no stale run survives
         for name in names:
-            (tmp / f"{name}.json").write_text(json.dumps(run_spec(params, name), indent=2, sort_keys=True) + "\n")
+            atomic_write_json(tmp / f"{name}.json", run_spec(params, name))
     print(f"run-specs: {len(names)} runs -> {args.out}")
     return 0
 
