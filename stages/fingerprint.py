@@ -1,47 +1,61 @@
-"""DVC stage ``train-code``: hash the code that every train@ stage runs into one file.
+"""DVC stage ``code``: fingerprint the code of every stage, one file per stage module.
 
-Reads its own stage's dependencies from dvc.yaml, so the fingerprint covers exactly the paths
-DVC tracks for it, and writes their sha256 per file to the stage's output
-(results/train-code.json). Each train@<run> stage depends on that file instead of on the 11
-code paths: a code change alters it and re-runs every run, as before, while dvc.lock, which DVC
-parses and rewrites around every stage, shrinks by a third.
+For each ``python -m stages.<name>`` command of dvc.yaml, writes results/code/<name>.json: the
+sha256 of every project file that module can load (``pipeline.fingerprint.stage_code``: its static
+import closure and its packages' data files). Each stage depends on its own file instead of
+listing code paths (dvc.lock, which DVC parses and rewrites around every stage, stays small); the
+train@ stages through their run spec, which carries the digest of results/code/train.json. The
+folder is replaced whole, so a fingerprint of a stage that no longer exists does not linger.
 """
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import yaml
 
 from pipeline.errors import ParamsError
-from pipeline.fingerprint import fingerprint
-from pipeline.fsutil import atomic_write_json
+from pipeline.fingerprint import fingerprint, stage_code
+from pipeline.fsutil import atomic_directory, atomic_write_json
 from stages._common import run_stage
 
+STAGE_COMMAND = re.compile(r"^python -m (stages\.\w+)\b")
 
-def stage_paths(dvc_yaml: Path, stage: str) -> tuple[list[str], Path]:
-    """The dependencies and the single output that ``dvc_yaml`` declares for ``stage``."""
-    stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
-    if stage not in stages:
-        raise ParamsError(f"{dvc_yaml} has no stage {stage!r} (it has {', '.join(sorted(stages))})")
-    body = stages[stage]
-    outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
-    if len(outs) != 1 or any("${" in str(p) for p in [*body.get("deps", []), *outs]):
-        raise ParamsError(f"stage {stage!r} of {dvc_yaml} must list plain paths as deps and exactly one output")
-    return [str(d) for d in body["deps"]], Path(outs[0])
+
+def stage_modules(dvc_yaml: Path) -> list[str]:
+    """The modules that the stages of ``dvc_yaml`` run, sorted (``foreach`` stages once)."""
+    stages = (yaml.safe_load(Path(dvc_yaml).read_text()) or {}).get("stages") or {}
+    modules = set()
+    for name, body in stages.items():
+        cmd = str(body.get("do", body).get("cmd", ""))
+        match = STAGE_COMMAND.match(cmd)
+        if not match:
+            raise ParamsError(f"stage {name!r} of {dvc_yaml} runs {cmd!r}; every stage must run "
+                              f"`python -m stages.<module>` so that its code can be fingerprinted")
+        modules.add(match.group(1))
+    return sorted(modules)
+
+
+def code_file(out: Path, module: str) -> Path:
+    """Where the fingerprint of ``module`` (stages.train -> results/code/train.json) goes."""
+    return Path(out) / f"{module.removeprefix('stages.')}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.fingerprint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", nargs="?", default="train-code", help="stage of dvc.yaml (default: %(default)s)")
     parser.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"), help="pipeline file (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("results/code"), help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    deps, out = stage_paths(args.dvc_yaml, args.stage)
-    files = fingerprint(deps, args.dvc_yaml.parent)
-    atomic_write_json(args.dvc_yaml.parent / out, {"stage": args.stage, "files": files})
-    print(f"{args.stage}: {len(files)} files from {len(deps)} paths -> {out}")
+    root = args.dvc_yaml.parent
+    modules = stage_modules(args.dvc_yaml)
+    with atomic_directory(args.out) as tmp:
+        for module in modules:
+            files = fingerprint(stage_code(module, root), root)
+            atomic_write_json(code_file(tmp, module), {"module": module, "files": files})
+    print(f"code: {len(modules)} stage modules -> {args.out}")
     return 0
 
 

@@ -101,7 +101,7 @@ def make_cluster(root: Path, mirror: Path) -> dict:
     copy_project(main)
     trim_runs(main, CLUSTER_RUNS, profile=TINY)
     # a code change committed without `dvc repro`, as users submit them: the committed code
-    # fingerprint (results/train-code.json) is stale, and every task rebuilds it in its clone
+    # fingerprint (results/code/train.json) is stale, and every task rebuilds it in its clone
     with (main / STALE_CODE).open("a") as f:
         f.write("# edited after the last dvc repro\n")
     commit_all(main)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pipeline import config
+from pipeline.fingerprint import digest
 from stages import run_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,11 +24,16 @@ def params() -> dict:
     return config.load_params(REPO / "params.yaml")
 
 
-def write_specs(params: dict, tmp_path: Path, tag: str) -> dict[str, dict]:
-    """Run the stage on ``params``; return {run: spec} as written."""
+CODE = {"module": "stages.train", "files": {"stages/train.py": "0" * 64, "pipeline/models/scrn.py": "1" * 64}}
+
+
+def write_specs(params: dict, tmp_path: Path, tag: str, code: dict = CODE) -> dict[str, dict]:
+    """Run the stage on ``params`` and the train code fingerprint ``code``; return {run: spec}."""
     (tmp_path / f"{tag}.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / f"{tag}-code.json").write_text(json.dumps(code))
     out = tmp_path / tag
-    assert run_specs.main(["--params", str(tmp_path / f"{tag}.yaml"), "--out", str(out)]) == 0
+    assert run_specs.main(["--params", str(tmp_path / f"{tag}.yaml"), "--code", str(tmp_path / f"{tag}-code.json"),
+                           "--out", str(out)]) == 0
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
 
@@ -39,7 +45,7 @@ def test_train_stages_depend_on_their_spec_and_not_on_params():
     train = STAGES["train"]["do"]
     assert "results/run-specs/${key}.json" in train["deps"] and "params" not in train
     assert STAGES["run-specs"]["outs"] == [{"results/run-specs": {"cache": False}}]
-    assert "params.yaml" in STAGES["run-specs"]["deps"]
+    assert {"params.yaml", "results/code/train.json"} <= set(STAGES["run-specs"]["deps"])
 
 
 def test_a_spec_is_the_configuration_train_runs(params, tmp_path):
@@ -47,7 +53,8 @@ def test_a_spec_is_the_configuration_train_runs(params, tmp_path):
     assert sorted(specs) == sorted(config.run_names(params))
     for name in ("ptb-baseline-40-10", "ptb-small-scrn-vd-wt", "wt2-medium-lstm-vd-wt-inan"):
         cfg = config.run_config(params, name)
-        assert specs[name] == {"run": name, "params_hash": cfg.params_hash, "config": cfg.to_dict()}
+        assert specs[name] == {"run": name, "params_hash": cfg.params_hash, "code": digest(CODE["files"]),
+                               "config": cfg.to_dict()}
 
 
 def test_specs_change_exactly_for_the_runs_an_edit_touches(params, tmp_path):
@@ -74,6 +81,21 @@ def test_specs_change_exactly_for_the_runs_an_edit_touches(params, tmp_path):
     edited["scaleout"]["time_min"] = 7  # a section no run reads
     assert changed(before, write_specs(edited, tmp_path, "scaleout")) == set()
 
+    code = copy.deepcopy(CODE)
+    code["files"]["pipeline/models/scrn.py"] = "2" * 64  # the code the runs execute: every run
+    assert changed(before, write_specs(params, tmp_path, "code", code)) == set(before)
+
+
+def test_a_missing_or_broken_code_fingerprint_is_an_error_that_says_what_to_run(params, tmp_path):
+    for text, message in ((None, "does not exist: run `python -m stages.fingerprint`"),
+                          ('{"module": "stages.train"}', "is not a code fingerprint")):
+        if text is not None:
+            (tmp_path / "code.json").write_text(text)
+        proc = subprocess.run([sys.executable, "-m", "stages.run_specs", "--code", str(tmp_path / "code.json"),
+                               "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "out").exists()
+
 
 def test_removed_runs_leave_no_spec_and_bad_params_leave_the_old_specs(params, tmp_path):
     write_specs(params, tmp_path, "out")
@@ -85,6 +107,6 @@ def test_removed_runs_leave_no_spec_and_bad_params_leave_the_old_specs(params, t
     bad["runs"]["ptb-small-scrn-vd-wt"]["training"]["lr"] = -1
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     proc = subprocess.run([sys.executable, "-m", "stages.run_specs", "--params", str(tmp_path / "bad.yaml"),
-                           "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+                           "--code", str(tmp_path / "out-code.json"), "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1 and "runs.ptb-small-scrn-vd-wt.training.lr" in proc.stderr
     assert len(list((tmp_path / "out").glob("*.json"))) == len(params["runs"]) - 1  # untouched

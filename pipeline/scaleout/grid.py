@@ -157,8 +157,8 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
 
     ``dvc repro [--pull] train@<run>...`` first brings the runs *and what they depend on* up to
     date: an upstream stage that the commit left stale (a code or params change committed without
-    re-running ``train-code`` or ``run-specs``, the code fingerprint and the resolved settings the
-    runs depend on) is rebuilt here as each task rebuilt it in its clone, so the runs' dependency
+    re-running ``code`` or ``run-specs``, the code fingerprints and the resolved settings the runs
+    depend on) is rebuilt here as each task rebuilt it in its clone, so the runs' dependency
     hashes match the run-cache entries the tasks pushed. ``dvc repro --downstream train@<run>...`` then rebuilds the stages after them."""
     targets = [TRAIN_STAGE.format(run=r) for r in runs]
     calls = [["dvc", "repro", *(["--pull"] if pull else []), *targets], ["dvc", "repro", "--downstream", *targets]]

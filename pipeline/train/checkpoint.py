@@ -2,14 +2,13 @@
 
 They live in ``checkpoints/<run>-<params hash>/`` at the repository root, outside every DVC
 output: DVC never deletes them when it re-runs a stage, and the stage stays cacheable by the
-run-cache. A checkpoint also records a fingerprint of the library's code; one written by other
-code is set aside rather than resumed, so a code change never mixes two implementations.
+run-cache. A checkpoint also records a fingerprint of the code the run executes (the same files
+as the ``code`` stage's results/code/train.json); one written by other code is set aside rather than resumed, so a code change never mixes two implementations.
 Once a run has written its results, its checkpoint directory is deleted: the best model is in
 the results, and a medium WikiText-2 checkpoint alone is ~450 MB (the quick DAG left 7 GB).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import random
 import shutil
@@ -19,21 +18,16 @@ import numpy as np
 import torch
 
 from pipeline.config import RunConfig
+from pipeline.fingerprint import digest, fingerprint, stage_code
 from pipeline.fsutil import atomic_write_bytes
 
-PIPELINE_ROOT = Path(__file__).resolve().parents[1]
-# The code a training run's numbers depend on (the same paths dvc.yaml lists as train deps).
-TRAINING_CODE = ("__init__.py", "config.py", "errors.py", "fsutil.py", "data", "models", "train")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "last.pt"
 
 
-def code_fingerprint(root: Path = PIPELINE_ROOT) -> str:
-    h = hashlib.sha256()
-    files = [p for name in TRAINING_CODE for p in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))]
-    for path in sorted(files):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+def code_fingerprint(root: Path = REPO_ROOT) -> str:
+    """A short digest of every project file that ``python -m stages.train`` can load."""
+    return digest(fingerprint(stage_code("stages.train", root), root))[:12]
 
 
 def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:
