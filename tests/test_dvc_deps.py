@@ -39,10 +39,13 @@ def test_stage_depends_on_the_fingerprint_of_its_code_and_lists_no_code(stage):
     assert not [d for d in deps if d.startswith(("pipeline", "stages"))], "code is covered by the fingerprint"
 
 
-def test_the_code_stage_depends_on_all_the_code_and_fingerprints_every_stage(tmp_path):
+def test_the_code_stage_depends_on_all_the_code_and_fingerprints_every_stage():
     assert STAGES["code"]["deps"] == ["pipeline", "stages"]
-    assert fingerprint_stage.stage_modules(REPO / "dvc.yaml") == sorted(
-        {stage_module_and_deps(body)[0] for body in STAGES.values()})
+    modules = fingerprint_stage.stage_modules(REPO / "dvc.yaml")
+    assert modules == sorted({stage_module_and_deps(body)[0] for body in STAGES.values()})
+    for module in modules:  # an import from elsewhere would not re-run the code stage when it changes
+        outside = [f for f in stage_code(module, REPO) if not f.startswith(("pipeline/", "stages/"))]
+        assert not outside, f"{module} loads {outside}: add their folder to the deps of stage `code`"
 
 
 def test_stage_code_is_the_import_closure_with_package_data():

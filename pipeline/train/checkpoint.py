@@ -2,8 +2,9 @@
 
 They live in ``checkpoints/<run>-<params hash>/`` at the repository root, outside every DVC
 output: DVC never deletes them when it re-runs a stage, and the stage stays cacheable by the
-run-cache. A checkpoint also records a fingerprint of the code the run executes (the same files
-as the ``code`` stage's results/code/train.json); one written by other code is set aside rather than resumed, so a code change never mixes two implementations.
+run-cache. A checkpoint also records a fingerprint of the code the run executes (the files of
+the ``code`` stage's results/code/train.json); one written by other code is set aside rather than
+resumed, so a code change never mixes two implementations.
 Once a run has written its results, its checkpoint directory is deleted: the best model is in
 the results, and a medium WikiText-2 checkpoint alone is ~450 MB (the quick DAG left 7 GB).
 """
