@@ -96,8 +96,8 @@ def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
 
 
 # The wall-time projection trains 3 windows on a copy of the model. Below this many training windows
-# left it would add a noticeable share to the run (a quick-profile run has 10: the probe was ~20% of
-# its compute), and a run that short needs no projection.
+# left it would add a noticeable share to the run (a quick-profile run has 4: the probe would be
+# nearly half of its compute), and a run that short needs no projection.
 PROBE_MIN_WINDOWS = 100
 
 
