@@ -100,8 +100,9 @@ def make_cluster(root: Path, mirror: Path) -> dict:
     main, origin, remote = root / "main", root / "origin.git", root / "dvc-remote"
     copy_project(main)
     trim_runs(main, CLUSTER_RUNS, profile=TINY)
-    # a code change committed without `dvc repro`, as users submit them: the committed code
-    # fingerprint (results/code/train.json) is stale, and every task rebuilds it in its clone
+    # a code change committed without `dvc repro`, as users submit them: preparing PTB below
+    # rebuilds the code fingerprints (stage `code`, upstream of prepare@ptb), but the run specs,
+    # which carry the train code's digest, stay stale, and every task rebuilds them in its clone
     with (main / STALE_CODE).open("a") as f:
         f.write("# edited after the last dvc repro\n")
     commit_all(main)

@@ -312,12 +312,12 @@ def test_docker_stages_are_outside_the_default_dvc_repro():
 
 
 def test_docker_stages_declare_the_code_they_import():
-    from tests.test_dvc_deps import imported_project_files
+    from pipeline.fingerprint import stage_code
 
     stages = yaml.safe_load((REPO / "docker" / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         modules = re.findall(r"python -m (stages\.\w+)", stage["cmd"])
         assert modules, name
         for module in modules:
-            missing = sorted(imported_project_files(module) - set(stage["deps"]))
+            missing = sorted(set(stage_code(module, REPO)) - set(stage["deps"]))
             assert not missing, f"docker/dvc.yaml stage {name!r} imports {missing} but does not list them in deps"
