@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
 from pipeline.models import build_model, count_parameters, init_uniform, parameter_count
 from pipeline.models import dropout as drop
+from pipeline.models import lm
 from pipeline.models.lstm import LSTMLayer
 from pipeline.models.scrn import SCRNLayer, hidden_states
 from pipeline.models.sobolev import sobolev_penalty
@@ -50,6 +51,19 @@ def zero_pattern(t: torch.Tensor) -> torch.Tensor:
     return t == 0
 
 
+def spy_softmax_inputs(monkeypatch) -> list[torch.Tensor]:
+    """Record what the output layer (F.linear in pipeline.models.lm) receives: the top layer's
+    output after dropout."""
+    seen, linear = [], F.linear
+
+    def spy(inputs, weight, bias=None):
+        seen.append(inputs.detach().clone())
+        return linear(inputs, weight, bias)
+
+    monkeypatch.setattr(lm.F, "linear", spy)
+    return seen
+
+
 X = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(1))
 
 
@@ -80,6 +94,34 @@ def test_naive_masks_differ_across_steps_and_vd_masks_do_not():
     assert first.any() and all(torch.equal(first[:, t], first[:, 0]) for t in range(T))  # constant over the window
     assert all(torch.equal(first[b], first[0]) for b in range(B))  # shared by the batch (authors' code)
     assert not torch.equal(first, second)  # redrawn for the next window
+
+
+def test_naive_output_masks_are_fresh_per_step_between_layers_and_before_the_softmax(monkeypatch):
+    model = scrn(dropout=DropoutConfig(regime="naive", p_o=0.5))  # p_i = 0: only the outputs
+    model.train()
+    softmax_inputs = spy_softmax_inputs(monkeypatch)
+    (inputs,), _, _ = layer_inputs(model, X)
+    assert not zero_pattern(inputs[0]).any()  # the embedding is untouched
+    for output in (inputs[1], softmax_inputs[0]):  # layer 1's [s; h] and layer 2's
+        zeros = zero_pattern(output)
+        assert zeros.any() and not torch.equal(zeros[:, 0], zeros[:, 1])  # a fresh mask at every step
+        assert zeros[..., :D_S].any() and zeros[..., D_S:].any()  # over s and h alike
+
+
+@pytest.mark.parametrize("h_mask", ["tied", "independent"])
+def test_vd_output_mask_drops_s_once_per_window_between_layers_and_before_the_softmax(monkeypatch, h_mask):
+    model = scrn(dropout=DropoutConfig(regime="variational", p_o=0.5, vd_h_mask=h_mask))  # p_i = p_h = 0
+    model.train()
+    softmax_inputs = spy_softmax_inputs(monkeypatch)
+    windows, states, _ = layer_inputs(model, X, windows=4)  # D_S = 4: one window may keep all of s
+    for output in [w[1] for w in windows] + softmax_inputs:  # layer 1's [s; h] and layer 2's
+        s_zeros, h_zeros = zero_pattern(output[..., :D_S]), zero_pattern(output[..., D_S:])
+        assert all(torch.equal(s_zeros[:, t], s_zeros[:, 0]) for t in range(T))  # one mask per window
+        # tied: h carries the p_h mask (p_h = 0 here); independent: h gets its own p_o mask
+        assert h_zeros.any() == (h_mask == "independent")
+    for outputs in ([w[1] for w in windows], softmax_inputs):
+        assert any(zero_pattern(output[..., :D_S]).any() for output in outputs)
+    assert not any(zero_pattern(layer_state[0]).any() for state in states for layer_state in state)  # s carried undropped
 
 
 def test_sequence_scope_gives_each_sequence_its_own_mask():
@@ -246,6 +288,30 @@ def test_lstm_loop_equals_nn_lstm_without_dropout(tied):
     g = torch.autograd.grad(out.sum(), [x, *layer.parameters()])
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_lstm_h_mask_cuts_the_recurrent_weights_of_dropped_units(tied):
+    """A unit the h mask drops cannot reach the next step: its recurrent weights have no effect.
+    Tied, the masked h is also the output (and the carried h0 had the same mask); independent,
+    the output keeps the unit."""
+    torch.manual_seed(0)
+    layer = LSTMLayer(5, 4).double()
+    x = torch.randn(3, 7, 5, dtype=torch.float64)
+    mask = torch.tensor([[2.0, 0.0, 2.0, 2.0]], dtype=torch.float64)  # drops unit 1
+    h0, c0 = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    if tied:
+        h0 = h0 * mask
+
+    def run(m):
+        return layer(x, (h0, c0), h_mask=m, h_mask_tied=tied)[0]
+
+    masked, unmasked = run(mask), run(torch.ones_like(mask))
+    assert (masked[..., 1] == 0).all() if tied else (masked[..., 1] != 0).all()
+    with torch.no_grad():
+        layer.rnn.weight_hh_l0[:, 1] += 1.0  # unit 1's weights into every gate of the next step
+    torch.testing.assert_close(run(mask), masked, rtol=1e-14, atol=1e-14)
+    assert not torch.allclose(run(torch.ones_like(mask)), unmasked)
 
 
 def test_lstm_variational_masks_reach_the_recurrence():

@@ -1,11 +1,19 @@
 """The SCRN layer against a naive float64 loop over eqs. (1)-(2), values and gradients."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pipeline.models.scrn import BaselineSCRN, SCRNRecurrence, context_states
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64():
+    """float64 for this module's tests only (set at import, it would hold for the whole session)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def naive_scrn(xb, xa, s0, h0, P, R, b, alpha):
