@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import random
 import tarfile
 from pathlib import Path
 
@@ -87,6 +88,47 @@ def test_length_filter_follows_cdec_filter_length():
     keep = wmt13.length_filter(pairs)
     assert keep[:6] == [True, False, False, False, True, False]
     assert all(keep[6:66]) and keep[66] is False
+
+
+def test_length_filter_takes_mean_and_deviation_over_the_judged_pairs_only():
+    """The pairs decided otherwise (a side over 80, a ratio over 9, both sides short) stay out of the
+    log-ratio statistics, as in cdec; counted in, they would widen the deviation enough to keep
+    the (12, 10) pairs."""
+    judged = [(["x"] * 10, ["y"] * 10)] * 8 + [(["x"] * 12, ["y"] * 10)] * 2  # 1.8 sd = 0.131 < log 1.2 − mean
+    decided = [(["x"] * 10, ["y"] * 100), (["x"] * 2, ["y"] * 30), (["x"] * 2, ["y"] * 6)]
+    assert wmt13.length_filter(judged + decided) == [True] * 8 + [False] * 2 + [False, False, True]
+
+
+def test_read_parallel_reads_a_compressed_archive_in_linear_time(tmp_path, monkeypatch):
+    """Counted in compressed bytes read, not seconds: alternating between two members of one gzip
+    stream restarts decompression at every buffer refill (80 x the archive here)."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(5000)]
+
+    def text(lines):
+        return "".join(" ".join(rng.choice(words) for _ in range(8)) + "\n" for _ in range(lines))
+
+    archive = parallel_tgz(tmp_path / "p.tgz", {"p.en": text(20000), "p.de": text(20000)})
+    opened, tar_open = [], tarfile.open
+
+    class CountingFile:
+        def __init__(self, path):
+            self.file, self.bytes_read = open(path, "rb"), 0
+            opened.append(self)
+
+        def read(self, size=-1):
+            data = self.file.read(size)
+            self.bytes_read += len(data)
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    monkeypatch.setattr(wmt13.tarfile, "open", lambda name, *a, **kw: tar_open(*a, fileobj=CountingFile(name), **kw))
+    assert sum(1 for _ in wmt13.read_parallel(archive, ("p.en", "p.de"))) == 20000
+    assert sum(f.bytes_read for f in opened) < 5 * archive.stat().st_size
+    for f in opened:
+        f.file.close()
 
 
 def test_first_tokens_and_vocabulary():

@@ -119,11 +119,16 @@ def newstest_file(split: str, lang: str, mirror: Path | None, use_network: bool)
 
 
 def read_parallel(archive: Path, members: tuple[str, str]) -> Iterator[tuple[str, str]]:
-    """(english, target) line pairs of a parallel-corpus tar archive."""
+    """(english, target) line pairs of a parallel-corpus tar archive.
+
+    Each side reads through its own handle on the archive: two members of one compressed stream
+    read in turn would seek it backwards at every buffer refill, and a gzip stream restarts from
+    the beginning on each backward seek (quadratic in what is read).
+    """
     try:
-        with tarfile.open(archive) as tar:
-            en_m, xx_m = (tar.getmember(m) for m in members)
-            with tar.extractfile(en_m) as en, tar.extractfile(xx_m) as xx:
+        with tarfile.open(archive) as en_tar, tarfile.open(archive) as xx_tar:
+            en_m, xx_m = en_tar.getmember(members[0]), xx_tar.getmember(members[1])
+            with en_tar.extractfile(en_m) as en, xx_tar.extractfile(xx_m) as xx:
                 for a, b in zip(en, xx, strict=True):
                     yield a.decode("utf-8", "replace"), b.decode("utf-8", "replace")
     except KeyError as exc:
@@ -139,24 +144,26 @@ def read_parallel(archive: Path, members: tuple[str, str]) -> Iterator[tuple[str
 
 def length_filter(pairs: list[tuple[list[str], list[str]]], max_len: int = MAX_LEN, max_ratio: float = MAX_RATIO,
                   max_sd: float = MAX_SD, always_keep_below: int = ALWAYS_KEEP_BELOW) -> list[bool]:
-    """cdec ``filter-length.pl``: which (source, target) token pairs to keep."""
-    logs = [math.log(len(s) / len(t)) if s and t else None for s, t in pairs]
-    valid = [x for x in logs if x is not None]
-    mean = statistics.fmean(valid) if valid else 0.0
-    sd = statistics.pstdev(valid) if len(valid) > 1 else 0.0
-    keep = []
-    for (s, t), x in zip(pairs, logs):
-        if not s or not t:
-            keep.append(False)
+    """cdec ``corpus/filter-length.pl -<max_len>``: which (source, target) token pairs to keep.
+
+    A pair with an empty side or a side over ``max_len`` tokens goes; one with both sides shorter
+    than ``always_keep_below`` stays; any other goes when its |log length ratio| exceeds
+    log(``max_ratio``) or lies more than ``max_sd`` deviations from the mean. As in cdec, the mean
+    and deviation are those of the other pairs alone (the ones the ratio decides).
+    """
+    verdicts: list[bool | float] = []  # a decision, or the log ratio still to be judged
+    for s, t in pairs:
+        if not s or not t or len(s) > max_len or len(t) > max_len:
+            verdicts.append(False)
         elif len(s) < always_keep_below and len(t) < always_keep_below:
-            keep.append(True)
-        elif len(s) > max_len or len(t) > max_len:
-            keep.append(False)
-        elif abs(x) > math.log(max_ratio):
-            keep.append(False)
+            verdicts.append(True)
         else:
-            keep.append(sd == 0.0 or abs(x - mean) <= max_sd * sd)
-    return keep
+            x = math.log(len(s) / len(t))
+            verdicts.append(x if abs(x) <= math.log(max_ratio) else False)
+    scored = [v for v in verdicts if not isinstance(v, bool)]
+    mean = statistics.fmean(scored) if scored else 0.0
+    sd = statistics.pstdev(scored) if len(scored) > 1 else 0.0
+    return [v if isinstance(v, bool) else (sd == 0.0 or abs(v - mean) <= max_sd * sd) for v in verdicts]
 
 
 def first_tokens(sentences: Iterable[list[str]], limit: int = TARGET_TOKENS) -> list[list[str]]:
