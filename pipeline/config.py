@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -19,6 +19,7 @@ from pipeline.data.corpora import CORPORA
 from pipeline.errors import ParamsError
 
 PROFILES = ("quick", "paper")
+MAX_SEED = 2**32 - 1  # the seed range numpy and most frameworks accept (torch takes 64 bits)
 ON_MISSING = ("error", "skip")
 ARCHS = ("scrn-baseline", "scrn", "lstm")
 DROPOUT_REGIMES = ("none", "naive", "variational")
@@ -178,12 +179,13 @@ def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
     return value
 
 
-def _int(value: Any, where: str, minimum: int = 1, allow_none: bool = False) -> int | None:
+def _int(value: Any, where: str, minimum: int = 1, allow_none: bool = False, maximum: int | None = None) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
         kind = "an integer" + (" or null" if allow_none else "")
-        raise _fail(where, f"expected {kind} >= {minimum}, got {value!r}")
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise _fail(where, f"expected {kind} {bounds}, got {value!r}")
     return value
 
 
@@ -200,8 +202,19 @@ def _float(value: Any, where: str, low: float, high: float, low_open: bool = Fal
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise _fail(where, f"expected a number in {interval}, got {value!r}")
+        raise _fail(where, f"expected a number in {interval}, got {value!r}{_yaml_number_hint(value)}")
     return value
+
+
+def _yaml_number_hint(value: Any) -> str:
+    """YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string: say so instead of just 'got '1e-3''."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    return f" (a string: YAML reads an exponent without a decimal point as text; write {number!r})"
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -268,21 +281,27 @@ def device_setting(params: dict) -> str:
     return _choice(params.get("device", "auto"), DEVICES, "device")
 
 
-def _with_preset(params: dict, section: dict, presets_key: str, known: set[str], where: str) -> dict:
-    """``section`` merged over the preset it names in ``params[presets_key]`` (if any)."""
+def _with_preset(params: dict, section: dict, presets_key: str, known: set[str], where: str
+                 ) -> tuple[dict, Callable[[str], str]]:
+    """``section`` merged over the preset it names in ``params[presets_key]`` (if any), and a
+    function giving the key path to name in an error: the preset's where the value comes from it."""
     _check_known(section, known | {"preset"}, where)
-    merged: dict = {}
+    preset: dict = {}
+    preset_where = ""
     if "preset" in section:
         presets = _mapping(_require(params, presets_key, ""), presets_key)
         name = section["preset"]
-        if name not in presets:
+        if not isinstance(name, str) or name not in presets:
             raise _fail(f"{where}.preset", f"no preset {name!r} in {presets_key} (have: {', '.join(presets)})")
         preset_where = f"{presets_key}.{name}"
         preset = _mapping(presets[name], preset_where)
         _check_known(preset, known, preset_where)
-        merged.update(preset)
-    merged.update({k: v for k, v in section.items() if k != "preset"})
-    return merged
+    own = {k: v for k, v in section.items() if k != "preset"}
+
+    def at(key: str) -> str:
+        return f"{preset_where}.{key}" if key in preset and key not in own else f"{where}.{key}"
+
+    return {**preset, **own}, at
 
 
 def _dropout_config(section: Any, where: str) -> DropoutConfig:
@@ -321,21 +340,21 @@ _MODEL_FIELDS = set(ModelConfig.__dataclass_fields__)
 
 def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
     """A run's ``model`` section: a named preset from ``model_presets`` plus overrides."""
-    m = _with_preset(params, section, "model_presets", _MODEL_FIELDS, where)
-    arch = _choice(_require(m, "arch", where), ARCHS, f"{where}.arch")
-    layers = _int(m.get("layers", 1), f"{where}.layers")
+    m, at = _with_preset(params, section, "model_presets", _MODEL_FIELDS, where)
+    arch = _choice(_require(m, "arch", where), ARCHS, at("arch"))
+    layers = _int(m.get("layers", 1), at("layers"))
     is_scrn = arch in ("scrn", "scrn-baseline")
     cfg = ModelConfig(
         arch=arch,
-        hidden=_int(_require(m, "hidden", where), f"{where}.hidden"),
-        context=_int(_require(m, "context", where), f"{where}.context") if is_scrn else 0,
-        alpha=_float(_require(m, "alpha", where), f"{where}.alpha", 0.0, 1.0, high_open=True) if is_scrn else 0.0,
+        hidden=_int(_require(m, "hidden", where), at("hidden")),
+        context=_int(_require(m, "context", where), at("context")) if is_scrn else 0,
+        alpha=_float(_require(m, "alpha", where), at("alpha"), 0.0, 1.0, high_open=True) if is_scrn else 0.0,
         layers=layers,
-        tie=_bool(m.get("tie", False), f"{where}.tie"),
-        context_in_softmax=_bool(m.get("context_in_softmax", True), f"{where}.context_in_softmax"),
-        dropout=_dropout_config(m.get("dropout", {}), f"{where}.dropout"),
-        sobolev=_sobolev_config(m.get("sobolev", {}), f"{where}.sobolev", layers),
-        recurrence_impl=_choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, f"{where}.recurrence_impl"),
+        tie=_bool(m.get("tie", False), at("tie")),
+        context_in_softmax=_bool(m.get("context_in_softmax", True), at("context_in_softmax")),
+        dropout=_dropout_config(m.get("dropout", {}), at("dropout")),
+        sobolev=_sobolev_config(m.get("sobolev", {}), at("sobolev"), layers),
+        recurrence_impl=_choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, at("recurrence_impl")),
     )
     if not is_scrn and any(k in m for k in ("context", "alpha")):
         raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
@@ -362,29 +381,33 @@ _TRAIN_FIELDS = {f for f in TrainConfig.__dataclass_fields__}
 
 def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
     """A run's ``training`` section: a named preset from ``training_presets`` plus overrides."""
-    merged = _with_preset(params, section, "training_presets", _TRAIN_FIELDS, where)
+    merged, at = _with_preset(params, section, "training_presets", _TRAIN_FIELDS, where)
 
     def get(key: str) -> Any:
         return _require(merged, key, where)
 
-    schedule = _choice(get("lr_schedule"), LR_SCHEDULES, f"{where}.lr_schedule")
-    decay_after = _int(merged.get("decay_after"), f"{where}.decay_after", minimum=0, allow_none=True)
+    schedule = _choice(get("lr_schedule"), LR_SCHEDULES, at("lr_schedule"))
+    decay_after = _int(merged.get("decay_after"), at("decay_after"), minimum=0, allow_none=True)
     if schedule == "after" and decay_after is None:
-        raise _fail(f"{where}.decay_after", "required when lr_schedule is 'after'")
+        raise _fail(at("decay_after"), "required when lr_schedule is 'after'")
     return TrainConfig(
-        batch_size=_int(get("batch_size"), f"{where}.batch_size"),
-        bptt=_int(get("bptt"), f"{where}.bptt"),
-        lr=_float(get("lr"), f"{where}.lr", 0.0, 100.0, low_open=True),
-        lr_decay=_float(get("lr_decay"), f"{where}.lr_decay", 0.0, 1.0, low_open=True),
+        batch_size=_int(get("batch_size"), at("batch_size")),
+        bptt=_int(get("bptt"), at("bptt")),
+        lr=_float(get("lr"), at("lr"), 0.0, 100.0, low_open=True),
+        lr_decay=_float(get("lr_decay"), at("lr_decay"), 0.0, 1.0, low_open=True),
         lr_schedule=schedule,
         decay_after=decay_after,
-        plateau_threshold=_float(merged.get("plateau_threshold", 0.0), f"{where}.plateau_threshold", 0.0, 1e6),
-        clip_norm=_float(get("clip_norm"), f"{where}.clip_norm", 0.0, 1e9, low_open=True),
-        init_scale=_float(get("init_scale"), f"{where}.init_scale", 0.0, 10.0, low_open=True),
-        epochs=_int(get("epochs"), f"{where}.epochs"),
-        seed=_int(get("seed"), f"{where}.seed", minimum=0),
-        cuda_graph=_cuda_graph(merged.get("cuda_graph", "auto"), f"{where}.cuda_graph"),
+        plateau_threshold=_float(merged.get("plateau_threshold", 0.0), at("plateau_threshold"), 0.0, 1e6),
+        clip_norm=_float(get("clip_norm"), at("clip_norm"), 0.0, 1e9, low_open=True),
+        init_scale=_float(get("init_scale"), at("init_scale"), 0.0, 10.0, low_open=True),
+        epochs=_int(get("epochs"), at("epochs")),
+        seed=_seed(get("seed"), at("seed")),
+        cuda_graph=_cuda_graph(merged.get("cuda_graph", "auto"), at("cuda_graph")),
     )
+
+
+def _seed(value: Any, where: str) -> int:
+    return _int(value, where, minimum=0, maximum=MAX_SEED)
 
 
 def _cuda_graph(value: Any, where: str) -> str:
@@ -451,15 +474,28 @@ def run_config(params: dict, name: str, profile: str | None = None) -> RunConfig
     profile = profile or profile_name(params)
     training = _train_config(params, _mapping(_require(section, "training", where), f"{where}.training"), f"{where}.training")
     if "seed" in section:  # run-level seed: a repeat of a run (``<base>-seed<N>``) overrides only this
-        training = replace(training, seed=_int(section["seed"], f"{where}.seed", minimum=0))
+        training = replace(training, seed=_seed(section["seed"], f"{where}.seed"))
+    run_budget = budget(params, profile)
+    _check_budget_fills_a_window(run_budget, training, f"profiles.{profile}", name)
     return RunConfig(
         name=name,
         corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPORA)), f"{where}.corpus"),
         profile=profile,
         model=_model_config(params, _mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
         training=training,
-        budget=budget(params, profile),
+        budget=run_budget,
     )
+
+
+def _check_budget_fills_a_window(run_budget: Budget, training: TrainConfig, where: str, run: str) -> None:
+    """A token cap below one window (batch_size streams of bptt + 1 tokens) leaves nothing to train on."""
+    window = training.batch_size * (training.bptt + 1)
+    for cap in ("max_train_tokens", "max_eval_tokens"):
+        tokens = getattr(run_budget, cap)
+        if tokens is not None and tokens < window:
+            raise _fail(f"{where}.{cap}", f"{tokens} tokens cannot fill one window of run {run} "
+                        f"({training.batch_size} streams x {training.bptt + 1} tokens = {window}); raise it to "
+                        f"at least {window} or set it to null")
 
 
 def validate(params: dict) -> None:
@@ -467,8 +503,11 @@ def validate(params: dict) -> None:
     profile_name(params)
     for p in PROFILES:
         budget(params, p)
-    data_settings(params)
+    corpora = data_settings(params).corpora
     device_setting(params)
     for name in run_names(params):
-        run_config(params, name)
+        corpus = {run_config(params, name, profile).corpus for profile in PROFILES}.pop()  # every profile's caps
+        if corpus not in corpora:
+            raise _fail(f"runs.{name}.corpus", f"{corpus} is not in data.corpora ({', '.join(corpora)}), so "
+                        "nothing downloads or prepares it; add it there")
     seed_groups(params)

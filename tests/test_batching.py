@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.data.batching import make_layout
+from pipeline.errors import DataFormatError
 
 
 def test_layout_streams_windows_and_targets():
@@ -33,5 +34,5 @@ def test_paper_layout_of_ptb_test_set():
 
 
 def test_too_few_tokens_is_a_clear_error():
-    with pytest.raises(ValueError, match="too few for one window"):
+    with pytest.raises(DataFormatError, match="too few for one window"):
         make_layout(np.arange(10), batch_size=2, bptt=5)

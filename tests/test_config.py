@@ -37,7 +37,18 @@ def test_repository_params_are_valid(params):
         (["runs", "ptb-baseline-40-10", "training", "lrr"], 1, "runs.ptb-baseline-40-10.training.lrr", "unknown key"),
         (["runs", "ptb-baseline-40-10", "training", "preset"], "nope", "runs.ptb-baseline-40-10.training.preset", "no preset"),
         (["profiles", "quick", "max_epochs"], 0, "profiles.quick.max_epochs", "integer or null >= 1"),
-        (["training_presets", "baseline-ours", "lr_schedule"], "cosine", "lr_schedule", "expected one of plateau, after"),
+        # a value from a preset is reported at the preset, not at the run that names it
+        (["training_presets", "baseline-ours", "lr_schedule"], "cosine", "training_presets.baseline-ours.lr_schedule",
+         "expected one of plateau, after"),
+        (["model_presets", "scrn-small", "alpha"], 1.5, "model_presets.scrn-small.alpha", "[0.0, 1.0)"),
+        (["training_presets", "baseline-ours", "lr"], "1e-3", "training_presets.baseline-ours.lr", "write 0.001"),
+        (["runs", "ptb-baseline-40-10", "training", "preset"], ["baseline-ours"], "runs.ptb-baseline-40-10.training.preset",
+         "no preset"),
+        (["runs", "ptb-baseline-40-10", "seed"], 2**70, "runs.ptb-baseline-40-10.seed", "in [0, 4294967295]"),
+        # a token cap below one 20 x 35 window, in the active profile or the other one
+        (["profiles", "quick", "max_train_tokens"], 10, "profiles.quick.max_train_tokens", "cannot fill one window"),
+        (["profiles", "paper", "max_eval_tokens"], 719, "profiles.paper.max_eval_tokens", "at least 720"),
+        (["data", "corpora"], ["ptb"], ".corpus", "wikitext-2 is not in data.corpora (ptb)"),
     ],
 )
 def test_bad_value_names_the_key(params, path, value, key, expected):

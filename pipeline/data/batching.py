@@ -22,6 +22,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from pipeline.errors import DataFormatError
+
 
 @dataclass(frozen=True)
 class BatchLayout:
@@ -48,10 +50,10 @@ def make_layout(ids: np.ndarray, batch_size: int, bptt: int, max_tokens: int | N
     if max_tokens is not None:
         ids = ids[:max_tokens]
     batch_len = len(ids) // batch_size
-    if (batch_len - 1) // bptt < 1:
-        raise ValueError(
+    if (batch_len - 1) // bptt < 1:  # params validation has ruled out a cap below one window
+        raise DataFormatError(
             f"{len(ids)} tokens are too few for one window of {batch_size} streams x {bptt} steps "
-            f"(need at least {batch_size * (bptt + 1)}); raise the profile's token cap"
+            f"(need at least {batch_size * (bptt + 1)}): the split is too short for this batch layout"
         )
     data = torch.from_numpy(np.asarray(ids[: batch_size * batch_len], dtype=np.int64)).view(batch_size, batch_len)
     return BatchLayout(data=data, bptt=bptt)
