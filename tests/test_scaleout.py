@@ -71,6 +71,47 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
     assert slurm_parameters(settings, "x")["slurm_array_parallelism"] == 2
 
 
+def _spec(tmp_path: Path, name: str = "run0") -> TaskSpec:
+    return TaskSpec(kind="repro", name=name, git_url="/git/origin.git", commit="0" * 40, dvc_remote="/dvc",
+                    targets=(f"train@{name}",), log_path=str(tmp_path / f"{name}.log"),
+                    status_path=str(tmp_path / f"{name}.json"))
+
+
+def test_a_refused_submission_is_a_scaleout_error_naming_the_cause(tmp_path, monkeypatch):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu-x' >&2\nexit 1\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    settings = scaleout_settings({"scaleout": {"partition": "gpu-x"}}, {})
+    with pytest.raises(ScaleoutError, match="(?s)submitting 1 task.*slurm failed.*partition"):
+        backends.submit([_spec(tmp_path)], "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
+
+
+@pytest.mark.parametrize("stored_status", ["failed", "running"])
+def test_a_job_that_dies_is_reported_with_its_own_error(tmp_path, stored_status):
+    """Cancelled, timed out or pre-empted: the job's error, never an earlier attempt's stored one."""
+    spec = _spec(tmp_path)
+    Path(spec.status_path).write_text(json.dumps({
+        "name": spec.name, "status": stored_status, "host": "node7", "failed_step": "repro",
+        "error": "CUDA out of memory (an earlier attempt)"} if stored_status == "failed" else
+        {"name": spec.name, "status": stored_status, "host": "node7"}))
+
+    class DeadJob:
+        paths = type("Paths", (), {"stdout": tmp_path / "4242_0_log.out"})
+
+        def result(self):
+            raise RuntimeError("Job 4242_0 (task: 0) has state CANCELLED")
+
+    (record,) = backends.collect([DeadJob()], [spec])
+    assert record["status"] == "failed" and record["failed_step"] == "job"
+    assert record["error"] == "RuntimeError: Job 4242_0 (task: 0) has state CANCELLED"
+    assert record["job_log"] == str(tmp_path / "4242_0_log.out")
+    assert ("host" in record) == (stored_status == "running")  # this attempt's record is kept, an old one is not
+
+
 # ---------------------------------------------------------------------------- the grid on real PTB
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import submitit
 
+from pipeline.errors import ScaleoutError
 from pipeline.scaleout.config import ScaleoutSettings, slurm_parameters
 from pipeline.scaleout.tasks import ScaleoutTask, TaskSpec, read_status
 
@@ -37,17 +38,29 @@ def submit(specs: Sequence[TaskSpec], backend: str, settings: ScaleoutSettings, 
            job_name: str) -> list[submitit.Job]:
     """Submit ``specs`` as one array (one task per spec); returns submitit's jobs, in order."""
     executor = make_executor(backend, settings, folder, job_name)
-    return executor.map_array(ScaleoutTask(), list(specs))
+    try:
+        return executor.map_array(ScaleoutTask(), list(specs))
+    except Exception as exc:  # submitit: FailedJobError (sbatch refused), RuntimeError (no Slurm here), ...
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ScaleoutError(
+            f"submitting {len(specs)} task(s) to {backend} failed: {type(exc).__name__}: {first_line}. Run where "
+            "sbatch works, and check the scaleout: section of params.yaml (partition, account, time_min, "
+            "gpus_per_task) or its flags") from exc
 
 
 def _failure_record(spec: TaskSpec, job: submitit.Job, exc: BaseException) -> dict[str, Any]:
     """The record of a task that died without writing its own end: pre-empted past its requeues,
-    timed out, killed, node failure, or an error before run_task started."""
-    record = read_status(Path(spec.status_path)) or {"name": spec.name, "kind": spec.kind, "log": spec.log_path,
-                                                      "status_path": spec.status_path, "commit": spec.commit}
+    timed out, killed, node failure, or an error before run_task started.
+
+    The stored record counts only while it says ``running`` (this attempt started); a finished one
+    is an earlier attempt's, whose step and error are not this failure's.
+    """
+    stored = read_status(Path(spec.status_path))
+    record = stored if stored and stored.get("status") == "running" else {
+        "name": spec.name, "kind": spec.kind, "log": spec.log_path, "status_path": spec.status_path,
+        "commit": spec.commit}
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    record.update(status="failed", failed_step=record.get("failed_step") or "job",
-                  error=record.get("error") or f"{type(exc).__name__}: {first_line}")
+    record.update(status="failed", failed_step="job", error=f"{type(exc).__name__}: {first_line}")
     try:
         record["job_log"] = str(job.paths.stdout)
     except Exception:  # noqa: BLE001 - the path is a convenience
