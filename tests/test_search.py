@@ -245,6 +245,28 @@ def test_driver_stops_when_every_sample_fails_for_another_reason(tmp_path):
     assert backend.closed and len(json.loads((tmp_path / "b.json").read_text())["rounds"]) == 1
 
 
+def test_a_set_on_a_searched_parameter_is_refused(tmp_path):
+    p = params()
+    backend = FakeBackend()
+    with pytest.raises(SearchError, match=r"--set runs\.ptb-small-scrn-vd\.training\.lr: lr is searched"):
+        run_search(p, core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}), backend, tmp_path / "t.json",
+                   sets={"runs.ptb-small-scrn-vd.training.lr": "0.8"}, log=lambda _: None)
+    assert backend.rounds == []
+
+
+def test_a_sample_whose_searched_value_was_forced_never_shapes_the_ranges(tmp_path):
+    p = params()
+    forced = {(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "0.7"}}  # the fake backend's best lr: PPL 100
+    results = run_search(p, core.search_settings(p, {"name": "f", "rounds": 1, "samples": 8, "seed": 5}), FakeBackend(),
+                         tmp_path / "f.json", forced=forced, log=lambda _: None)
+    (r1,) = results["rounds"]
+    assert r1["samples"][0]["valid_ppl"] == 100.0  # recorded as trained, beside its override
+    draws, ppls = [s["params"] for s in r1["samples"]], [s["valid_ppl"] for s in r1["samples"]]
+    space = core.search_space("variational")
+    assert r1["next_ranges"] == core.ranges_to_json(core.shrink(space, space, draws, [math.inf] + ppls[1:]))
+    assert r1["next_ranges"] != core.ranges_to_json(core.shrink(space, space, draws, ppls))
+
+
 def test_an_invalid_sample_is_refused_before_anything_runs(tmp_path):
     p = params()
     backend = FakeBackend()

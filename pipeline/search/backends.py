@@ -108,12 +108,14 @@ class LocalQueueBackend:
     def execute_round(self, samples: Sequence[Sample]) -> dict[str, Outcome]:
         names = [s.name for s in samples]
         # a name left by an interrupted run of this search: `dvc exp run -n` refuses it
-        stale = [n for n in names if n in self._experiments()]
+        existing = self._experiments()  # one `dvc exp show` (seconds), not one per sample
+        stale = [n for n in names if n in existing]
         if stale:
             self.log(f"search: removing {len(stale)} earlier experiment(s) of the same names")
             for _ in range(3):  # a name can be both a finished and a failed entry; remove until gone
                 self._dvc("exp", "remove", *stale, check=False)
-                stale = [n for n in stale if n in self._experiments()]
+                existing = self._experiments()
+                stale = [n for n in stale if n in existing]
                 if not stale:
                     break
         for s in samples:

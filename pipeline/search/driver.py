@@ -23,6 +23,12 @@ def plan(params: dict, settings: SearchSettings, sets: dict[str, str]) -> dict:
     cfg = run_config(core.with_overrides(params, sets), settings.base_run)
     regime = cfg.model.dropout.regime
     space = core.search_space(regime)
+    for name in space:
+        path = core.param_path(settings.base_run, name)
+        if path in sets:
+            raise SearchError(f"--set {path}: {name} is searched, and the override would replace every sample's "
+                              "draw (the results would record values never trained); remove it, or use "
+                              "--sample-set ROUND:INDEX:KEY=VALUE for one sample")
     return {
         "base_run": settings.base_run,
         "stage": f"train@{settings.base_run}",
@@ -78,7 +84,8 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
         "format": core.RESULTS_FORMAT,
         "name": settings.name,
         "rule": {"best_fraction": core.BEST_FRACTION, "widen": core.WIDEN,
-                 "text": "next range = [min, max] of the best quarter (PPL ∞ never counts), widened on each side by "
+                 "text": "next range = [min, max] of the best quarter (PPL ∞ never counts, nor a sample whose "
+                         "searched value was forced), widened on each side by "
                          f"{core.WIDEN:.0%} of the original width, clipped to the original range"},
         "plan": the_plan,
         "rounds": [],
@@ -99,7 +106,7 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
                 + ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in ranges.items()))
             outcomes = backend.execute_round(samples)
             record = _round_record(round_no, ranges, samples, draws, outcomes, forced)
-            ppls = [s["valid_ppl"] for s in record["samples"]]
+            ppls = [math.inf if _forces_a_draw(s, the_plan) else s["valid_ppl"] for s in record["samples"]]
             ranges = core.shrink(original, ranges, draws, ppls)
             record["next_ranges"] = core.ranges_to_json(ranges)
             results["rounds"].append(record)
@@ -122,6 +129,13 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
         raise
     backend.close()
     return results
+
+
+def _forces_a_draw(row: dict, the_plan: dict) -> bool:
+    """A sample whose searched value was overridden (--sample-set) did not train its draw, so its
+    PPL must not shape the next ranges."""
+    searched = {the_plan["space"][k]["path"] for k in the_plan["searched"]}
+    return bool(searched & set(row.get("forced", {})))
 
 
 def _round_record(round_no: int, ranges: dict, samples: list[Sample], draws: list[dict[str, float]],
