@@ -40,8 +40,9 @@ def test_span_deltas_read_their_context():
 
 def test_frequency_split_and_example_sentences():
     train = np.array([0] * 5 + [1] * 3 + [2])
-    ids = np.array([0, 1, 2, 2])
-    split = hd.frequency_split(ids, np.array([1.0, 3.0, 5.0, 7.0]), train, top=2)
+    ids = np.array([0, 0, 1, 2, 2])
+    deltas = np.array([90.0, 1.0, 3.0, 5.0, 7.0])  # the first: the jump from the zero state, left out
+    split = hd.frequency_split(ids, deltas, train, top=2)
     assert (split.top_mean, split.rest_mean, split.top_tokens, split.rest_tokens) == (2.0, 6.0, 2, 2)
     assert split.ratio == pytest.approx(3.0)
     vocab = ["<eos>", "a", "government", "b"]
