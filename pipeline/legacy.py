@@ -45,6 +45,10 @@ class LegacyLogError(ValueError):
     """A legacy log that cannot be turned into metrics; the message names the file."""
 
 
+class NoCompleteEpoch(LegacyLogError):
+    """A log with no complete epoch yet: a run still in (or stopped during) its first epoch."""
+
+
 @dataclass
 class Epoch:
     epoch: int
@@ -70,8 +74,9 @@ class ParsedLog:
 
 
 def _lines(text: str) -> list[str]:
-    # xlua progress bars use \r; a killed run may leave a partial last line, which the strict
-    # patterns (exactly 2 or 5 decimals, anchored at both ends) then simply do not match
+    # xlua progress bars use \r. A killed run may leave a partial last line: the patterns are
+    # anchored at both ends, so a line cut inside its text does not match; one cut inside its last
+    # number would (the code writes each line whole and flushes, so that is not seen in practice)
     return re.split(r"\r\n|\r|\n", text)
 
 
@@ -149,7 +154,8 @@ def summarise(log: ParsedLog, run: str, source_log: str, path: Path) -> dict:
         raise LegacyLogError(f"{path}: the log is of a (hidden, context) = {logged} run, not {run} {expected}")
 
     complete = [e for e in log.epochs if e.complete]
-    if log.epochs and not complete and not log.nan_detected:
+    if log.epochs and not complete and not log.nan_detected and trainer.get("use_test_set") != 1:
+        # (with use_test_set 1 in its dump, the run was stopped before epoch 1's test: no complete epoch)
         if all(e.test_ppl is None for e in log.epochs) and any(e.valid_ppl is not None for e in log.epochs):
             raise LegacyLogError(f"{path}: no 'Testing:' lines; the run needs -istest 1 (the default is 0)")
     finite = [e for e in complete if _finite(e.valid_ppl) and _finite(e.test_ppl)]
@@ -157,7 +163,7 @@ def summarise(log: ParsedLog, run: str, source_log: str, path: Path) -> dict:
         v is not None and not math.isfinite(v) for v in (e.train_ppl, e.valid_ppl, e.test_ppl))), None)
     diverged = log.nan_detected or blown is not None
     if not finite and not diverged:
-        raise LegacyLogError(f"{path}: no complete epoch (an 'Epoch:' line followed by 'Validation:' and "
+        raise NoCompleteEpoch(f"{path}: no complete epoch (an 'Epoch:' line followed by 'Validation:' and "
                              "'Testing:' lines): the run was stopped, or is still in, its first epoch")
 
     budget = int(trainer.get("n_epochs", PAPER_EPOCHS))

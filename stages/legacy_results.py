@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.fsutil import atomic_write_text
-from pipeline.legacy import LOG_NAME, RUNS, LegacyLogError, parse_log
+from pipeline.legacy import LOG_NAME, RUNS, LegacyLogError, NoCompleteEpoch, parse_log
 from stages._common import run_stage
 
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             metrics = parse_log(log, run, source_log=str(log))
+        except NoCompleteEpoch as exc:  # a run in its first epoch: nothing to report yet, nothing wrong
+            out.unlink(missing_ok=True)
+            print(f"legacy-results: {run}: skipped, {exc}")
+            continue
         except LegacyLogError as exc:
             out.unlink(missing_ok=True)  # never leave numbers of an older run beside a newer log
             print(f"error: {exc}", file=sys.stderr)

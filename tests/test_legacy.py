@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.legacy import LegacyLogError, parse_log
+from pipeline.legacy import LegacyLogError, NoCompleteEpoch, parse_log
 from pipeline.report import tables
 from stages import legacy_results
 from tests.test_report import render, table2_rows
@@ -141,7 +141,7 @@ def test_nan_line_alone_marks_the_next_epoch(tmp_path):
 
 
 def test_truncated_run_uses_its_complete_epochs(tmp_path):
-    # killed during epoch 4's evaluation: its Validation line is cut in the middle of the number
+    # killed during epoch 4's evaluation: its Testing line is cut in the middle of the number
     body = lr_run_body().split("\n\nEpoch: 5")[0]
     cut = body.rsplit("Testing", 1)[0] + "Testing: Entropy (base 2) : 7.0"
     m = parse_log(write_log(tmp_path / "train.log", cut), RUN)
@@ -154,6 +154,17 @@ def test_truncated_before_the_first_epoch_is_an_error_naming_the_file(tmp_path):
     log = write_log(tmp_path / "train.log", "\n\nEpoch: 1. Training time: 100.00s. Words/s: 9295.36\nTraining: Ent")
     with pytest.raises(LegacyLogError, match=r"train\.log.*no complete epoch"):
         parse_log(log, RUN)
+
+
+def test_stopped_during_the_first_test_is_no_complete_epoch_not_a_missing_istest(tmp_path):
+    cut = epoch_block(1, bits(300), bits(250), None, end=False) + "\nTesting: Ent"  # its dump says use_test_set: 1
+    with pytest.raises(NoCompleteEpoch, match="no complete epoch"):
+        parse_log(write_log(tmp_path / "train.log", cut), RUN)
+    without_test = write_log(tmp_path / "notest.log", epoch_block(1, bits(300), bits(250), None)
+                             + epoch_block(2, bits(280), bits(240), None))
+    without_test.write_text(without_test.read_text().replace("use_test_set: 1", "use_test_set: 0"))
+    with pytest.raises(LegacyLogError, match="needs -istest 1"):
+        parse_log(without_test, RUN)
 
 
 def test_log_of_another_configuration_is_refused(tmp_path):
@@ -187,8 +198,19 @@ def test_report_legacy_column_not_run_until_the_stage_writes_results(tmp_path, c
 
 def test_stage_error_names_the_log_and_drops_stale_metrics(tmp_path, capsys):
     legacy = tmp_path / "legacy-torch"
-    write_log(legacy / RUN / "train.log", "")
+    write_log(legacy / RUN / "train.log", epoch_block(1, 7.0, 7.0, 7.0), hidden=300, slow=40)  # another run's log
     (legacy / RUN / "metrics.json").write_text("{}")
     assert legacy_results.main(["--results", str(legacy), "--run", RUN]) == 1
     assert not (legacy / RUN / "metrics.json").exists()
     assert f"{RUN}/train.log" in capsys.readouterr().err
+
+
+def test_stage_skips_a_run_still_in_its_first_epoch(tmp_path, capsys):
+    """The container writes the log as it goes: parsing during epoch 1 is no error, and leaves no
+    numbers of an older run behind."""
+    legacy = tmp_path / "legacy-torch"
+    write_log(legacy / RUN / "train.log", "")
+    (legacy / RUN / "metrics.json").write_text("{}")
+    assert legacy_results.main(["--results", str(legacy), "--run", RUN]) == 0
+    assert not (legacy / RUN / "metrics.json").exists()
+    assert f"{RUN}: skipped" in capsys.readouterr().out
