@@ -6,16 +6,19 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.data.corpora import PTB
-from pipeline.data.download import ChecksumError, DataUnavailableError, candidate_sources, download_corpus
+from pipeline.data.download import (ChecksumError, DataUnavailableError, SourceUnavailable, candidate_sources,
+                                    download_corpus, fetch_url)
 from pipeline.data.prepare import EOS, UNK, load_prepared, prepare_corpus
 from pipeline.fsutil import read_missing_marker
 
@@ -108,6 +111,28 @@ def test_network_answer_with_wrong_bytes_is_a_checksum_error(tmp_path):
     with pytest.raises(ChecksumError, match="not the pinned ones"):
         download_corpus(corpus, tmp_path / "out", None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_garbled_http_answer_is_an_unavailable_source_not_a_crash(tmp_path, monkeypatch):
+    """http.client's errors are no OSError: a garbled status line must still count as one source
+    failing (so the next is tried), never end the stage with a traceback."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"garbage\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/simple-examples.tgz"
+    try:
+        with pytest.raises(SourceUnavailable, match="BadStatusLine"):
+            fetch_url(url, tmp_path / "simple-examples.tgz", timeout=10)
+    finally:
+        server.close()
 
 
 def test_on_missing_skip_writes_marker_that_prepare_passes_on(tmp_path):

@@ -30,6 +30,7 @@ WMT13 corpora (``pipeline/data/wmt13.py``), whose own inputs are pinned.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -115,8 +116,10 @@ def fetch_url(url: str, dest: Path, timeout: float = NETWORK_TIMEOUT_S) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise SourceUnavailable(f"{url}: {exc}") from exc
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPException (a garbled status line, a body cut short) is no OSError: without it a bad
+        # answer from one source would end the download instead of moving on to the next source
+        raise SourceUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
 
 
 def _describe_head(path: Path) -> str:
