@@ -310,9 +310,18 @@ def test_seeds_table_mean_and_std_against_the_paper_and_as_sobolev_noise(tmp_pat
     assert base[2:6] == ["2 of 3", "1: 790.0, 3: 810.0", "810.0 ± 14.1 (quick)", "800.0 ± 14.1 (quick)"]
     assert base[6:] == ["134.5 / 128.0", "Table 2", "n/a (quick)"]
     assert rows["LSTM + ND small (Kim et al., 2016)"][2:7] == ["0 of 3", "—", "not run", "not run", "— / 97.6"]
+    assert nd[2] == "3 of 3"  # quick's seed 2 is neither mixed in nor noted: it is no more than the paper's three
     # the same seeds give the noise a Sobolev gain on top of ND + WT is read against
     sob = sobolev_rows(report)[("SCRN + ND + WT + Sobolev", "0.0013")]
     assert sob[7:9] == ["-0.5", "1.0 (n = 3)"]
+
+
+def test_seeds_table_notes_a_profile_with_more_seeds_than_the_one_shown(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt", best_valid_ppl=90.0, test_ppl=87.0)
+    for run in ("ptb-small-scrn-vd-wt", "ptb-small-scrn-vd-wt-seed2", "ptb-small-scrn-vd-wt-seed3"):
+        write_metrics(tmp_path, "quick", run, best_valid_ppl=900.0, test_ppl=870.0)
+    vd = {r[0]: r for r in table_rows(render_with(tmp_path), "## Seeds")}["SCRN + VD + WT small"]
+    assert vd[2:6] == ["1 of 3 (3 of 3 at quick)", "1: 87.0", "90.0", "87.0"]  # the paper profile's number is shown
 
 
 def test_coverage_includes_the_new_tables_in_the_papers_order(tmp_path):

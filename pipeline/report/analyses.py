@@ -136,13 +136,24 @@ def seed_group(run: str, cfgs: dict[str, RunConfig]) -> list[str]:
     return [run] + [name for _, name in sorted(repeats)]
 
 
-def seed_results(runs: list[str], results_root: Path) -> list[Result]:
-    """The finished results of ``runs`` from one profile: the first of the preference order that has any."""
-    for profile in PROFILE_PREFERENCE:
+def seed_results(runs: list[str], results_root: Path, profiles: tuple[str, ...] = PROFILE_PREFERENCE) -> list[Result]:
+    """The finished results of ``runs`` from one profile (never mixed): the first of ``profiles``
+    that has any."""
+    for profile in profiles:
         ok = [r for r in (find_result(results_root, run, (profile,)) for run in runs) if r.status == "ok"]
         if ok:
             return ok
     return []
+
+
+def _seeds_finished(runs: list[str], results: list[Result], results_root: Path) -> str:
+    """"n of m", and where another profile has more seeds finished, how many (so that a single
+    paper-profile seed beside three quick ones does not read as two seeds missing)."""
+    text = f"{len(results)} of {len(runs)}"
+    shown = results[0].profile if results else None
+    more = [(p, len(seed_results(runs, results_root, (p,)))) for p in PROFILE_PREFERENCE if p != shown]
+    notes = [f"{n} of {len(runs)} at {p}" for p, n in more if n > len(results)]
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -173,7 +184,8 @@ def seeds_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig]) -> 
         results = seed_results(group, results_root)
         used += results
         ref = paper_reference(paper, row["table"], row["run"])
-        out = {"model": row["model"], "runs": ", ".join(group), "seeds finished": f"{len(results)} of {len(group)}"}
+        out = {"model": row["model"], "runs": ", ".join(group),
+               "seeds finished": _seeds_finished(group, results, results_root)}
         if results:
             valid = [r.metrics["best_valid_ppl"] for r in results]
             test = [r.metrics["test_ppl"] for r in results]
@@ -226,7 +238,7 @@ def _noise_cell(run: str, cfgs: dict[str, RunConfig], results_root: Path, profil
     group = seed_group(run, cfgs)
     if len(group) < 2:
         return "— (one seed)"
-    results = [r for r in seed_results(group, results_root) if r.profile == profile]
+    results = seed_results(group, results_root, (profile,)) if profile else []
     if len(results) < 2:
         return "—"
     std = mean_std([r.metrics["test_ppl"] for r in results])[1]
