@@ -93,6 +93,106 @@ def test_plateau_schedule_halves_lr_when_valid_does_not_improve(tmp_path, monkey
     assert lrs == [0.8, 0.8, 0.8, 0.4, 0.4]  # epoch 3 (45 >= 40) halves; epoch 5 (39 == best) halves after
 
 
+def test_plateau_threshold_requires_an_improvement_by_more_than_it(tmp_path, monkeypatch):
+    valid = iter([50.0, 49.5, 48.0, 46.5])
+    monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))
+    cfg = config.run_config(params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None},
+                                        plateau_threshold=1.0), "tiny")
+    run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                 progress=False, log=lambda _: None)
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
+    assert lrs == [0.8, 0.8, 0.4, 0.4]  # 49.5 beats 50 by only 0.5: halved; 48 and 46.5 beat the best by 1.5
+
+
+def test_the_test_perplexity_is_that_of_the_best_valid_epochs_weights(tmp_path, monkeypatch):
+    """Valid PPL 40, 50, 60: the test pass and model.pt must see epoch 1's weights, not the last."""
+    valid = iter([40.0, 50.0, 60.0])
+    seen = []
+
+    def evaluate(model, layout, device):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return next(valid, 99.0)
+
+    monkeypatch.setattr(loop, "evaluate_ppl", evaluate)
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
+                           progress=False, log=lambda _: None)
+    after_epoch1, last, at_test = seen[0], seen[2], seen[3]
+    assert metrics["best_epoch"] == 1 and metrics["test_ppl"] == 99.0
+    assert any(not torch.equal(after_epoch1[k], last[k]) for k in last)  # training moved the weights
+    saved = torch.load(tmp_path / "out" / "model" / "model.pt", weights_only=False)["state_dict"]
+    for k in after_epoch1:
+        assert torch.equal(at_test[k], after_epoch1[k]) and torch.equal(saved[k], after_epoch1[k])
+
+
+def test_evaluation_is_one_stream_pass_in_eval_mode(tmp_path):
+    """evaluate_ppl over two windows with state carried equals one forward pass over both windows
+    at once, with dropout off even when the model was left in training mode; and it repeats."""
+    from pipeline.data.batching import make_layout
+    from pipeline.models import build_model, init_uniform
+    from pipeline.train.evaluate import evaluate_ppl
+
+    torch.manual_seed(0)
+    cfg = config.ModelConfig(arch="scrn", hidden=8, context=4, alpha=0.9, layers=2,
+                             dropout=config.DropoutConfig(regime="naive", p_i=0.5, p_o=0.5))
+    model = build_model(cfg, 30).double()
+    init_uniform(model, 0.3)
+    layout = make_layout(np.arange(2 * 3 * 5 + 3) % 30, batch_size=3, bptt=5)  # 3 streams, 2 windows
+    assert layout.num_windows == 2
+    model.train()
+    ppl = evaluate_ppl(model, layout, torch.device("cpu"))
+    assert not model.training and evaluate_ppl(model, layout, torch.device("cpu")) == ppl
+    x, y = layout.data[:, :10], layout.data[:, 1:11]
+    with torch.no_grad():
+        logits = model(x, model.zero_state(3)).logits
+    expected = math.exp(torch.nn.functional.cross_entropy(logits.reshape(-1, 30), y.reshape(-1)).item())
+    assert ppl == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_checkpoint_of_other_code_is_set_aside_not_resumed(tmp_path):
+    ckpt.save_checkpoint(tmp_path, {"run": "anything", "code_fingerprint": "other"})
+    assert ckpt.load_checkpoint(tmp_path, "mine") is None
+    assert not (tmp_path / ckpt.CHECKPOINT_NAME).exists() and (tmp_path / "stale-other.pt").exists()
+    ckpt.save_checkpoint(tmp_path, {"run": "anything", "code_fingerprint": "mine"})
+    assert ckpt.load_checkpoint(tmp_path, "mine")["run"] == "anything"
+
+
+def test_an_interrupted_run_resumes_to_the_same_numbers_with_dropout_and_a_decayed_lr(tmp_path, monkeypatch):
+    """In process, with what the real-PTB kill test lacks: dropout (the RNG state must be restored)
+    and an LR that decays before the interruption (it must not restart from the initial LR)."""
+    params = params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None},
+                         plateau_threshold=1e6)  # never 'improved' by 1e6: the LR halves every epoch
+    params["runs"]["tiny"]["model"] = {"arch": "scrn", "layers": 1, "hidden": 8, "context": 4, "alpha": 0.9,
+                                       "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3}}
+    cfg = config.run_config(params, "tiny")
+    data = tiny_prepared(tmp_path / "data")
+
+    def train(out: Path) -> dict:
+        return run_training(cfg, data, out, tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None)
+
+    straight = train(tmp_path / "straight")
+    write_epoch_log = loop._write_epoch_log
+
+    def interrupt_after_epoch_2(path, history):
+        write_epoch_log(path, history)
+        if len(history) == 2:
+            raise KeyboardInterrupt  # after epoch 2's checkpoint
+
+    monkeypatch.setattr(loop, "_write_epoch_log", interrupt_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed")
+    monkeypatch.setattr(loop, "_write_epoch_log", write_epoch_log)
+    resumed = train(tmp_path / "resumed")
+
+    def rows(out: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(out / "epochs.csv"))]
+
+    assert [float(r["lr"]) for r in rows(tmp_path / "straight")] == [0.8, 0.8, 0.4, 0.2]  # epoch 1 sets the first best
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "straight")
+    drop = TIMING_FIELDS | {"git_rev"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
+
+
 def test_after_schedule():
     params = params_with({"max_epochs": None, "max_train_tokens": None, "max_eval_tokens": None},
                          lr_schedule="after", decay_after=2, lr_decay=0.5, lr=1.0)
