@@ -67,13 +67,17 @@ def test_import_closure_follows_every_kind_of_import(tmp_path):
     write_tree(tmp_path, {
         "stages/__init__.py": "", "stages/run.py": "import os\nfrom lib import util\n"
                                                   "def main():\n    try:\n        import lib.lazy\n"
-                                                  "    except ImportError:\n        pass\n",
+                                                  "    except ImportError:\n        import lib.fallback\n"
+                                                  "    finally:\n        import lib.cleanup\n"
+                                                  "    match os.name:\n        case 'nt':\n            import lib.case\n",
         "lib/__init__.py": "", "lib/util.py": "from lib.names import VALUE\nfrom . import rel\nimport numpy\n",
         "lib/names.py": "VALUE = 1\n", "lib/rel.py": "", "lib/lazy.py": "", "lib/unused.py": "",
+        "lib/fallback.py": "", "lib/cleanup.py": "", "lib/case.py": "",
         "lib/templates/page.j2": "{{ x }}", "lib/sub/__init__.py": "", "lib/sub/data.yaml": "a: 1\n",
     })
     assert stage_code("stages.run", tmp_path) == [
-        "lib/__init__.py", "lib/lazy.py", "lib/names.py", "lib/rel.py", "lib/templates/page.j2", "lib/util.py",
+        "lib/__init__.py", "lib/case.py", "lib/cleanup.py", "lib/fallback.py", "lib/lazy.py", "lib/names.py",
+        "lib/rel.py", "lib/templates/page.j2", "lib/util.py",
         "stages/__init__.py", "stages/run.py"]  # not lib/unused.py, nor lib/sub's data: never imported
 
 

@@ -33,6 +33,16 @@ def table2_rows(report: str) -> dict[str, list[str]]:
     return {"/".join(c.strip() for c in r.split("|")[1:3]): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
 
 
+def test_find_result_prefers_a_finished_run_then_the_first_profiles_marker(tmp_path):
+    write_metrics(tmp_path, "paper", "r", status="data_missing", reason="paper: no data")
+    write_metrics(tmp_path, "quick", "r", best_valid_ppl=900.0, test_ppl=870.0)
+    found = tables.find_result(tmp_path, "r")
+    assert (found.status, found.profile, tables.result_cell(found)) == ("ok", "quick", "900.0 / 870.0 (quick)")
+    write_metrics(tmp_path, "quick", "r", status="data_missing", reason="quick: no data")
+    found = tables.find_result(tmp_path, "r")
+    assert (found.status, found.profile, found.metrics["reason"]) == ("data_missing", "paper", "paper: no data")
+
+
 def test_quick_paper_missing_and_not_run_cells(tmp_path):
     write_metrics(tmp_path, "quick", "ptb-baseline-40-10", best_valid_ppl=801.23, test_ppl=799.0)
     write_metrics(tmp_path, "quick", "ptb-baseline-90-10", best_valid_ppl=700.0, test_ppl=690.0)
