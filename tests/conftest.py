@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.data.corpora import PTB
 from pipeline.data.download import download_corpus
@@ -14,6 +15,17 @@ from pipeline.data.prepare import prepare_corpus
 from tests.scratch import make_cluster
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def float64():
+    """float64 as torch's default dtype for one test (modules of exact-math tests use it for all
+    theirs: ``pytestmark = pytest.mark.usefixtures("float64")``); set at import, it would hold
+    for the whole session, float32 tests included."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _mirror_root() -> Path | None:

@@ -22,12 +22,7 @@ FAST = ("scan", "tanh-rnn")
 TOL = dict(rtol=1e-12, atol=1e-13)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -7,13 +7,7 @@ import torch
 from pipeline.models.scrn import BaselineSCRN, SCRNRecurrence, context_states
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """float64 for this module's tests only (set at import, it would hold for the whole session)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 def naive_scrn(xb, xa, s0, h0, P, R, b, alpha):
