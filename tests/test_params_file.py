@@ -9,6 +9,7 @@ issue's commands (`dvc exp run -S profile=quick`, `-S profile=paper`) change the
 and nothing else."""
 from __future__ import annotations
 
+import copy
 import difflib
 import shutil
 from pathlib import Path
@@ -24,10 +25,10 @@ def _rewrite_as_dvc_exp_run(tmp_path: Path, *overrides: str) -> list[str]:
     """The lines of params.yaml after the rewrite `dvc exp run -S <overrides>` does to it."""
     from dvc.utils.hydra import apply_overrides  # what dvc exp run -S calls on params.yaml
 
-    copy = tmp_path / "params.yaml"
-    shutil.copy2(PARAMS, copy)
-    apply_overrides(copy, list(overrides))
-    return copy.read_text().splitlines()
+    rewritten = tmp_path / "params.yaml"
+    shutil.copy2(PARAMS, rewritten)
+    apply_overrides(rewritten, list(overrides))
+    return rewritten.read_text().splitlines()
 
 
 def _changed(before: list[str], after: list[str]) -> list[str]:
@@ -36,8 +37,8 @@ def _changed(before: list[str], after: list[str]) -> list[str]:
 
 
 def test_dvc_exp_run_set_param_leaves_params_yaml_unchanged(tmp_path):
-    before = PARAMS.read_text().splitlines()
-    profile = yaml.safe_load(PARAMS.read_text())["profile"]
+    text = PARAMS.read_text()
+    before, profile = text.splitlines(), yaml.safe_load(text)["profile"]
     changed = _changed(before, _rewrite_as_dvc_exp_run(tmp_path, f"profile={profile}"))
     assert not changed, ("`dvc exp run -S` would rewrite params.yaml (write it as ruamel.yaml dumps "
                          "it: no anchors or merges, value lines within 80 columns, no `null`):\n"
@@ -70,7 +71,7 @@ def _runs() -> dict:
 
 def _without(entry: dict, *path: str) -> dict:
     """``entry`` (a run) with the key at ``path`` removed."""
-    out = yaml.safe_load(yaml.safe_dump(entry))
+    out = copy.deepcopy(entry)
     node = out
     for key in path[:-1]:
         node = node[key]
