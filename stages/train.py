@@ -15,6 +15,8 @@ from pipeline.fsutil import read_missing_marker
 from pipeline.train.outputs import write_data_missing
 from stages._common import run_stage
 
+PAUSED_EXIT = 75  # EX_TEMPFAIL: the run paused at a checkpoint before its deadline; run it again to resume
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__,
@@ -28,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", type=Path, help="prepared corpus (default: data/prepared/<corpus>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--list", action="store_true", help="list the runs of params.yaml and exit")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    parser.add_argument("--lr-floor", type=float, metavar="FRACTION",
+                        help="stop once the next epoch's LR falls below FRACTION x the initial LR (recorded in "
+                             "metrics.json as a numerics change; default: run every epoch)")
+    parser.add_argument("--check-floor", action="store_true",
+                        help="with --lr-floor: train every epoch anyway and record where the floor would have "
+                             "stopped and the test PPL there (the paired check of the floor)")
+    parser.add_argument("--deadline", type=float, metavar="UNIX_TIME",
+                        help=f"pause at the last checkpoint (exit code {PAUSED_EXIT}) before an epoch that would "
+                             "end after this time; run the same command again to resume")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -42,11 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cfg.name}: corpus {cfg.corpus!r} is missing; writing data-missing outputs", flush=True)
         write_data_missing(cfg, out, missing["reason"])
         return 0
-    from pipeline.train.loop import resolve_device, run_training  # imports torch
+    from pipeline.train.loop import Numerics, Paused, resolve_device, run_training  # imports torch
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    numerics = Numerics(lr_floor=args.lr_floor, check_floor=args.check_floor)
     device = resolve_device(args.device or device_setting(params))
-    run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,
-                 log=lambda line: print(line, flush=True))
+    try:
+        run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,
+                     log=lambda line: print(line, flush=True), numerics=numerics, deadline=args.deadline)
+    except Paused as paused:
+        print(paused, flush=True)
+        return PAUSED_EXIT
     return 0
 
 

@@ -27,6 +27,7 @@ from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.train import checkpoint as ckpt
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
+from pipeline.train.provenance import provenance
 from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import evaluate_ppl
@@ -46,6 +47,38 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     train_tokens: int = 0
+    # Where Numerics.lr_floor stopped the run (or, in check mode, would have), with the test PPL of
+    # the best state at that point; None until then.
+    floor_stop: dict | None = None
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """How a run's numbers are computed beyond its params: recorded in metrics, outside params_hash.
+
+    ``lr_floor`` ends a run once the next epoch's LR would fall below ``lr_floor`` x the initial LR
+    (the authors' schedules always run every epoch). The plateau rule then halves the LR at least
+    every other epoch, so what the remaining epochs could still move is bounded by a few epochs at
+    that LR. ``check_floor`` trains the whole schedule anyway and records where the floor would have
+    stopped and the test PPL there: the paired check that the stop is harmless.
+    """
+
+    precision: str = "fp32"
+    lr_floor: float | None = None
+    check_floor: bool = False
+
+    def __post_init__(self):
+        if self.precision != "fp32":
+            raise ParamsError(f"precision {self.precision!r} is not supported; the trainer computes in fp32")
+        if self.lr_floor is not None and not 0.0 < self.lr_floor < 1.0:
+            raise ParamsError(f"lr_floor {self.lr_floor} must lie in (0, 1): a fraction of the initial LR")
+
+    def to_dict(self) -> dict:
+        return {"precision": self.precision, "lr_floor": self.lr_floor, "check_floor": self.check_floor}
+
+
+class Paused(Exception):
+    """The run stopped at a checkpoint because its next epoch would not end before the deadline."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -189,6 +222,16 @@ def _train_epoch_graphed(step: GraphedStep, data: torch.Tensor, layout: BatchLay
     return _train_ppl(total / n, epoch)
 
 
+def _floor_stop(model, run: RunState, test: BatchLayout, device, epoch: int, next_lr: float, measure: bool) -> dict:
+    """Where the LR floor stops the run; in check mode also the test PPL the stop would report."""
+    stop = {"epoch": epoch, "next_lr": next_lr, "best_epoch": run.best_epoch, "best_valid_ppl": round(run.best_valid, 4)}
+    if measure:
+        probe = copy.deepcopy(model)
+        probe.load_state_dict(run.best_state)
+        stop["test_ppl"] = round(evaluate_ppl(probe, test, device), 4)
+    return stop
+
+
 def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
     """LR for 1-based ``epoch``; the plateau rule is applied after validation instead."""
     t = cfg.training
@@ -205,8 +248,15 @@ def run_training(
     device: torch.device,
     progress: bool = True,
     log=print,
+    numerics: Numerics = Numerics(),
+    deadline: float | None = None,
 ) -> dict:
-    """Train ``cfg`` on the prepared corpus, resuming from its checkpoint; returns the metrics."""
+    """Train ``cfg`` on the prepared corpus, resuming from its checkpoint; returns the metrics.
+
+    ``deadline`` (a ``time.time()``) pauses the run at its last checkpoint, raising ``Paused``,
+    before an epoch that is not projected to end by then; the same call later resumes it.
+    """
+    started = time.time()
     out_dir = Path(out_dir)
     missing = read_missing_marker(prepared_dir)
     if missing is not None:
@@ -256,7 +306,14 @@ def run_training(
         train_data = train.data.to(device)
         log(f"{cfg.name}: training step {'captured as a CUDA graph' if graphed.graph is not None else 'on static buffers (not captured)'}")
 
+    epoch_estimate = projected / remaining if remaining > 0 and remaining * train.num_windows > PROBE_MIN_WINDOWS else 0.0
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
+        if run.floor_stop is not None and not numerics.check_floor:
+            break  # resumed after the floor had stopped the run
+        if deadline is not None and time.time() + epoch_estimate > deadline:
+            where = ckpt_dir / ckpt.CHECKPOINT_NAME if run.epoch else "no checkpoint yet"
+            raise Paused(f"{cfg.name}: paused before epoch {epoch}/{cfg.epochs}: it would end after the deadline "
+                         f"(about {format_seconds(epoch_estimate)} an epoch); resumes from {where}")
         run.lr = _lr_for_epoch(cfg, epoch, run.lr)
         epoch_lr = run.lr
         start = time.perf_counter()
@@ -291,13 +348,24 @@ def run_training(
             f"{cfg.name}: epoch {epoch}/{cfg.epochs}  train ppl {train_ppl:8.2f}  valid ppl {valid_ppl:8.2f}  "
             f"lr {epoch_lr:.5f}  {seconds:6.1f}s"
         )
-        if epoch < cfg.epochs:  # after the last one the outputs follow at once; a kill there re-trains one epoch
+        epoch_estimate = seconds
+        if run.floor_stop is None and epoch < cfg.epochs and numerics.lr_floor is not None:
+            next_lr = _lr_for_epoch(cfg, epoch + 1, run.lr)
+            if next_lr < numerics.lr_floor * t.lr:
+                run.floor_stop = _floor_stop(model, run, test, device, epoch, next_lr, numerics.check_floor)
+                log(f"{cfg.name}: the next LR {next_lr:.3g} is below the floor {numerics.lr_floor:g} x {t.lr:g}; "
+                    + (f"the stop would keep best epoch {run.best_epoch}, test ppl {run.floor_stop['test_ppl']:.2f}; "
+                       "training on (check mode)" if numerics.check_floor else "stopping here"))
+        stop_now = run.floor_stop is not None and not numerics.check_floor
+        if epoch < cfg.epochs and not stop_now:  # after the last one the outputs follow at once; a kill there re-trains one epoch
             ckpt.save_checkpoint(
                 ckpt_dir,
                 {"model": model.state_dict(), "run": run,
                  "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
             )
         _write_epoch_log(out_dir / "epochs.csv", run.history)
+        if stop_now:
+            break
 
     model.load_state_dict(run.best_state)
     test_ppl = evaluate_ppl(model, test, device)
@@ -319,6 +387,9 @@ def run_training(
         "device": str(device),
         "params_hash": cfg.params_hash,
         "git_rev": git_revision(),
+        "numerics": numerics.to_dict(),
+        "lr_floor_stop": run.floor_stop,
+        "provenance": provenance(device, started),
         "wall_time_s": round(sum(h["seconds"] for h in run.history), 3),
         "tokens_per_s": round(run.train_tokens / run.train_seconds, 1) if run.train_seconds else None,
     }
