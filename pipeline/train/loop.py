@@ -134,10 +134,11 @@ def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
 PROBE_MIN_WINDOWS = 100
 
 
-def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float) -> float:
+def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float,
+                      warmup: int = 1, timed: int = 2) -> float:
     """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
     probe = copy.deepcopy(model)
-    windows = list(zip(range(3), train.windows()))  # one warm-up, two timed
+    windows = list(zip(range(warmup + timed), train.windows()))
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         state = probe.zero_state(train.data.shape[0], device=device)
@@ -150,7 +151,8 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             timings.append(time.perf_counter() - start)
-    per_window = sorted(timings[1:])[len(timings[1:]) // 2] if len(timings) > 1 else timings[0]
+    steady = timings[warmup:] or timings
+    per_window = sorted(steady)[len(steady) // 2]
     # a forward-only evaluation window costs about a third of a training window
     return epochs * per_window * (train.num_windows + eval_windows / 3)
 

@@ -1,0 +1,276 @@
+"""The reproduction ledger: its order, skip/stale/resume standing, budgets, the LR floor and its
+paired check, the deadline pause, and the command end to end on a synthetic corpus."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline import config, ledger
+from pipeline.fsutil import write_missing_marker
+from pipeline.train import checkpoint as ckpt
+from pipeline.train import loop
+from pipeline.train.loop import Numerics, Paused, run_training
+from tests.test_train import params_with, tiny_prepared
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def repo_params() -> dict:
+    return config.load_params(REPO / "params.yaml")
+
+
+# ---------------------------------------------------------------------------- order and selection
+
+
+def test_table2_comes_first_in_the_papers_order_then_ptb_small_then_medium_then_wikitext2():
+    order = ledger.ordered_runs(repo_params())
+    assert order[:4] == ["ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40"]
+    groups = [ledger.group_of(r) for r in order]
+    assert groups == sorted(groups, key=ledger.GROUPS.index)  # each group contiguous, in priority order
+    assert set(order[4:11]) == {"ptb-small-scrn-nd", "ptb-small-scrn-vd", "ptb-small-lstm-nd-kim",
+                                "ptb-small-lstm-vd-inan", "ptb-small-lstm-vd-wt-inan", "ptb-small-scrn-nd-wt",
+                                "ptb-small-scrn-vd-wt"}
+    assert order.index("ptb-small-scrn-noreg") < order.index("ptb-small-scrn-sob1pct") < order.index(
+        "ptb-small-scrn-nd-wt-seed2") < order.index("ptb-medium-scrn-nd") < order.index("wt2-small-scrn-nd")
+    assert ledger.group_of("ptb-baseline-40-10-seed2") == "seeds-small"  # a seed repeat is not a Table 2 cell
+    assert ledger.group_of("fr-medium-scrn-nd-wt") == "other"
+    assert sorted(order) == sorted(config.run_names(repo_params()))  # every run, once
+
+
+def test_only_takes_runs_and_groups_and_names_what_it_does_not_know():
+    params = repo_params()
+    assert ledger.select_runs(params, ["table5-small", "ptb-baseline-90-10"]) == [
+        "ptb-baseline-90-10", "ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt-no-ctx-dropout",
+        "ptb-small-scrn-nd-wt-no-ctx-softmax"]
+    with pytest.raises(ValueError, match="ptb-basline-40-10 is neither a run"):
+        ledger.select_runs(params, ["ptb-basline-40-10"])
+
+
+@pytest.mark.parametrize("text, seconds", [("2h30m", 9000), ("45m", 2700), ("90s", 90), ("1.5h", 5400), ("1h0m5s", 3605)])
+def test_budgets_parse(text, seconds):
+    assert ledger.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2 hours", "30", "h", "1m2h"])
+def test_a_budget_that_is_not_a_duration_says_how_to_write_one(text):
+    with pytest.raises(ValueError, match="write it like 2h30m"):
+        ledger.parse_duration(text)
+
+
+# ---------------------------------------------------------------------------- standing
+
+
+def _ledger_params(lr: float = 0.8) -> dict:
+    """One Table 2-named run on a synthetic corpus; the paper profile capped to seconds of CPU."""
+    params = params_with({"max_epochs": 2, "max_train_tokens": 1440, "max_eval_tokens": 720}, lr=lr)
+    params["profiles"]["paper"] = params["profiles"]["quick"]
+    params["runs"] = {"ptb-baseline-8-4": params["runs"]["tiny"]}
+    return params
+
+
+def _standing(params, tmp_path):
+    return ledger.standing(params, "ptb-baseline-8-4", tmp_path / "results", tmp_path / "ck", tmp_path / "prepared")
+
+
+def test_standing_is_done_only_for_a_result_of_the_runs_current_params_hash(tmp_path):
+    params = _ledger_params()
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    assert _standing(params, tmp_path).status == "todo"
+    cfg = config.run_config(params, "ptb-baseline-8-4", "paper")
+    out = tmp_path / "results" / "paper" / "ptb-baseline-8-4"
+    out.mkdir(parents=True)
+    result = {"status": "ok", "profile": "paper", "params_hash": cfg.params_hash, "test_ppl": 12.3, "epochs": 2}
+    (out / "metrics.json").write_text(json.dumps(result))
+    entry = _standing(params, tmp_path)
+    assert entry.status == "done" and "skipped" in entry.detail and cfg.params_hash in entry.detail
+
+    edited = _standing(_ledger_params(lr=0.5), tmp_path)
+    assert edited.status == "stale" and cfg.params_hash in edited.detail
+
+    (tmp_path / "ck" / f"ptb-baseline-8-4-{edited.cfg.params_hash}").mkdir(parents=True)
+    (tmp_path / "ck" / f"ptb-baseline-8-4-{edited.cfg.params_hash}" / "last.pt").write_bytes(b"x")
+    assert _standing(_ledger_params(lr=0.5), tmp_path).status == "resumable"
+
+
+def test_a_run_whose_corpus_is_missing_or_unprepared_has_no_data(tmp_path):
+    params = _ledger_params()
+    assert _standing(params, tmp_path).status == "no-data"
+    write_missing_marker(tmp_path / "prepared" / "ptb", "no mirror")
+    assert _standing(params, tmp_path).status == "no-data"
+
+
+def test_a_metrics_file_that_does_not_parse_is_named(tmp_path):
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    out = tmp_path / "results" / "paper" / "ptb-baseline-8-4"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text('{"status": "ok", "test')
+    with pytest.raises(ValueError, match=r"ptb-baseline-8-4/metrics.json: not readable JSON"):
+        _standing(_ledger_params(), tmp_path)
+
+
+def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, monkeypatch):
+    params = repo_params()
+    entries = [ledger.standing(params, r, tmp_path, tmp_path, REPO / "data" / "prepared")
+               for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")]
+    entries = [e for e in entries if e.status != "no-data"]
+    if not entries:
+        entries = [ledger.Entry(r, config.run_config(params, r, "paper"), "todo", "")
+                   for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")]
+    probes = []
+    monkeypatch.setattr(ledger, "probe_epoch_seconds", lambda cfg, prepared, device: probes.append(cfg.name) or 10.0)
+    out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
+    assert probes == ["ptb-small-scrn-nd-wt"] and {p.source for p in out.values()} == {"probe"}
+    assert out["ptb-small-scrn-nd-wt-seed2"].full_seconds(entries[1]) == 600.0
+
+    measured = tmp_path / "paper" / "ptb-small-scrn-nd-wt-seed2"
+    measured.mkdir(parents=True)
+    (measured / "metrics.json").write_text(json.dumps({"provenance": {"device_name": "this cpu"}}))
+    (measured / "epochs.csv").write_text("epoch,lr,train_ppl,valid_ppl,seconds\n1,0.8,1,1,4.0\n2,0.8,1,1,6.0\n")
+    out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
+    assert out["ptb-small-scrn-nd-wt-seed2"] == ledger.Projection(5.0, "measured")
+    other_device = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "another cpu")
+    assert other_device["ptb-small-scrn-nd-wt-seed2"].source == "probe"
+
+
+# ---------------------------------------------------------------------------- LR floor and deadline
+
+
+def _plateau_run(tmp_path, tag, numerics, epochs=8):
+    # a plateau threshold no epoch but the first beats: the LR halves after every later epoch
+    params = params_with({"max_epochs": epochs, "max_train_tokens": 1440, "max_eval_tokens": 720}, lr=0.8,
+                         plateau_threshold=1e5)
+    cfg = config.run_config(params, "tiny")
+    prepared = tmp_path / "data"
+    if not prepared.exists():
+        tiny_prepared(prepared)
+    return run_training(cfg, prepared, tmp_path / f"out-{tag}", tmp_path / f"ck-{tag}", torch.device("cpu"),
+                        progress=False, log=lambda _: None, numerics=numerics)
+
+
+def test_the_lr_floor_stops_a_run_and_its_check_mode_records_the_same_result(tmp_path, monkeypatch):
+    """Check mode trains every epoch but records what the floor's stop would report; on a CPU the
+    two are the same computation, so they agree exactly."""
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    full = _plateau_run(tmp_path, "full", Numerics())
+    stopped = _plateau_run(tmp_path, "stopped", Numerics(lr_floor=0.05))
+    checked = _plateau_run(tmp_path, "checked", Numerics(lr_floor=0.05, check_floor=True))
+
+    stop = stopped["lr_floor_stop"]
+    # epoch 1 beats the infinite best, then every epoch halves the LR: after epoch 6 the next LR is
+    # 0.8 / 2**5 = 0.025 < 0.05 x 0.8; after epoch 5 it was 0.05, not below
+    assert stop == {"epoch": 6, "next_lr": 0.025, "best_epoch": stopped["best_epoch"],
+                    "best_valid_ppl": stopped["best_valid_ppl"]}
+    assert stopped["epochs"] == 6 and full["epochs"] == 8 and stopped["final_lr"] == 0.025
+    assert checked["epochs"] == 8 and checked["test_ppl"] == full["test_ppl"]
+    assert checked["lr_floor_stop"]["test_ppl"] == stopped["test_ppl"]
+    assert checked["lr_floor_stop"]["epoch"] == stop["epoch"]
+    assert stopped["numerics"] == {"precision": "fp32", "lr_floor": 0.05, "check_floor": False}
+    assert full["numerics"]["lr_floor"] is None and full["lr_floor_stop"] is None
+    assert not (tmp_path / "ck-stopped").exists() or not any((tmp_path / "ck-stopped").iterdir())
+
+
+def test_numerics_refuse_what_the_trainer_does_not_do():
+    with pytest.raises(config.ParamsError, match="precision 'bf16'"):
+        Numerics(precision="bf16")
+    with pytest.raises(config.ParamsError, match="lr_floor 2"):
+        Numerics(lr_floor=2)
+
+
+def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    params = params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720})
+    cfg = config.run_config(params, "tiny")
+    prepared = tiny_prepared(tmp_path / "data")
+    straight = run_training(cfg, prepared, tmp_path / "a", tmp_path / "ck-a", torch.device("cpu"), progress=False,
+                            log=lambda _: None)
+
+    real_time = time.time
+    def late_after_epoch_1(line: str):
+        if "epoch 1/3" in line:  # from now on the clock reads a day later
+            monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
+    with pytest.raises(Paused, match="paused before epoch 2/3"):
+        run_training(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", torch.device("cpu"), progress=False,
+                     log=late_after_epoch_1, deadline=real_time() + 3600)
+    monkeypatch.setattr(loop.time, "time", real_time)
+    saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck-b", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
+    assert saved["run"].epoch == 1 and not (tmp_path / "b" / "metrics.json").exists()
+
+    resumed = run_training(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", torch.device("cpu"), progress=False,
+                           log=lambda _: None, deadline=real_time() + 3600)
+    drop = {"wall_time_s", "tokens_per_s", "provenance"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
+
+
+def test_metrics_carry_provenance(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    metrics = _plateau_run(tmp_path, "p", Numerics(), epochs=1)
+    p = metrics["provenance"]
+    assert len(p["git_rev"]) == 40 and isinstance(p["git_dirty"], bool)
+    assert p["torch"] == torch.__version__ and p["device"] == "cpu" and "threads" in p["device_name"]
+    assert p["wall_time_s"] >= 0 and p["started"] <= p["finished"]
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _ledger(tmp_path, *args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "stages.ledger", "--params", str(tmp_path / "params.yaml"), "--results",
+           str(tmp_path / "results"), "--checkpoints", str(tmp_path / "ck"), "--prepared", str(tmp_path / "prepared"),
+           "--device", "cpu", "--threads", "1", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_the_ledger_trains_then_skips_then_retrains_an_edited_run(tmp_path):
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
+
+    first = _ledger(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "ptb-baseline-8-4: finished" in first.stdout and "1 finished" in first.stdout
+    out = tmp_path / "results" / "paper" / "ptb-baseline-8-4"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["provenance"]["threads"] == 1
+    assert "== ledger" in (out / "train.log").read_text() and "best valid ppl" in (out / "train.log").read_text()
+
+    second = _ledger(tmp_path)
+    assert "ptb-baseline-8-4: result with params hash" in second.stdout and "skipped" in second.stdout
+    assert "0 finished" in second.stdout
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params(lr=0.5)))
+    third = _ledger(tmp_path)
+    assert "re-run" in third.stdout and "1 finished" in third.stdout
+    assert json.loads((out / "metrics.json").read_text())["params_hash"] != metrics["params_hash"]
+
+
+def test_a_budget_too_small_for_one_epoch_starts_nothing_and_the_plan_lists_every_run(tmp_path):
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    params = _ledger_params()
+    params["runs"]["wt2-small-x"] = copy.deepcopy(params["runs"]["ptb-baseline-8-4"]) | {"corpus": "wikitext-2"}
+    params["data"]["corpora"] = ["ptb", "wikitext-2"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    none = _ledger(tmp_path, "--budget", "1s", "--only", "table2")
+    assert none.returncode == 0 and "not started" in none.stdout and "1 not started" in none.stdout
+    assert not (tmp_path / "results" / "paper" / "ptb-baseline-8-4" / "metrics.json").exists()
+
+    plan = _ledger(tmp_path, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "ptb-baseline-8-4" in plan.stdout and "probe" in plan.stdout
+    assert "wt2-small-x" in plan.stdout and "no-data" in plan.stdout
+    assert "whole paper on this device: 1 runs with data" in plan.stdout
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
+    bad = _ledger(tmp_path, "--only", "tabel2")
+    assert bad.returncode == 2 and "tabel2 is neither a run" in bad.stderr and "Traceback" not in bad.stderr
+    assert "write it like 2h30m" in _ledger(tmp_path, "--budget", "soon").stderr
+    assert "give --lr-floor too" in _ledger(tmp_path, "--check-floor").stderr
