@@ -63,5 +63,5 @@ def provenance(device: torch.device, started: float) -> dict:
     }
     if device.type == "cuda":
         record["cuda"] = torch.version.cuda
-        record["tf32"] = torch.backends.cuda.matmul.allow_tf32
+        record["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     return record
