@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="RUN_OR_GROUP",
                         help=f"restrict to these runs or groups ({', '.join(ledger.GROUPS)})")
     parser.add_argument("--budget", help="wall-clock budget, e.g. 2h30m (default: none, train everything)")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="with --budget: start a run only if all its remaining epochs fit (for a machine whose "
+                             "checkpoints do not outlive the session, such as a lent GPU)")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once on the device (default: %(default)s)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="device (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads per run (default: the cores divided by --parallel)")
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     if args.parallel < 1:
         parser.error(f"--parallel {args.parallel}: must be at least 1")
+    if args.finish_only and not args.budget:
+        parser.error("--finish-only sizes runs to a budget: give --budget too")
     if args.check_floor and args.lr_floor is None:
         parser.error("--check-floor checks an LR floor: give --lr-floor too")
     params = load_params(args.params)
@@ -153,12 +158,13 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
         while queue and len(active) < args.parallel:
             entry = queue.pop(0)
             if deadline is not None:
-                epoch_s, left = projections[entry.run].epoch_seconds, deadline - time.time()
-                if epoch_s > left:
+                projection, left = projections[entry.run], deadline - time.time()
+                need = projection.run_seconds(entry) if args.finish_only else projection.epoch_seconds
+                if need > left:
                     outcome[entry.run] = "not started"
-                    print(f"[ledger] {entry.run}: not started: one epoch takes about "
-                          f"{ledger.format_duration(epoch_s)}, {ledger.format_duration(max(0.0, left))} of the budget left",
-                          flush=True)
+                    what = "its remaining epochs take" if args.finish_only else "one epoch takes"
+                    print(f"[ledger] {entry.run}: not started: {what} about {ledger.format_duration(need)}, "
+                          f"{ledger.format_duration(max(0.0, left))} of the budget left", flush=True)
                     continue
             active[entry.run] = start_run(args, entry, device, name, threads, deadline)
         for run, (proc, log) in list(active.items()):

@@ -274,3 +274,38 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert bad.returncode == 2 and "tabel2 is neither a run" in bad.stderr and "Traceback" not in bad.stderr
     assert "write it like 2h30m" in _ledger(tmp_path, "--budget", "soon").stderr
     assert "give --lr-floor too" in _ledger(tmp_path, "--check-floor").stderr
+
+
+def test_the_gpu_script_packs_finished_runs_with_the_given_commit_and_no_weights(tmp_path):
+    """scripts/ledger-gpu.sh as a dry run on the CPU: what comes back from a lent GPU."""
+    import tarfile
+
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
+    env = {"PATH": "/usr/bin:/bin", "SCRN_GIT_REV": "0123456789abcdef0123456789abcdef01234567", "DEVICE": "cpu",
+           "PYTHON": sys.executable, "PARAMS": str(tmp_path / "params.yaml"), "PREPARED": str(tmp_path / "prepared"),
+           "ONLY": "table2", "BUDGET": "10m", "PARALLEL": "1", "OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 finished" in (tmp_path / "out" / "ledger.log").read_text()
+    with tarfile.open(tmp_path / "out" / "ledger-results.tar.gz") as tar:
+        names = tar.getnames()
+        metrics = json.load(tar.extractfile("results/paper/ptb-baseline-8-4/metrics.json"))
+    assert "results/paper/ptb-baseline-8-4/train.log" in names and not any("/model" in n for n in names)
+    assert metrics["git_rev"] == env["SCRN_GIT_REV"] and metrics["provenance"]["git_dirty"] is None
+
+    missing = subprocess.run(["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env={**env, "SCRN_GIT_REV": ""},
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "set SCRN_GIT_REV" in missing.stderr
+
+
+def test_finish_only_starts_no_run_whose_remaining_epochs_do_not_fit(tmp_path):
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    params = _ledger_params()
+    params["profiles"]["paper"]["max_epochs"] = 100000  # ~forever at any speed
+    params["runs"]["ptb-baseline-8-4"]["training"]["epochs"] = 100000
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = _ledger(tmp_path, "--budget", "3m", "--finish-only")
+    assert run.returncode == 0, run.stderr
+    assert "not started: its remaining epochs take" in run.stdout
+    assert "--budget too" in _ledger(tmp_path, "--finish-only").stderr

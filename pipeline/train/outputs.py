@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_te
 EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
 
 
+GIT_REV_ENV = "SCRN_GIT_REV"  # the commit of a copied working tree whose .git is absent or stale (a lent GPU)
+
+
 def git_revision() -> str:
+    if os.environ.get(GIT_REV_ENV):
+        return os.environ[GIT_REV_ENV]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
         return out.stdout.strip()

@@ -6,17 +6,21 @@ which case the commit alone does not identify the code that ran.
 """
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
 
 import torch
 
-from pipeline.train.outputs import git_revision
+from pipeline.train.outputs import GIT_REV_ENV, git_revision
 
 
 def git_dirty() -> bool | None:
-    """True if tracked files differ from HEAD (None outside a git checkout)."""
+    """True if tracked files differ from HEAD; None where that cannot be known (outside a git
+    checkout, or when the commit comes from SCRN_GIT_REV because the copy's .git is not its own)."""
+    if os.environ.get(GIT_REV_ENV):
+        return None
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                              capture_output=True, text=True, check=True)
