@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="CPU threads per run (default: the cores divided by --parallel)")
     parser.add_argument("--lr-floor", type=float, metavar="FRACTION",
                         help="end a run once its next LR < FRACTION x its initial LR (a numerics change)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the training forward under autocast (a numerics change; default: %(default)s)")
     parser.add_argument("--check-floor", action="store_true",
                         help="with --lr-floor: train every epoch and record the floor's result (the paired check)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
@@ -130,6 +132,8 @@ def train_command(args, run: str, device, threads: int | None, deadline: float |
         cmd += ["--threads", str(threads)]
     if deadline is not None:
         cmd += ["--deadline", f"{deadline:.0f}"]
+    if args.precision != "fp32":
+        cmd += ["--precision", args.precision]
     if args.lr_floor is not None:
         cmd += ["--lr-floor", repr(args.lr_floor)] + (["--check-floor"] if args.check_floor else [])
     return cmd

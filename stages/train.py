@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--list", action="store_true", help="list the runs of params.yaml and exit")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the training forward under autocast, a numerics change recorded in metrics.json "
+                             "(default: %(default)s)")
     parser.add_argument("--lr-floor", type=float, metavar="FRACTION",
                         help="stop once the next epoch's LR falls below FRACTION x the initial LR (recorded in "
                              "metrics.json as a numerics change; default: run every epoch)")
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    numerics = Numerics(lr_floor=args.lr_floor, check_floor=args.check_floor)
+    numerics = Numerics(precision=args.precision, lr_floor=args.lr_floor, check_floor=args.check_floor)
     device = resolve_device(args.device or device_setting(params))
     try:
         run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,

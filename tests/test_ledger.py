@@ -178,8 +178,8 @@ def test_the_lr_floor_stops_a_run_and_its_check_mode_records_the_same_result(tmp
 
 
 def test_numerics_refuse_what_the_trainer_does_not_do():
-    with pytest.raises(config.ParamsError, match="precision 'bf16'"):
-        Numerics(precision="bf16")
+    with pytest.raises(config.ParamsError, match="precision 'fp16'"):
+        Numerics(precision="fp16")
     with pytest.raises(config.ParamsError, match="lr_floor 2"):
         Numerics(lr_floor=2)
 
@@ -309,3 +309,22 @@ def test_finish_only_starts_no_run_whose_remaining_epochs_do_not_fit(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "not started: its remaining epochs take" in run.stdout
     assert "--budget too" in _ledger(tmp_path, "--finish-only").stderr
+
+
+def test_bf16_runs_the_training_forward_in_bfloat16_and_evaluates_in_fp32(tmp_path, monkeypatch):
+    """The recorded precision is what ran: bf16 matrix products in the training step only."""
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    seen = {"train": set(), "eval": set()}
+    real = torch.nn.functional.cross_entropy
+
+    def spy(logits, *args, **kwargs):
+        seen["train" if torch.is_grad_enabled() else "eval"].add(logits.dtype)
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr(loop.F, "cross_entropy", spy)
+    monkeypatch.setattr("pipeline.train.evaluate.F.cross_entropy", spy)
+    bf16 = _plateau_run(tmp_path, "bf16", Numerics(precision="bf16"), epochs=2)
+    assert seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}
+    fp32 = _plateau_run(tmp_path, "fp32", Numerics(), epochs=2)
+    assert bf16["numerics"]["precision"] == "bf16" and bf16["test_ppl"] != fp32["test_ppl"]
+    assert abs(bf16["test_ppl"] - fp32["test_ppl"]) < 0.05 * fp32["test_ppl"]

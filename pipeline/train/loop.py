@@ -52,9 +52,16 @@ class RunState:
     floor_stop: dict | None = None
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class Numerics:
     """How a run's numbers are computed beyond its params: recorded in metrics, outside params_hash.
+
+    ``precision: bf16`` runs the eager training step's forward under ``torch.autocast`` (bfloat16
+    matrix products on CPUs with AVX512-BF16 or AMX); the weights, the SGD update and every
+    evaluation stay fp32.
 
     ``lr_floor`` ends a run once the next epoch's LR would fall below ``lr_floor`` x the initial LR
     (the authors' schedules always run every epoch). The plateau rule then halves the LR at least
@@ -63,13 +70,13 @@ class Numerics:
     stopped and the test PPL there: the paired check that the stop is harmless.
     """
 
-    precision: str = "fp32"
+    precision: str = "fp32"  # bf16: the training step's forward under CPU autocast; weights and evaluation stay fp32
     lr_floor: float | None = None
     check_floor: bool = False
 
     def __post_init__(self):
-        if self.precision != "fp32":
-            raise ParamsError(f"precision {self.precision!r} is not supported; the trainer computes in fp32")
+        if self.precision not in PRECISIONS:
+            raise ParamsError(f"precision {self.precision!r} is not supported (have: {', '.join(PRECISIONS)})")
         if self.lr_floor is not None and not 0.0 < self.lr_floor < 1.0:
             raise ParamsError(f"lr_floor {self.lr_floor} must lie in (0, 1): a fraction of the initial LR")
 
@@ -157,13 +164,15 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
     return epochs * per_window * (train.num_windows + eval_windows / 3)
 
 
-def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epoch: int, progress: bool) -> float:
+def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epoch: int, progress: bool,
+                 bf16: bool = False) -> float:
     model.train()
     state = model.zero_state(layout.data.shape[0], device=device)
     total = torch.zeros((), dtype=torch.float64, device=device)
     bar = tqdm(total=layout.num_windows, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True)
     for step, (x, y) in enumerate(layout.windows(), start=1):
-        loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state))
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingDiverged(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}/{layout.num_windows}")
@@ -304,6 +313,9 @@ def run_training(
         log(f"{cfg.name}: {remaining * train.num_windows} training windows to go: too short to be worth a timing probe")
     graphed = train_data = None
     if remaining > 0 and use_cuda_graph(t.cuda_graph, device):
+        if numerics.precision != "fp32":
+            raise ParamsError(f"{cfg.name}: precision {numerics.precision} runs the eager step only; set "
+                              "training.cuda_graph: off for this run or train in fp32")
         graphed = make_graphed_step(model, train, device, t.clip_norm)
         train_data = train.data.to(device)
         log(f"{cfg.name}: training step {'captured as a CUDA graph' if graphed.graph is not None else 'on static buffers (not captured)'}")
@@ -323,7 +335,8 @@ def run_training(
             if graphed is not None:
                 train_ppl = _train_epoch_graphed(graphed, train_data, train, epoch_lr, epoch, progress)
             else:
-                train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress)
+                train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress,
+                                         bf16=numerics.precision == "bf16")
             train_seconds = time.perf_counter() - start
             valid_ppl = evaluate_ppl(model, valid, device)
             if not math.isfinite(valid_ppl):
