@@ -37,5 +37,9 @@ class ScaleoutError(RuntimeError):
     uncommitted workspace, a commit not pushed to the git remote, no default DVC remote."""
 
 
+class RunInProgress(RuntimeError):
+    """Another process is training the same run (same name and params hash) right now."""
+
+
 EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError,
-                   SearchError, ScaleoutError)
+                   SearchError, ScaleoutError, RunInProgress)

@@ -73,7 +73,7 @@ class Entry:
 
     run: str
     cfg: RunConfig
-    status: str  # done | stale | resumable | todo | no-data
+    status: str  # done | busy | stale | resumable | todo | no-data
     detail: str  # a sentence for the plan and the log
     epochs_done: int = 0
 
@@ -114,7 +114,12 @@ def standing(params: dict, run: str, results_root: Path, checkpoint_root: Path, 
         stale = f"result has params hash {metrics.get('params_hash')}, the run now {cfg.params_hash}: re-run"
     else:
         stale = None
+    from pipeline.train.checkpoint import holder  # imports torch
+
     checkpoint = Path(checkpoint_root) / f"{run}-{cfg.params_hash}" / "last.pt"
+    trainer = holder(checkpoint.parent)
+    if trainer is not None:
+        return Entry(run, cfg, "busy", f"being trained by {trainer}: skipped")
     if checkpoint.is_file():
         done = epochs_logged(out / "epochs.csv")
         return Entry(run, cfg, "resumable", f"resumes from {checkpoint} (about {done} of {cfg.epochs} epochs done)", done)

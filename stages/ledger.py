@@ -145,7 +145,7 @@ def run_corpus(args, run: str) -> str:
 
 def run_ledger(args, entries, device, name: str, threads: int | None, deadline: float | None) -> int:
     for entry in entries:
-        if entry.status in ("done", "no-data"):
+        if entry.status in ("done", "busy", "no-data"):
             print(f"[ledger] {entry.run}: {entry.detail}", flush=True)
     queue = [e for e in entries if e.status in ("resumable", "stale", "todo")]
     projections = ledger.project(queue, args.results, args.prepared, device, name) if deadline is not None else {}

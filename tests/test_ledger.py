@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import torch
 import yaml
 
 from pipeline import config, ledger
+from pipeline.errors import RunInProgress
 from pipeline.fsutil import write_missing_marker
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
@@ -98,6 +100,19 @@ def test_standing_is_done_only_for_a_result_of_the_runs_current_params_hash(tmp_
     (tmp_path / "ck" / f"ptb-baseline-8-4-{edited.cfg.params_hash}").mkdir(parents=True)
     (tmp_path / "ck" / f"ptb-baseline-8-4-{edited.cfg.params_hash}" / "last.pt").write_bytes(b"x")
     assert _standing(_ledger_params(lr=0.5), tmp_path).status == "resumable"
+
+
+def test_a_run_trained_by_another_process_is_busy_and_cannot_start_twice(tmp_path):
+    params = _ledger_params()
+    prepared = tiny_prepared(tmp_path / "prepared" / "ptb")
+    cfg = config.run_config(params, "ptb-baseline-8-4", "paper")
+    with ckpt.exclusive(ckpt.checkpoint_dir(tmp_path / "ck", cfg)):
+        entry = _standing(params, tmp_path)
+        assert entry.status == "busy" and f"pid {os.getpid()}" in entry.detail
+        with pytest.raises(RunInProgress, match=r"ptb-baseline-8-4-\w+ is being trained by pid \d+ since"):
+            run_training(cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
+                         log=lambda _: None)
+    assert _standing(params, tmp_path).status == "todo"  # the lock dies with its holder's hold
 
 
 def test_a_run_whose_corpus_is_missing_or_unprepared_has_no_data(tmp_path):

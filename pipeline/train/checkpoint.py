@@ -10,15 +10,20 @@ the results, and a medium WikiText-2 checkpoint alone is ~450 MB (the quick DAG 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
+import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.config import RunConfig
+from pipeline.errors import RunInProgress
 from pipeline.fingerprint import digest, fingerprint, stage_code
 from pipeline.fsutil import atomic_write_bytes
 
@@ -80,3 +85,49 @@ def load_checkpoint(directory: Path, fingerprint: str) -> dict | None:
         print(f"checkpoint {path} was written by other code; set aside as {stale.name}, starting afresh", flush=True)
         return None
     return payload
+
+
+def lock_path(directory: Path) -> Path:
+    """The lock beside a run's checkpoint directory (it outlives the directory, which is deleted
+    once the run has written its results)."""
+    directory = Path(directory)
+    return directory.with_name(directory.name + ".lock")
+
+
+def holder(directory: Path) -> str | None:
+    """Who trains the run now ("pid N since T"), or None if nobody does."""
+    path = lock_path(directory)
+    if not path.exists():
+        return None
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            return f.read().strip() or "another process"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path):
+    """Hold the run's lock while it trains: two processes of one run would write the same
+    checkpoint and results. The kernel releases it when the process ends, however it ends."""
+    path = lock_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise RunInProgress(f"{Path(directory).name} is being trained by {who} (lock {path}); wait for it to "
+                                "finish or stop it, then run this again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

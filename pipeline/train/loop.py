@@ -251,7 +251,15 @@ def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
     return current
 
 
-def run_training(
+def run_training(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
+                 **options) -> dict:
+    """Train ``cfg`` (see ``_train``) while holding the run's lock: a second process of the same run
+    stops with ``RunInProgress`` instead of writing the same checkpoint and results."""
+    with ckpt.exclusive(ckpt.checkpoint_dir(checkpoint_root, cfg)):
+        return _train(cfg, prepared_dir, out_dir, checkpoint_root, device, **options)
+
+
+def _train(
     cfg: RunConfig,
     prepared_dir: Path,
     out_dir: Path,
