@@ -1,4 +1,4 @@
-"""Content hashes of the code each stage runs: one small JSON per stage module that changes exactly
+"""Hashes of the code each stage runs: one small JSON per stage module that changes exactly
 when that code does.
 
 DVC re-runs a stage when a dependency's hash changes, and copies every dependency, with its hash,
@@ -7,7 +7,9 @@ costs about 0.6 ms per line per stage). So no stage lists code paths: the ``code
 (``python -m stages.fingerprint``) depends on pipeline/ and stages/ as a whole and writes, for each
 stage module of dvc.yaml, the sha256 of every project file that module can load
 (:func:`stage_code`) to results/code/<module>.json; each stage depends on its own file. An edit
-re-runs the ``code`` stage (seconds) and, after it, only the stages whose files it changed.
+re-runs the ``code`` stage (seconds) and, after it, only the stages whose code it changed: Python
+files are hashed by their syntax tree without docstrings (:func:`code_digest`), so comments and
+docstrings change nothing.
 """
 from __future__ import annotations
 
@@ -33,11 +35,32 @@ def source_files(path: Path) -> list[Path]:
                   and not IGNORED_DIRS.intersection(p.relative_to(path).parts))
 
 
+DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def code_digest(path: Path) -> str:
+    """sha256 of what a file means as code. A Python file is hashed as its syntax tree without
+    docstrings (the parser already drops comments and layout), so that an edit of comments or
+    docstrings re-runs nothing; any other file, and Python that does not parse, as its bytes."""
+    data = Path(path).read_bytes()
+    if Path(path).suffix == ".py":
+        try:
+            tree = ast.parse(data, filename=str(path))
+        except SyntaxError:
+            return hashlib.sha256(data).hexdigest()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, DOCSTRING_OWNERS) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        data = ast.dump(tree, include_attributes=False).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
 def fingerprint(paths: list[str], root: Path = Path(".")) -> dict[str, str]:
-    """sha256 of every source file under ``paths`` (relative to ``root``), keyed by POSIX path."""
+    """The code digest of every source file under ``paths`` (relative to ``root``), keyed by POSIX path."""
     root = Path(root)
-    return {f.relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-            for p in paths for f in source_files(root / p)}
+    return {f.relative_to(root).as_posix(): code_digest(f) for p in paths for f in source_files(root / p)}
 
 
 def digest(files: dict[str, str]) -> str:

@@ -3,7 +3,6 @@
 affect."""
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.errors import ParamsError
-from pipeline.fingerprint import fingerprint, stage_code
+from pipeline.fingerprint import code_digest, fingerprint, stage_code
 from stages import fingerprint as fingerprint_stage
 from stages.fingerprint import code_file
 
@@ -100,7 +99,7 @@ def test_fingerprint_changes_exactly_with_the_sources(tmp_path):
     write_tree(tmp_path, {"top.py": "x = 1\n", "pkg/a.py": "a = 1\n", "pkg/sub/b.py": "b = 1\n", "other/c.py": "c\n"})
     before = fingerprint(["top.py", "pkg"], tmp_path)
     assert sorted(before) == ["pkg/a.py", "pkg/sub/b.py", "top.py"]
-    assert before["top.py"] == hashlib.sha256(b"x = 1\n").hexdigest()
+    assert before["top.py"] == code_digest(tmp_path / "top.py")
 
     write_tree(tmp_path, {"pkg/__pycache__/a.cpython-311.pyc": "bytecode", "pkg/sub/b.pyc": "bytecode",
                           "other/c.py": "changed outside the paths\n"})
@@ -129,7 +128,7 @@ def test_code_stage_writes_one_fingerprint_per_stage_module_that_changes_with_it
     assert before == {"a.json": {"module": "stages.a", "files": fingerprint(stage_code("stages.a", tmp_path), tmp_path)},
                       "b.json": {"module": "stages.b", "files": fingerprint(stage_code("stages.b", tmp_path), tmp_path)}}
     assert sorted(before["a.json"]["files"]) == ["common.py", "only_a.py", "stages/__init__.py", "stages/a.py"]
-    assert before["b.json"]["files"]["common.py"] == hashlib.sha256(b"").hexdigest()
+    assert before["b.json"]["files"]["common.py"] == code_digest(tmp_path / "common.py")
 
     write_tree(tmp_path, {"only_a.py": "changed = True\n"})
     after = written()
@@ -144,3 +143,58 @@ def test_code_stage_writes_one_fingerprint_per_stage_module_that_changes_with_it
     del stages["c"]
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     assert list(written()) == ["a.json"]
+
+
+SOURCE = '''"""Module doc."""
+import math
+
+
+class Model:
+    """Class doc."""
+
+    def forward(self, x):
+        """Method doc."""
+        return math.exp(x)  # a comment
+'''
+
+
+def test_comments_and_docstrings_change_no_code_digest_but_code_and_data_files_do(tmp_path):
+    write_tree(tmp_path, {"m.py": SOURCE, "t.yaml": "a: 1\n"})
+    before = code_digest(tmp_path / "m.py"), code_digest(tmp_path / "t.yaml")
+    reworded = (SOURCE.replace("Module doc.", "Reworded, at length.").replace("# a comment", "# why, not what")
+                .replace('"""Method doc."""', "# a docstring became a comment"))
+    write_tree(tmp_path, {"m.py": "# a header comment\n" + reworded + "\n\n"})
+    assert code_digest(tmp_path / "m.py") == before[0]
+    for changed in (reworded.replace("math.exp(x)", "math.exp(-x)"), reworded.replace("forward", "step"),
+                    reworded.replace("return math.exp(x)", "'a string statement, not a docstring'\n        return 1")):
+        write_tree(tmp_path, {"m.py": changed})
+        assert code_digest(tmp_path / "m.py") != before[0], changed
+    write_tree(tmp_path, {"t.yaml": "a: 1  # a YAML comment is data\n"})
+    assert code_digest(tmp_path / "t.yaml") != before[1]
+
+
+def test_a_comment_or_docstring_edit_of_the_training_loop_leaves_the_train_stage_fingerprint_alone(tmp_path):
+    """The train@ stages depend on results/code/train.json (through their run specs): an edit of
+    comments or docstrings in pipeline/train/loop.py must leave that file, and so every train@
+    stage, unchanged; a code edit must change it."""
+    import shutil
+
+    for part in ("pipeline", "stages"):
+        shutil.copytree(REPO / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    out = tmp_path / "results/code"
+
+    def train_fingerprint() -> dict:
+        assert fingerprint_stage.main(["--dvc-yaml", str(tmp_path / "dvc.yaml"), "--out", str(out)]) == 0
+        return json.loads((out / "train.json").read_text())
+
+    before = train_fingerprint()
+    loop = tmp_path / "pipeline/train/loop.py"
+    text = loop.read_text()
+    edited = (text.replace('"""One training run:', '"""A reworded docstring. One training run:', 1)
+              .replace("# decay unless", "# a reworded comment: decay unless", 1))
+    assert edited != text
+    loop.write_text(edited)
+    assert train_fingerprint() == before
+    loop.write_text(text.replace("run.lr *= t.lr_decay", "run.lr *= t.lr_decay * 1.0", 1))
+    assert train_fingerprint() != before
