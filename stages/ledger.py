@@ -160,7 +160,10 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
     signal.signal(signal.SIGTERM, stop_children)
     while queue or active:
         while queue and len(active) < args.parallel:
-            entry = queue.pop(0)
+            entry = fresh_standing(args, queue.pop(0))  # another ledger may have taken or finished it since
+            if entry.status in ("done", "busy"):
+                print(f"[ledger] {entry.run}: {entry.detail}", flush=True)
+                continue
             if deadline is not None:
                 projection, left = projections[entry.run], deadline - time.time()
                 need = projection.run_seconds(entry) if args.finish_only else projection.epoch_seconds
@@ -182,6 +185,10 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
     summary = {o: sum(v == o for v in outcome.values()) for o in ("finished", "paused", "not started", "failed")}
     print("[ledger] " + ", ".join(f"{n} {o}" for o, n in summary.items()), flush=True)
     return 1 if failed else 0
+
+
+def fresh_standing(args, entry: ledger.Entry) -> ledger.Entry:
+    return ledger.standing(load_params(args.params), entry.run, args.results, args.checkpoints, args.prepared)
 
 
 def start_run(args, entry: ledger.Entry, device, name: str, threads: int | None, deadline: float | None):

@@ -283,6 +283,26 @@ def test_a_budget_too_small_for_one_epoch_starts_nothing_and_the_plan_lists_ever
     assert "whole paper on this device: 1 runs with data" in plan.stdout
 
 
+def test_a_run_another_ledger_took_after_this_one_started_is_skipped_not_failed(tmp_path, monkeypatch, capsys):
+    """Two ledgers on one machine: each looks again just before it starts a run."""
+    from stages import ledger as ledger_stage
+
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    params = _ledger_params()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cfg = config.run_config(params, "ptb-baseline-8-4", "paper")
+    started = []
+    monkeypatch.setattr(ledger_stage, "start_run", lambda *a, **k: started.append(a) or pytest.fail("started"))
+    args = ledger_stage.build_parser().parse_args(
+        ["--params", str(tmp_path / "params.yaml"), "--results", str(tmp_path / "results"),
+         "--checkpoints", str(tmp_path / "ck"), "--prepared", str(tmp_path / "prepared")])
+    entries = [_standing(params, tmp_path)]
+    assert entries[0].status == "todo"
+    with ckpt.exclusive(ckpt.checkpoint_dir(tmp_path / "ck", cfg)):  # the other ledger's run
+        assert ledger_stage.run_ledger(args, entries, torch.device("cpu"), "cpu", 1, None) == 0
+    assert not started and "ptb-baseline-8-4: being trained by pid" in capsys.readouterr().out
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
     bad = _ledger(tmp_path, "--only", "tabel2")
