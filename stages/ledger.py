@@ -187,6 +187,26 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
     return 1 if failed else 0
 
 
+def record_figure2(args, run: str) -> None:
+    """Figure 2's numbers for one of its two models, computed now, while the weights exist (git
+    keeps the JSON, not the weights): results/paper/figure2/<run>.json."""
+    from pipeline.analysis.hidden_dynamics import FIGURE2_RUNS, model_record
+    from pipeline.fsutil import atomic_write_json
+
+    if run not in FIGURE2_RUNS:
+        return
+    cfg = ledger.run_config(load_params(args.params), run, ledger.PROFILE)
+    path = args.results / ledger.PROFILE / "figure2" / f"{run}.json"
+    try:
+        record = model_record(run, ledger.result_dir(args.results, run) / "model", args.prepared / cfg.corpus)
+    except Exception as exc:  # an add-on: the run itself has finished and its result stands
+        print(f"[ledger] {run}: Figure 2 numbers could not be computed ({type(exc).__name__}: {exc}); "
+              f"the run's result stands", flush=True)
+        return
+    atomic_write_json(path, record)
+    print(f"[ledger] {run}: Figure 2 numbers -> {path} (other/frequent ratio {record['ratio']})", flush=True)
+
+
 def fresh_standing(args, entry: ledger.Entry) -> ledger.Entry:
     return ledger.standing(load_params(args.params), entry.run, args.results, args.checkpoints, args.prepared)
 
@@ -211,6 +231,7 @@ def report_exit(args, run: str, code: int) -> str:
         metrics = ledger.read_json(ledger.result_dir(args.results, run) / "metrics.json") or {}
         print(f"[ledger] {run}: finished: best valid {metrics.get('best_valid_ppl')}, test {metrics.get('test_ppl')}, "
               f"{metrics.get('epochs')} epochs", flush=True)
+        record_figure2(args, run)
         return "finished"
     if code == PAUSED_EXIT:
         print(f"[ledger] {run}: paused at its checkpoint before the budget ran out; the next ledger run resumes it",

@@ -363,3 +363,20 @@ def test_bf16_runs_the_training_forward_in_bfloat16_and_evaluates_in_fp32(tmp_pa
     fp32 = _plateau_run(tmp_path, "fp32", Numerics(), epochs=2)
     assert bf16["numerics"]["precision"] == "bf16" and bf16["test_ppl"] != fp32["test_ppl"]
     assert abs(bf16["test_ppl"] - fp32["test_ppl"]) < 0.05 * fp32["test_ppl"]
+
+
+def test_a_finished_figure2_model_leaves_its_figure2_numbers_behind(tmp_path):
+    """Figure 2 needs the weights of its two models, which git does not keep: the ledger records
+    the figure's numbers as soon as either model finishes."""
+    prepared = tiny_prepared(tmp_path / "prepared" / "ptb", vocab_size=300)  # more types than the top 100
+    (prepared / "vocab.txt").write_text("<eos>\n" + "".join(f"w{i}\n" for i in range(1, 300)))
+    params = _ledger_params()
+    params["runs"] = {"ptb-small-lstm-nd-kim": {"corpus": "ptb", "model": {"arch": "lstm", "layers": 2, "hidden": 8},
+                                                "training": {"preset": "baseline-ours"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = _ledger(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    record = json.loads((tmp_path / "results" / "paper" / "figure2" / "ptb-small-lstm-nd-kim.json").read_text())
+    assert record["model"] == "LSTM + ND" and record["tokens"] == 1500
+    assert record["top_tokens"] + record["rest_tokens"] == 1499  # the first token, read from the zero state, left out
+    assert record["ratio"] == pytest.approx(record["rest_mean"] / record["top_mean"]) and record["top_mean"] > 0

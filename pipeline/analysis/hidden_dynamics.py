@@ -96,3 +96,29 @@ def example_sentences(ids: np.ndarray, vocab: list[str], must_contain: str = "go
     with_word = [sp for sp in spans if target in ids[sp[0] : sp[1]]]
     chosen = with_word[:1] + [sp for sp in spans if sp not in with_word[:1]][: count - len(with_word[:1])]
     return chosen
+
+
+FIGURE2_RUNS = {"ptb-small-lstm-nd-kim": "LSTM + ND", "ptb-small-scrn-nd-wt": "SCRN + ND + WT"}
+
+
+def model_record(run: str, model_dir: Path, prepared_dir: Path, max_tokens: int | None = None) -> dict:
+    """Everything Figure 2 needs from one trained model, as JSON: the frequent/other split over the
+    test set (capped at ``max_tokens``) and the per-word changes over the example sentences. Written
+    while the weights exist, so that the figure can be drawn after they are gone."""
+    from pipeline.data.prepare import load_prepared
+
+    vocab, arrays = load_prepared(prepared_dir)
+    test = arrays["test"][:max_tokens] if max_tokens else arrays["test"]
+    model = load_trained(model_dir)
+    split = frequency_split(test, l1_deltas(top_hidden_states(model, test)), arrays["train"])
+    spans = example_sentences(arrays["test"], vocab)
+    def number(x: float) -> float | None:  # an empty group's mean is NaN, which JSON cannot hold
+        return x if np.isfinite(x) else None
+
+    return {
+        "run": run, "model": FIGURE2_RUNS.get(run, run), "tokens": int(len(test)), "top_types": TOP_TYPES,
+        "top_mean": number(split.top_mean), "rest_mean": number(split.rest_mean), "top_tokens": split.top_tokens,
+        "rest_tokens": split.rest_tokens, "ratio": number(split.ratio),
+        "sentences": [{"words": [vocab[i] for i in arrays["test"][s:e]],
+                       "deltas": span_deltas(model, arrays["test"], s, e).tolist()} for s, e in spans],
+    }
