@@ -18,6 +18,7 @@ Writes <out>/train-step-<device>-<time>.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import statistics
 import sys
@@ -60,6 +61,7 @@ class Candidate:
     state: object = None
     eval_state: object = None
     graphed: GraphedStep | None = None  # the trainer's CUDA-graph step (training.cuda_graph), if this row uses it
+    bf16: bool = False  # the training forward under autocast, as `stages.train --precision bf16`
 
 
 def build(params: dict, size: str, run: str, kernel: str | None, device: torch.device, graph: bool = False) -> Candidate:
@@ -89,7 +91,8 @@ def train_step(c: Candidate, x, y) -> None:
     if c.graphed is not None:
         c.graphed.step(x, y)
         return
-    loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state))
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.bf16):
+        loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state))
     sgd_step(c.model, loss, c.lr, c.clip)
 
 
@@ -123,14 +126,18 @@ def measure(cands: list[Candidate], device, rounds: int, train_steps: int, eval_
 
 
 def summarise(cands: list[Candidate]) -> list[dict]:
-    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None}  # the eager cuDNN LSTM
-    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None}
+    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None and not c.bf16}  # the eager cuDNN LSTM
+    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None and not c.bf16}
+    fp32 = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and not c.bf16}
     rows = []
     for c in cands:
         train, ev = statistics.median(c.train_ms), statistics.median(c.eval_ms)
         ref, plain = lstm.get(c.size), loop.get(c.size)
         rows.append({
             "model": c.name, "size": c.size, "run": c.run, "kernel": c.kernel, "cuda_graph": c.graphed is not None,
+            "precision": "bf16" if c.bf16 else "fp32",
+            "train_ratio_to_fp32": (round(train / statistics.median(fp32[(c.size, c.run, c.kernel)].train_ms), 3)
+                                    if c.bf16 else None),
             "parameters": count_parameters(c.model),
             "train_ms_per_batch": round(train, 3),
             "train_tokens_per_s": round(BATCH * BPTT / train * 1e3),
@@ -185,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, help="untimed steps per model first (default: 2 on CPU, 10 on CUDA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default on a CPU: 1, because on a shared "
                         "2-core machine a second thread thrashes as soon as another process runs; recorded)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time every eager model with its training forward in bfloat16 (autocast), as "
+                        "`stages.train --precision bf16`: a labelled extra row per model")
     parser.add_argument("--params", default="params.yaml", help="params file with the runs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -216,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                 cands.append(build(params, size, lstm_run, None, device, graph=True))
             except Exception as exc:  # noqa: BLE001 - an extra row; report why it is missing
                 log(f"LSTM {size} with a captured step: capture failed ({type(exc).__name__}: {exc}); row skipped")
+    if args.bf16:
+        twins = [dataclasses.replace(c, name=f"{c.name} bf16", bf16=True, model=copy.deepcopy(c.model), train_ms=[],
+                                     eval_ms=[]) for c in cands if c.graphed is None]
+        cands += twins
     info = env.describe(device)
     log(f"benchmarking on {info['device_name']} (torch {info['torch']}, {info['threads']} threads): "
         f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up")
