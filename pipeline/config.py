@@ -6,6 +6,7 @@ expected, so a typo fails before any work starts.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -21,6 +22,11 @@ from pipeline.errors import ParamsError
 PROFILES = ("quick", "paper")
 MAX_SEED = 2**32 - 1  # the seed range numpy and most frameworks accept (torch takes 64 bits)
 ON_MISSING = ("error", "skip")
+# The corpora of the main tables: data.on_missing: skip never applies to them (data.optional)
+REQUIRED_CORPORA = ("ptb", "wikitext-2")
+# Every section a stage or tool reads; any other top-level key is a typo that would be ignored
+TOP_LEVEL_KEYS = ("profile", "profiles", "data", "device", "scaleout", "model_presets", "training_presets", "runs",
+                  "search")
 ARCHS = ("scrn-baseline", "scrn", "lstm")
 DROPOUT_REGIMES = ("none", "naive", "variational")
 VD_H_MASKS = ("tied", "independent")
@@ -55,10 +61,15 @@ class DataSettings:
     on_missing: str
     corpora: tuple[str, ...]
     source: dict[str, str] = field(default_factory=dict)  # data.source: corpus -> archive | wmt13-raw
+    optional: tuple[str, ...] = ()  # corpora that on_missing: skip may mark missing (data.optional)
 
     def source_for(self, corpus: str) -> str:
         """The corpus's source setting; the first of its allowed sources (the archive) by default."""
         return self.source.get(corpus, CORPORA[corpus].sources[0])
+
+    def on_missing_for(self, corpus: str) -> str:
+        """``skip`` only for a corpus listed in data.optional; every other corpus fails when missing."""
+        return self.on_missing if corpus in self.optional else "error"
 
 
 @dataclass(frozen=True)
@@ -225,14 +236,51 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_params(path: Path | str = "params.yaml") -> dict:
+    """params.yaml as a dict; a duplicated key or an unknown top-level key fails here, in every stage."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found; run from the repository root")
+    loader = SAFE_LOADER(path.read_text())
     try:
-        params = yaml.load(path.read_text(), Loader=SAFE_LOADER)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_duplicate_keys(node, path, "")
+        params = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from exc
-    return _mapping(params, "(top level)")
+    finally:
+        loader.dispose()
+    params = _mapping(params, "(top level)")
+    check_top_level(params, path)
+    return params
+
+
+def _check_duplicate_keys(node: yaml.Node, path: Path, where: str) -> None:
+    """YAML keeps the last of two equal keys and drops the first without a word: refuse them."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, path, f"{where}[{i}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_line: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+        line = key_node.start_mark.line + 1
+        key_path = f"{where}.{key}" if where else key
+        if key in first_line:
+            raise ParamsError(f"{path}: {key_path}: the key appears twice, at lines {first_line[key]} and {line}; "
+                              "YAML would keep only the second, so remove or rename one of them")
+        first_line[key] = line
+        _check_duplicate_keys(value_node, path, key_path)
+
+
+def check_top_level(params: dict, path: Path | str = "params.yaml") -> None:
+    """Every top-level key is a section some stage reads; a typo (``profle``) would otherwise be ignored."""
+    for key in params:
+        if key not in TOP_LEVEL_KEYS:
+            near = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ParamsError(f"{path}: {key}: unknown top-level key ({hint}known keys: {', '.join(TOP_LEVEL_KEYS)})")
 
 
 def profile_name(params: dict) -> str:
@@ -251,10 +299,10 @@ def budget(params: dict, profile: str | None = None) -> Budget:
 
 def data_settings(params: dict) -> DataSettings:
     section = _mapping(params.get("data", {}), "data")
-    _check_known(section, {"mirror", "on_missing", "corpora", "source"}, "data")
+    _check_known(section, {"mirror", "on_missing", "corpora", "source", "optional"}, "data")
     mirror = section.get("mirror")
-    if mirror is not None and not isinstance(mirror, str):
-        raise _fail("data.mirror", f"expected a path or null, got {mirror!r}")
+    if mirror is not None and (not isinstance(mirror, str) or not mirror.strip()):
+        raise _fail("data.mirror", f"expected a path or null (an empty value), got {mirror!r}")
     corpora = section.get("corpora", ["ptb"])
     if not isinstance(corpora, list):
         raise _fail("data.corpora", f"expected a list of corpus names, got {corpora!r}")
@@ -274,7 +322,23 @@ def data_settings(params: dict) -> DataSettings:
         on_missing=_choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
         corpora=tuple(corpora),
         source=dict(source),
+        optional=_optional_corpora(section.get("optional", [c for c in sorted(CORPORA) if c not in REQUIRED_CORPORA])),
     )
+
+
+def _optional_corpora(optional: Any) -> tuple[str, ...]:
+    """data.optional: the corpora that data.on_missing: skip may mark missing (never PTB or WikiText-2;
+    by default every other corpus)."""
+    if optional is None:
+        optional = []
+    if not isinstance(optional, list):
+        raise _fail("data.optional", f"expected a list of corpus names, got {optional!r}")
+    for i, name in enumerate(optional):
+        _choice(name, tuple(sorted(CORPORA)), f"data.optional[{i}]")
+        if name in REQUIRED_CORPORA:
+            raise _fail(f"data.optional[{i}]", f"{name} carries the main tables and cannot be optional: a missing "
+                        f"{name} must fail, never become 'data missing'; remove it from data.optional")
+    return tuple(optional)
 
 
 def device_setting(params: dict) -> str:
@@ -500,6 +564,7 @@ def _check_budget_fills_a_window(run_budget: Budget, training: TrainConfig, wher
 
 def validate(params: dict) -> None:
     """Parse every section, so that a bad value anywhere is reported before work starts."""
+    check_top_level(params)
     profile_name(params)
     for p in PROFILES:
         budget(params, p)

@@ -11,6 +11,10 @@ and ``Testing:`` lines (``Entropy (base 2) : %.5f || Perplexity : %0.5f``), then
 did not improve validation, ``Decreasing the learning rate to <lr>``. There is no summary line:
 the reported numbers are the Testing PPL of the epoch with the lowest Validation PPL. A NaN in
 the weights prints ``Not a Number detected`` and exits 0; a killed run leaves a truncated log.
+
+What is refused, with the file (and line) named: a log with no line of that format at all (not a
+log of this code), and a perplexity that is not a finite number above 1, except the non-finite
+ones of a run that reports ``Not a Number detected`` (that divergence is a result).
 """
 from __future__ import annotations
 
@@ -36,6 +40,9 @@ _EPOCH = re.compile(r"^Epoch: (\d+)\. Training time: (\d+\.\d{2})s\. Words/s: (\
 _SPLIT = re.compile(r"^(Training|Validation|Testing): Entropy \(base 2\) : " + _NUM + r" \|\| Perplexity : " + _NUM + "$")
 _LR = re.compile(r"^Decreasing the learning rate to (\S+)$")
 _NAN = "Not a Number detected"
+_STARTUP = re.compile(r"^\[\[ (building dictionary|generating training data using new dictionary|"
+                      r"Loading dataset and dictionary|Data not found: fetching a fresh copy) \]\]$")
+_DUMP_SECTIONS = ("dataset", "model", "trainer")  # the sections of the parameter dump
 _SECTION = re.compile(r"^(\w+):$")
 _PARAM = re.compile(r"^(\w+): (.*)$")
 _SUBPARAM = re.compile(r"^  (\w+): (.*)$")
@@ -71,6 +78,9 @@ class ParsedLog:
     epochs: list[Epoch] = field(default_factory=list)
     lr_decreases: list[dict] = field(default_factory=list)  # [{"after_epoch": e, "lr": lr}]
     nan_detected: bool = False
+    recognised: int = 0  # lines in the format of train.lua (startup, dump sections, epochs, LR, NaN)
+    # every perplexity read, with its line number: (lineno, split, value)
+    perplexities: list[tuple[int, str, float]] = field(default_factory=list)
 
 
 def _lines(text: str) -> list[str]:
@@ -104,6 +114,8 @@ def parse_text(text: str, path: Path) -> ParsedLog:
     section = None
     lr = None
     for lineno, line in enumerate(_lines(text), start=1):
+        if _recognised(line):
+            log.recognised += 1
         if m := _EPOCH.match(line):
             if lr is None:
                 lr = float(log.params.get("trainer", {}).get("initial_learning_rate", DEFAULT_LR))
@@ -117,7 +129,9 @@ def parse_text(text: str, path: Path) -> ParsedLog:
             if not log.epochs:
                 raise LegacyLogError(f"{path}:{lineno}: a {m.group(1)} line before the first 'Epoch:' line")
             attr = {"Training": "train_ppl", "Validation": "valid_ppl", "Testing": "test_ppl"}[m.group(1)]
-            setattr(log.epochs[-1], attr, _number(m.group(3), path, lineno))
+            ppl = _number(m.group(3), path, lineno)
+            log.perplexities.append((lineno, m.group(1), ppl))
+            setattr(log.epochs[-1], attr, ppl)
         elif m := _LR.match(line):
             lr = _number(m.group(1), path, lineno)
             log.lr_decreases.append({"after_epoch": log.epochs[-1].epoch if log.epochs else 0, "lr": lr})
@@ -133,6 +147,25 @@ def parse_text(text: str, path: Path) -> ParsedLog:
                 section = None
                 log.params.setdefault(m.group(1), _value(m.group(2)))
     return log
+
+
+def _recognised(line: str) -> bool:
+    return bool(_EPOCH.match(line) or _SPLIT.match(line) or _LR.match(line) or _STARTUP.match(line)
+                or line.strip() == _NAN or (_SECTION.match(line) and line[:-1] in _DUMP_SECTIONS))
+
+
+def check_log(log: ParsedLog, path: Path) -> None:
+    """Refuse a file that is no log of train.lua, and perplexities no model can have."""
+    if not log.recognised:
+        raise LegacyLogError(f"{path}: no line of the legacy train.lua format (startup lines, a parameter dump, "
+                             "'Epoch:' or 'Perplexity' lines): not a log of the legacy container's run")
+    for lineno, split, ppl in log.perplexities:
+        if math.isfinite(ppl) and ppl <= 1:
+            raise LegacyLogError(f"{path}:{lineno}: {split} perplexity {ppl} is not above 1, which no model "
+                                 "can score: the log is corrupt or edited")
+        if not math.isfinite(ppl) and not log.nan_detected:
+            raise LegacyLogError(f"{path}:{lineno}: {split} perplexity {ppl} is not finite, and the log has no "
+                                 f"'{_NAN}' line (the code's own report of a diverged run): the log is corrupt")
 
 
 def _finite(x: float | None) -> bool:
@@ -220,4 +253,6 @@ def parse_log(path: Path, run: str, source_log: str | None = None) -> dict:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise LegacyLogError(f"{path}: no such log; run `docker compose run legacy-torch` first") from None
-    return summarise(parse_text(text, path), run, source_log or str(path), path)
+    log = parse_text(text, path)
+    check_log(log, path)
+    return summarise(log, run, source_log or str(path), path)

@@ -35,14 +35,15 @@ from pipeline.scaleout.grid import ScaleoutError, run_grid, select_runs
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.grid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=BACKENDS, required=True)
-    parser.add_argument("--runs", required=True, help="comma-separated run names or globs ('ptb-*')")
+    parser.add_argument("--backend", choices=BACKENDS, help="where the runs train (required unless --list)")
+    parser.add_argument("--runs", help="comma-separated run names or globs ('ptb-*'); required unless --list, "
+                                       "which lists every run without it")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="resubmit runs already ok at this commit too")
     parser.add_argument("--resubmit-failed", action="store_true",
                         help="the default behaviour, spelled out: submit only runs not ok at this commit")
     parser.add_argument("--no-fan-in", action="store_true", help="do not run the fan-in `dvc repro --pull` here")
-    parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
+    parser.add_argument("--list", action="store_true", help="print the selected runs and exit (no --backend needed)")
     slurm = parser.add_argument_group("overrides of the scaleout: section of params.yaml")
     slurm.add_argument("--partition")
     slurm.add_argument("--account")
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     slurm.add_argument("--log-dir")
     slurm.add_argument("--jobs", dest="local_jobs", type=int, help="local backend: dvc queue workers")
     args = parser.parse_args(argv)
+    if not args.list and not (args.backend and args.runs):
+        parser.error("--backend and --runs are required (or --list to print the runs they select)")
 
     try:
         params = load_params(args.params)
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "cpus_per_task", "mem_gb", "array_parallelism", "git_remote",
                                                     "workdir", "log_dir", "local_jobs")}
         settings = scaleout_settings(params, overrides)
-        runs = select_runs(params, args.runs)
+        runs = select_runs(params, args.runs or "*")
         if args.list:
             print("\n".join(runs))
             return 0

@@ -4,8 +4,11 @@ Reads results/legacy-torch/<run>/train.log, written by `docker compose run legac
 et al.'s original SCRNN code on the four Table 2 configurations), and writes
 results/legacy-torch/<run>/metrics.json beside it: the Testing PPL of the epoch with the best
 Validation PPL, epochs, words/s, the LR decreases, and status "ok" or "diverged" (NaN). A run with
-no log is left "not run"; a log without a complete epoch yet is skipped with a message. Then
-`python -m stages.report` (or `dvc repro`) puts the numbers in the report's legacy column.
+no log is left "not run"; a log without a complete epoch yet is skipped with a message. A log that
+cannot be parsed (not a log of the legacy code, a perplexity that is not a finite number above 1)
+is an error naming the file and line. Neither a skip nor an error touches the metrics.json that an
+earlier parse wrote. Then `python -m stages.report` (or `dvc repro`) puts the numbers in the
+report's legacy column.
 
 Not part of the default `dvc repro`: run it with `dvc repro docker/dvc.yaml` or directly.
 """
@@ -40,12 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             metrics = parse_log(log, run, source_log=str(log))
         except NoCompleteEpoch as exc:  # a run in its first epoch: nothing to report yet, nothing wrong
-            out.unlink(missing_ok=True)
-            print(f"legacy-results: {run}: skipped, {exc}")
+            print(f"legacy-results: {run}: skipped, {exc}{_kept(out)}")
             continue
         except LegacyLogError as exc:
-            out.unlink(missing_ok=True)  # never leave numbers of an older run beside a newer log
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}{_kept(out)}", file=sys.stderr)
             failed += 1
             continue
         atomic_write_text(out, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
@@ -54,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"legacy-results: {run}: {metrics['status']}, {metrics['epochs']}/{metrics['epoch_budget']} epochs, "
               f"{summary} -> {out}")
     return 1 if failed else 0
+
+
+def _kept(metrics_path: Path) -> str:
+    """A parse that wrote nothing leaves the earlier results: say so, and where they are."""
+    return f" (the earlier {metrics_path} was left as it was)" if metrics_path.exists() else ""
 
 
 if __name__ == "__main__":

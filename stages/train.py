@@ -4,13 +4,18 @@ Outputs go to results/<profile>/<run>/ (metrics.json, epochs.csv, model/), so re
 quick and paper profiles never overwrite each other. Resumable checkpoints go to
 checkpoints/<run>-<params hash>/, outside DVC's outputs: run the same command again after a
 kill and it resumes from the last completed epoch.
+
+A corpus marked missing (data.on_missing: skip) gives "data missing" outputs, but only for a corpus
+listed in data.optional, and never over a real result already in results/<profile>/<run>/.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.config import DEVICES, PROFILES, device_setting, load_params, run_config, run_names
+from pipeline.config import DEVICES, PROFILES, data_settings, device_setting, load_params, run_config, run_names
+from pipeline.errors import DataUnavailableError
 from pipeline.fsutil import read_missing_marker
 from pipeline.train.outputs import write_data_missing
 from stages._common import run_stage
@@ -21,7 +26,7 @@ PAUSED_EXIT = 75  # EX_TEMPFAIL: the run paused at a checkpoint before its deadl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run name, a key of runs: in params.yaml")
+    parser.add_argument("--run", help="run name, a key of runs: in params.yaml (required unless --list)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--profile", choices=PROFILES, help="override the params.yaml profile (budget) for this run")
     parser.add_argument("--device", choices=DEVICES, help="override the params.yaml device (auto: CUDA if present)")
@@ -45,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                              "end after this time; run the same command again to resume")
     args = parser.parse_args(argv)
 
+    if not args.list and not args.run:
+        parser.error("--run is required (or --list to print the run names)")
+
     params = load_params(args.params)
     if args.list:
         print("\n".join(run_names(params)))
@@ -54,17 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results / cfg.profile / cfg.name
     missing = read_missing_marker(prepared)
     if missing is not None:  # data missing: write its outputs without importing torch (~1.5 s a stage)
+        if cfg.corpus not in data_settings(params).optional:
+            raise DataUnavailableError(
+                f"{cfg.name}: {prepared} is marked missing, but {cfg.corpus} is not optional (data.optional): it "
+                f"must be there. Fix the mirror, then run python -m stages.download --corpus {cfg.corpus} and "
+                f"python -m stages.prepare --corpus {cfg.corpus}. Reason recorded: {missing['reason']}")
         print(f"{cfg.name}: corpus {cfg.corpus!r} is missing; writing data-missing outputs", flush=True)
         write_data_missing(cfg, out, missing["reason"])
         return 0
     from pipeline.train.loop import Numerics, Paused, resolve_device, run_training  # imports torch
 
+    try:
+        device = resolve_device(args.device or device_setting(params))
+    except RuntimeError as exc:  # CUDA asked for where there is none: the user's choice to fix, not a crash
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     numerics = Numerics(precision=args.precision, lr_floor=args.lr_floor, check_floor=args.check_floor)
-    device = resolve_device(args.device or device_setting(params))
     try:
         run_training(cfg, prepared, out, args.checkpoints, device, progress=not args.no_progress,
                      log=lambda line: print(line, flush=True), numerics=numerics, deadline=args.deadline)

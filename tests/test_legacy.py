@@ -196,21 +196,22 @@ def test_report_legacy_column_not_run_until_the_stage_writes_results(tmp_path, c
     assert "ptb-baseline-90-10: no" in capsys.readouterr().out
 
 
-def test_stage_error_names_the_log_and_drops_stale_metrics(tmp_path, capsys):
+def test_stage_error_names_the_log_and_keeps_the_earlier_metrics(tmp_path, capsys):
     legacy = tmp_path / "legacy-torch"
     write_log(legacy / RUN / "train.log", epoch_block(1, 7.0, 7.0, 7.0), hidden=300, slow=40)  # another run's log
-    (legacy / RUN / "metrics.json").write_text("{}")
+    (legacy / RUN / "metrics.json").write_text('{"status": "ok"}')
     assert legacy_results.main(["--results", str(legacy), "--run", RUN]) == 1
-    assert not (legacy / RUN / "metrics.json").exists()
-    assert f"{RUN}/train.log" in capsys.readouterr().err
+    assert (legacy / RUN / "metrics.json").read_text() == '{"status": "ok"}'  # a failed parse destroys nothing
+    err = capsys.readouterr().err
+    assert f"{RUN}/train.log" in err and "was left as it was" in err
 
 
 def test_stage_skips_a_run_still_in_its_first_epoch(tmp_path, capsys):
-    """The container writes the log as it goes: parsing during epoch 1 is no error, and leaves no
-    numbers of an older run behind."""
+    """The container writes the log as it goes: parsing during epoch 1 is no error, and the numbers
+    an earlier parse wrote stay until the new log has a complete epoch."""
     legacy = tmp_path / "legacy-torch"
     write_log(legacy / RUN / "train.log", "")
-    (legacy / RUN / "metrics.json").write_text("{}")
+    (legacy / RUN / "metrics.json").write_text('{"status": "ok"}')
     assert legacy_results.main(["--results", str(legacy), "--run", RUN]) == 0
-    assert not (legacy / RUN / "metrics.json").exists()
+    assert (legacy / RUN / "metrics.json").read_text() == '{"status": "ok"}'
     assert f"{RUN}: skipped" in capsys.readouterr().out

@@ -19,10 +19,15 @@ them. A local archive that is corrupt, truncated or laid out differently is an e
 naming the file; a network answer that is not the archive (an error page, a redirect document) is
 reported as such and the next source is tried.
 
-With ``data.on_missing: skip`` an unobtainable corpus becomes a ``MISSING.json`` marker. When the
-mirror holds only some of its files (the Botha & Blunsom valid/test files without train), those
-files are verified and kept beside the marker, which names the missing ones, so that their
-statistics can still be reported; the corpus as a whole stays "data missing".
+With ``data.on_missing: skip`` an unobtainable optional corpus (``data.optional``: never PTB or
+WikiText-2) becomes a ``MISSING.json`` marker. When the mirror holds only some of its files (the
+Botha & Blunsom valid/test files without train), those files are verified and kept beside the
+marker, which names the missing ones, so that their statistics can still be reported; the corpus
+as a whole stays "data missing".
+
+Two things fail whatever ``on_missing`` says: a mirror that does not exist or is empty (a
+configuration error: the error names the path and the layout expected), and a failed fetch over
+data that was verified before (that copy is left as it was; it is never replaced by a marker).
 
 ``data.source.<corpus>: wmt13-raw`` replaces all of this by the Botha-style rebuild from the raw
 WMT13 corpora (``pipeline/data/wmt13.py``), whose own inputs are pinned.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import tarfile
@@ -44,7 +50,7 @@ from typing import Callable
 
 from pipeline.data.corpora import SOURCE_ARCHIVE, SOURCE_WMT13_RAW, Corpus
 from pipeline.errors import ChecksumError, DataFormatError, DataUnavailableError
-from pipeline.fsutil import atomic_directory, atomic_write_json, write_missing_marker
+from pipeline.fsutil import MISSING_MARKER, atomic_directory, atomic_write_json, sha256_file, write_missing_marker
 
 MIRROR_ENV = "SCRN_DATA_MIRROR"
 OFFLINE_ENV = "SCRN_OFFLINE"  # "1": never touch the network, use the local mirror only
@@ -75,14 +81,6 @@ class Source:
     verify_pins: bool = True  # False only for the WMT13 rebuild, whose inputs carry the pins
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def git_blob_file(path: Path) -> str:
     """``git hash-object``: SHA-1 over ``blob <size>\\0`` followed by the bytes."""
     path = Path(path)
@@ -107,9 +105,52 @@ def pin_problems(path: Path, pins: dict[str, str], label: str) -> list[str]:
 
 
 def resolve_mirror(params_mirror: str | None) -> Path | None:
-    """The local mirror root: ``$SCRN_DATA_MIRROR`` wins over ``data.mirror`` from params.yaml."""
-    value = os.environ.get(MIRROR_ENV) or params_mirror
+    """The local mirror root: ``$SCRN_DATA_MIRROR`` wins over ``data.mirror`` from params.yaml.
+
+    A variable that is set but empty is refused: it reads as "no mirror" to some tools and as the
+    current directory to others, and neither is what its author meant."""
+    value = os.environ.get(MIRROR_ENV)
+    if value is not None and not value.strip():
+        raise DataUnavailableError(f"{MIRROR_ENV} is set but empty; set it to the mirror directory (laid out like "
+                                   f"{_LAYOUT_EXAMPLE}), or unset it to use data.mirror from params.yaml")
+    value = value or params_mirror
     return Path(value).expanduser() if value else None
+
+
+_LAYOUT_EXAMPLE = "ptb/ptb.train.txt, wikitext-2/wiki.train.tokens, botha-blunsom/fr/train.txt, ..."
+
+
+def expected_layout(corpus: Corpus) -> str:
+    """Where a mirror must hold ``corpus``: its files, or its upstream archive at the root."""
+    return (f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root "
+            f"(from {corpus.archive_urls[0]})")
+
+
+def check_mirror(corpus: Corpus, mirror: Path) -> None:
+    """A mirror that does not exist or holds nothing is a configuration error, never a missing corpus."""
+    problem = None
+    if not mirror.exists():
+        problem = "does not exist"
+    elif not mirror.is_dir():
+        problem = "is not a directory"
+    elif next(mirror.iterdir(), None) is None:
+        problem = "is empty"
+    if problem is None:
+        return
+    offline = f" (with {OFFLINE_ENV}=1 it is the only source)" if not network_allowed() else ""
+    raise DataUnavailableError(
+        f"corpus {corpus.name!r} could not be obtained: the local mirror {mirror} {problem}{offline}. Set "
+        f"{MIRROR_ENV} (or data.mirror in params.yaml) to the directory that holds {expected_layout(corpus)}; "
+        f"unset both to use the network only. Nothing was written."
+    )
+
+
+def _corpus_folder_hint(corpus: Corpus, mirror: Path) -> str:
+    """A mirror that is the corpus folder itself (``.../data/ptb`` instead of ``.../data``)."""
+    if any((mirror / Path(f.mirror_path).name).is_file() for f in corpus.files):
+        return (f"; {mirror} holds the corpus files themselves: point {MIRROR_ENV} at the directory above the "
+                f"corpus folders (here probably {mirror.parent})")
+    return ""
 
 
 def fetch_url(url: str, dest: Path, timeout: float = NETWORK_TIMEOUT_S) -> None:
@@ -271,6 +312,19 @@ def _partial_mirror_files(corpus: Corpus, mirror: Path | None) -> tuple[list, li
     return present, absent
 
 
+def verified_copy(corpus: Corpus, out_dir: Path) -> bool:
+    """``out_dir`` holds every file of ``corpus`` with the sha256 its ``source.json`` recorded."""
+    out_dir = Path(out_dir)
+    if (out_dir / MISSING_MARKER).exists() or not (out_dir / "source.json").is_file():
+        return False
+    try:
+        recorded = json.loads((out_dir / "source.json").read_text())["files"]
+        return all((out_dir / f.filename).is_file() and sha256_file(out_dir / f.filename) == recorded[f.filename]
+                   for f in corpus.files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def download_corpus(
     corpus: Corpus,
     out_dir: Path,
@@ -278,12 +332,18 @@ def download_corpus(
     on_missing: str = "error",
     sources: list[Source] | None = None,
     source_setting: str = SOURCE_ARCHIVE,
+    optional: bool = True,
 ) -> dict:
     """Obtain ``corpus`` into ``out_dir`` (``<split>.txt`` files plus ``source.json``).
 
     Returns the provenance record. With ``on_missing='skip'`` an unobtainable corpus leaves
-    a ``MISSING.json`` marker in ``out_dir`` instead of raising; checksum errors always raise.
+    a ``MISSING.json`` marker in ``out_dir`` instead of raising, unless ``out_dir`` already holds
+    a verified copy (left as it is, and the failure raised). Checksum errors always raise, and so
+    does a mirror that does not exist or is empty. ``optional`` False (PTB, WikiText-2) makes
+    ``skip`` fail like ``error``; the message then says the corpus cannot be skipped.
     """
+    if mirror is not None:
+        check_mirror(corpus, Path(mirror))
     if sources is None:
         sources = candidate_sources(corpus, mirror, source_setting=source_setting)
     failures: list[str] = []
@@ -337,12 +397,13 @@ def download_corpus(
             + "\n  ".join(mismatches)
             + f"\nNothing was written to {out_dir}. Provide a verified copy through {MIRROR_ENV}."
         )
-    hint = (
-        f"Set {MIRROR_ENV} to a directory laid out like ../shared/data (for {corpus.name}: "
-        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root, "
-        f"from {corpus.archive_urls[0]}), or data.mirror in params.yaml; or set data.on_missing: skip to mark "
-        f"it missing and go on."
-    )
+    hint = (f"Set {MIRROR_ENV} (or data.mirror in params.yaml) to a mirror directory that holds "
+            f"{expected_layout(corpus)}")
+    if optional:  # the same words in both modes: the marker of a skipped corpus repeats the error
+        hint += (f". {corpus.name} is optional (data.optional): with data.on_missing: skip it is marked "
+                 "'data missing' and the rest of the DAG goes on.")
+    else:
+        hint += f". {corpus.name} is not optional (data.optional): it is never skipped, whatever data.on_missing says."
     present, absent = _partial_mirror_files(corpus, mirror) if source_setting == SOURCE_ARCHIVE else ([], [])
     if source_setting == SOURCE_WMT13_RAW:
         from pipeline.data.wmt13 import MISSING_HINT
@@ -354,7 +415,7 @@ def download_corpus(
         where = (f"the local mirror {mirror} lacks {', '.join(f.mirror_path for f in absent)} "
                  f"(it has {', '.join(f.mirror_path for f in present)})")
     else:
-        where = f"the local mirror {mirror} lacks it"
+        where = f"the local mirror {mirror} lacks it{_corpus_folder_hint(corpus, mirror)}"
     if not any(not s.is_local for s in sources):
         failures.append(f"network not tried ({OFFLINE_ENV}=1)")
     message = (
@@ -362,7 +423,9 @@ def download_corpus(
         + "\n  ".join(failures or ["(no sources)"])
         + f"\n{hint}"
     )
-    if on_missing == "skip":
+    if verified_copy(corpus, out_dir):
+        raise DataUnavailableError(f"{message}\nThe verified copy already in {out_dir} was left as it was.")
+    if on_missing == "skip" and optional:
         kept = {f.filename: mirror / f.mirror_path for f in present} if absent else {}
         write_missing_marker(out_dir, message, files=kept, corpus=corpus.name,
                              missing_files=[f.mirror_path for f in absent] if kept else [],

@@ -8,6 +8,10 @@ Output directory (``data/prepared/<corpus>/``):
 - ``vocab.txt``: one word per line; the line number is the id. Words are sorted by descending
   train frequency, ties broken alphabetically (as the authors' TensorFlow reader does).
 - ``{train,valid,test}.npy``: int32 token ids.
+- ``manifest.json``: the vocabulary size and the sha256 of every file above, which
+  :func:`load_prepared` checks (with the files read whole and every id within the vocabulary)
+  so that a truncated, altered or mismatched file fails naming itself, never as a traceback
+  or a smaller model.
 
 Statistics go to a separate JSON (``data/stats/<corpus>.json``, a DVC metrics file): per split,
 tokens, types (``<eos>`` counted as a type), out-of-vocabulary count, ``<unk>`` count and share
@@ -19,6 +23,8 @@ with ``status: data_missing`` and the missing splits named.
 from __future__ import annotations
 
 import io
+import json
+import pickle
 from collections import Counter
 from pathlib import Path
 
@@ -26,10 +32,13 @@ import numpy as np
 
 from pipeline.data.corpora import SPLITS, Corpus
 from pipeline.errors import DataFormatError
-from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, write_missing_marker
+from pipeline.fsutil import (atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, sha256_file,
+                             write_missing_marker)
 
 EOS = "<eos>"
 UNK = "<unk>"
+VOCAB = "vocab.txt"
+MANIFEST = "manifest.json"
 
 
 def tokenize_file(path: Path, add_eos: bool) -> list[str]:
@@ -127,14 +136,100 @@ def prepare_corpus(corpus: Corpus, raw_dir: Path, out_dir: Path, stats_path: Pat
             ids, oov = encode(tokens[split], index, split)
             np.save(tmp / f"{split}.npy", ids)
             stats["splits"][split] = split_stats(tokens[split], oov)
-        atomic_write_text(tmp / "vocab.txt", "".join(f"{w}\n" for w in vocab))
+        atomic_write_text(tmp / VOCAB, "".join(f"{w}\n" for w in vocab))
+        atomic_write_json(tmp / MANIFEST, _manifest(corpus.name, len(vocab), tmp))
     atomic_write_json(stats_path, stats)
     return stats
 
 
+def _manifest(corpus: str, vocab_size: int, directory: Path) -> dict:
+    names = [VOCAB] + [f"{split}.npy" for split in SPLITS]
+    return {"corpus": corpus, "vocab_size": vocab_size, "sha256": {n: sha256_file(directory / n) for n in names}}
+
+
 def load_prepared(prepared_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Read the vocabulary and the id arrays of a prepared corpus."""
+    """Read the vocabulary and the id arrays of a prepared corpus, checked as they are read.
+
+    Every file is read whole; the ids are integers within the vocabulary; the vocabulary has the
+    size, and every file the sha256, that ``prepare`` recorded in ``manifest.json`` (a directory
+    prepared before manifests existed is checked against ``data/stats/<corpus>.json`` instead).
+    A failed check is a :class:`DataFormatError` naming the file and the command that rebuilds it.
+    """
     prepared_dir = Path(prepared_dir)
-    vocab = (prepared_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    arrays = {split: np.load(prepared_dir / f"{split}.npy") for split in SPLITS}
+    rerun = _rerun_hint(prepared_dir)
+    names = [VOCAB] + [f"{split}.npy" for split in SPLITS]
+    absent = [n for n in names if not (prepared_dir / n).is_file()]
+    if absent:
+        what = "does not exist" if not prepared_dir.is_dir() else f"has no {', '.join(absent)}"
+        raise FileNotFoundError(f"{prepared_dir} {what}: the corpus was never prepared here; "
+                                f"{rerun.removeprefix('re-')}")
+    vocab = _read_vocab(prepared_dir / VOCAB, rerun)
+    manifest = _read_manifest(prepared_dir, rerun)
+    expected_size = manifest.get("vocab_size") if manifest else _stats_vocab_size(prepared_dir)
+    if expected_size is not None and len(vocab) != expected_size:
+        raise DataFormatError(f"{prepared_dir / VOCAB} has {len(vocab):,} words, but prepare wrote {expected_size:,}: "
+                              f"the file was cut short or replaced; {rerun}")
+    arrays = {split: _read_ids(prepared_dir / f"{split}.npy", len(vocab), rerun) for split in SPLITS}
+    for name, want in (manifest or {}).get("sha256", {}).items():
+        if sha256_file(prepared_dir / name) != want:
+            raise DataFormatError(f"{prepared_dir / name} is not the file prepare wrote (its sha256 differs from "
+                                  f"{MANIFEST}): it was altered or comes from another preparation; {rerun}")
     return vocab, arrays
+
+
+def _rerun_hint(prepared_dir: Path) -> str:
+    return f"re-run `python -m stages.prepare --corpus {prepared_dir.name}` (or `dvc repro prepare@{prepared_dir.name}`)"
+
+
+def _read_vocab(path: Path, rerun: str) -> list[str]:
+    try:
+        vocab = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path} is not UTF-8 text (offset {exc.start:,}): it is corrupt; {rerun}") from None
+    if not vocab:
+        raise DataFormatError(f"{path} is empty; {rerun}")
+    return vocab
+
+
+def _read_manifest(prepared_dir: Path, rerun: str) -> dict | None:
+    path = prepared_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        int(manifest["vocab_size"]), dict(manifest["sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataFormatError(f"{path} cannot be read ({type(exc).__name__}: {exc}); {rerun}") from None
+    return manifest
+
+
+def _stats_vocab_size(prepared_dir: Path) -> int | None:
+    """The vocabulary size in data/stats/<corpus>.json beside data/prepared/<corpus>, where it is."""
+    path = prepared_dir.parent.parent / "stats" / f"{prepared_dir.name}.json"
+    try:
+        size = json.loads(path.read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return size if isinstance(size, int) else None
+
+
+def _read_ids(path: Path, vocab_size: int, rerun: str) -> np.ndarray:
+    """A 1-D integer array read whole, every id in [0, vocab_size)."""
+    try:
+        ids = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataFormatError(f"{path} cannot be read whole, it is truncated or corrupt ({type(exc).__name__}: "
+                              f"{exc}); {rerun}") from None
+    if not isinstance(ids, np.ndarray) or ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        shape = getattr(ids, "shape", type(ids).__name__)
+        raise DataFormatError(f"{path} is not a 1-D array of integer token ids (got {getattr(ids, 'dtype', '?')}, "
+                              f"shape {shape}); {rerun}")
+    if ids.size == 0:
+        raise DataFormatError(f"{path} holds no tokens; {rerun}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        position = int(np.argmax(ids == bad))
+        raise DataFormatError(f"{path}: token id {bad} at position {position:,} is outside the vocabulary of "
+                              f"{vocab_size:,} words (ids 0 to {vocab_size - 1:,}); {rerun}")
+    return ids

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import RunConfig
+from pipeline.errors import DataFormatError
 from pipeline.models import parameter_count
 
 PAPER_FILE = Path(__file__).with_name("paper.yaml")
@@ -41,7 +42,18 @@ class Result:
 
 
 def _read_metrics(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON object at ``path`` (None: no file); one that cannot be read fails naming the file."""
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(metrics, dict) else f"holds a JSON {type(metrics).__name__}, not an object"
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = f"cannot be read ({exc})"
+    if problem:
+        raise DataFormatError(f"{path} {problem}: it is truncated or corrupt. Restore it (`git checkout -- {path}` "
+                              "where it is committed) or re-run the stage that writes it")
+    return metrics
 
 
 def find_result(results_root: Path, run: str, sources: tuple[str, ...] = PROFILE_PREFERENCE) -> Result:

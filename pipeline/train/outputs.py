@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 from pathlib import Path
 
 from pipeline.config import RunConfig
+from pipeline.errors import DataUnavailableError
 from pipeline.fsutil import atomic_directory, atomic_write_json, atomic_write_text
 
 EPOCH_FIELDS = ("epoch", "lr", "train_ppl", "valid_ppl", "seconds")
@@ -40,9 +42,29 @@ def write_epoch_log(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def recorded_status(metrics_path: Path) -> str | None:
+    """The status of the result already at ``metrics_path`` (None: no readable result there)."""
+    try:
+        metrics = json.loads(Path(metrics_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics.get("status", "ok") if isinstance(metrics, dict) else None
+
+
 def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
-    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``)."""
+    """Outputs of a run whose corpus could not be obtained (``data.on_missing: skip``).
+
+    A real result already in ``out_dir`` (any status but data_missing) is never replaced: a
+    corpus that went missing since says nothing about the run that trained on it."""
     out_dir = Path(out_dir)
+    status = recorded_status(out_dir / "metrics.json")
+    if status not in (None, "data_missing"):
+        raise DataUnavailableError(
+            f"{cfg.name}: corpus {cfg.corpus!r} is marked missing, but {out_dir / 'metrics.json'} holds a result "
+            f"(status {status}); it was left as it was. Restore the corpus (python -m stages.download --corpus "
+            f"{cfg.corpus}, then python -m stages.prepare --corpus {cfg.corpus}), or delete {out_dir} to record "
+            f"the run as data missing."
+        )
     metrics = {
         "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
         "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
