@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
-from pipeline.data.corpora import CORPORA
+from pipeline.data.catalogue import CORPUS_NAMES, CORPUS_SOURCES
 from pipeline.errors import ParamsError
 
 PROFILES = ("quick", "paper")
@@ -65,7 +65,7 @@ class DataSettings:
 
     def source_for(self, corpus: str) -> str:
         """The corpus's source setting; the first of its allowed sources (the archive) by default."""
-        return self.source.get(corpus, CORPORA[corpus].sources[0])
+        return self.source.get(corpus, CORPUS_SOURCES[corpus][0])
 
     def on_missing_for(self, corpus: str) -> str:
         """``skip`` only for a corpus listed in data.optional; every other corpus fails when missing."""
@@ -307,13 +307,13 @@ def data_settings(params: dict) -> DataSettings:
     if not isinstance(corpora, list):
         raise _fail("data.corpora", f"expected a list of corpus names, got {corpora!r}")
     for i, name in enumerate(corpora):
-        _choice(name, tuple(sorted(CORPORA)), f"data.corpora[{i}]")
+        _choice(name, tuple(sorted(CORPUS_NAMES)), f"data.corpora[{i}]")
     source = section.get("source") or {}
     _mapping(source, "data.source")
     for name, value in source.items():
-        if name not in CORPORA:
-            raise _fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPORA))})")
-        allowed = CORPORA[name].sources
+        if name not in CORPUS_SOURCES:
+            raise _fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPUS_NAMES))})")
+        allowed = CORPUS_SOURCES[name]
         if value not in allowed:
             why = "" if len(allowed) > 1 else " (only the published files: this corpus cannot be rebuilt from raw WMT13)"
             raise _fail(f"data.source.{name}", f"expected one of {', '.join(allowed)}, got {value!r}{why}")
@@ -322,7 +322,7 @@ def data_settings(params: dict) -> DataSettings:
         on_missing=_choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
         corpora=tuple(corpora),
         source=dict(source),
-        optional=_optional_corpora(section.get("optional", [c for c in sorted(CORPORA) if c not in REQUIRED_CORPORA])),
+        optional=_optional_corpora(section.get("optional", [c for c in sorted(CORPUS_NAMES) if c not in REQUIRED_CORPORA])),
     )
 
 
@@ -334,7 +334,7 @@ def _optional_corpora(optional: Any) -> tuple[str, ...]:
     if not isinstance(optional, list):
         raise _fail("data.optional", f"expected a list of corpus names, got {optional!r}")
     for i, name in enumerate(optional):
-        _choice(name, tuple(sorted(CORPORA)), f"data.optional[{i}]")
+        _choice(name, tuple(sorted(CORPUS_NAMES)), f"data.optional[{i}]")
         if name in REQUIRED_CORPORA:
             raise _fail(f"data.optional[{i}]", f"{name} carries the main tables and cannot be optional: a missing "
                         f"{name} must fail, never become 'data missing'; remove it from data.optional")
@@ -543,7 +543,7 @@ def run_config(params: dict, name: str, profile: str | None = None) -> RunConfig
     _check_budget_fills_a_window(run_budget, training, f"profiles.{profile}", name)
     return RunConfig(
         name=name,
-        corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPORA)), f"{where}.corpus"),
+        corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPUS_NAMES)), f"{where}.corpus"),
         profile=profile,
         model=_model_config(params, _mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
         training=training,

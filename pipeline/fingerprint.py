@@ -87,10 +87,22 @@ def absolute_module(node: ast.ImportFrom, path: Path, root: Path) -> str:
     return ".".join(package + ([node.module] if node.module else []))
 
 
+def is_type_checking_block(node: ast.stmt) -> bool:
+    """``if TYPE_CHECKING:``: imports for type annotations only, never run."""
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
 def statements(body: list[ast.stmt]):
     """Every statement in ``body``, nested ones (in functions, classes, ifs, trys) included:
-    imports are statements, so expressions need not be visited."""
+    imports are statements, so expressions need not be visited. The body of an ``if
+    TYPE_CHECKING:`` is left out: it never runs."""
     for node in body:
+        if is_type_checking_block(node):
+            yield from statements(node.orelse)
+            continue
         yield node
         for field in ("body", "orelse", "finalbody", "handlers", "cases"):
             yield from statements(getattr(node, field, None) or [])

@@ -198,3 +198,20 @@ def test_a_comment_or_docstring_edit_of_the_training_loop_leaves_the_train_stage
     assert train_fingerprint() == before
     loop.write_text(text.replace("run.lr *= t.lr_decay", "run.lr *= t.lr_decay * 1.0", 1))
     assert train_fingerprint() != before
+
+
+def test_training_code_does_not_depend_on_download_urls_or_pins():
+    """An edit of a URL or checksum in the corpus registry re-runs downloads, never training."""
+    from pipeline.data.catalogue import CORPUS_SOURCES
+    from pipeline.data.corpora import CORPORA
+
+    assert "pipeline/data/corpora.py" not in stage_code("stages.train", REPO)
+    assert "pipeline/data/corpora.py" in stage_code("stages.download", REPO)
+    assert {name: corpus.sources for name, corpus in CORPORA.items()} == CORPUS_SOURCES
+
+
+def test_imports_under_type_checking_are_not_code_that_runs(tmp_path):
+    write_tree(tmp_path, {"stages/__init__.py": "", "stages/a.py": "import b\n", "b.py": (
+        "from typing import TYPE_CHECKING\nimport typing\nif TYPE_CHECKING:\n    import c\nelse:\n    import d\n"
+        "if typing.TYPE_CHECKING:\n    import e\n"), "c.py": "", "d.py": "", "e.py": ""})
+    assert stage_code("stages.a", tmp_path) == ["b.py", "d.py", "stages/__init__.py", "stages/a.py"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SPLITS = ("train", "valid", "test")
+from pipeline.data.catalogue import (BOTHA_LANGUAGES, CORPUS_SOURCES, SOURCE_ARCHIVE, SOURCE_WMT13_RAW, SPLITS,  # noqa: F401
+                                     WMT13_REBUILDABLE)
+
 ARCHIVE_FORMATS = ("tar", "zip")
-SOURCE_ARCHIVE = "archive"  # the published files (mirror, upstream archive, per-file mirrors)
-SOURCE_WMT13_RAW = "wmt13-raw"  # Botha-style rebuild from the raw WMT13 corpora (pipeline/data/wmt13.py)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,6 @@ BOTHA_ARCHIVE_GIT_BLOB = "6bd6e3916f5e745af3e01a9b9f9b263b855c57fd"
 # Kim et al.'s mapping (yoonkim/lstm-char-cnn get_data.sh): train.in -> train, test.in -> valid,
 # finaltest.in -> test.
 BOTHA_MEMBERS = {"train": "train.in", "valid": "test.in", "test": "finaltest.in"}
-BOTHA_LANGUAGES = ("fr", "es", "de", "cs", "ru")  # the paper's Table 6 order
 # (sha256, git blob) per split; train is known by its git blob only (SOURCES.md §3).
 _BOTHA_PINS = {
     "cs": {"train": (None, "de36fee879b23d7be88b07bbd4bff129384128a2"),
@@ -162,9 +161,6 @@ _BOTHA_PINS = {
            "test": ("644112ac35c4b9d5ef2b0b97267cf5a423e40d254e658dad48084643450776da", "8a5d7c538402b9af7f50d47a31a9eedc2e2ec313")},
 }
 _LANGUAGE_NAMES = {"fr": "French", "es": "Spanish", "de": "German", "cs": "Czech", "ru": "Russian"}
-# Russian's training text came from the Yandex corpus and its dev set is not a newstest, so only
-# these four can be rebuilt from raw WMT13 (botha-blunsom.md §1.1, §2.2).
-WMT13_REBUILDABLE = ("fr", "es", "de", "cs")
 
 
 def _botha(lang: str) -> Corpus:
@@ -186,7 +182,7 @@ def _botha(lang: str) -> Corpus:
         archive_git_blob=BOTHA_ARCHIVE_GIT_BLOB,
         add_eos=False,  # the SCRN code runs these with --eos " ": word tokens only
         language=lang,
-        sources=(SOURCE_ARCHIVE, SOURCE_WMT13_RAW) if lang in WMT13_REBUILDABLE else (SOURCE_ARCHIVE,),
+        sources=CORPUS_SOURCES[f"botha-{lang}"],
     )
 
 

@@ -30,10 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.corpora import SPLITS, Corpus
+from typing import TYPE_CHECKING
+
+from pipeline.data.catalogue import SPLITS
 from pipeline.errors import DataFormatError
 from pipeline.fsutil import (atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, sha256_file,
                              write_missing_marker)
+
+if TYPE_CHECKING:  # the registry (URLs, pins) is the download stage's; preparing needs only a corpus's fields
+    from pipeline.data.corpora import Corpus
 
 EOS = "<eos>"
 UNK = "<unk>"
