@@ -289,7 +289,8 @@ def test_triton_kernels_under_the_interpreter_match_the_float64_loop():
         pytest.skip(message)
     path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]  # keep a Triton found there
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(filter(None, path))}
-    proc = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=600)
+    # no timeout: one program never waits at the barrier, and a loaded machine must not fail the test
+    proc = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "match the float64 loop" in proc.stdout
 

@@ -387,7 +387,7 @@ def test_killed_run_resumes_to_the_same_metrics(ptb_prepared, tmp_path):
 
     stage_args = _train_cmd(tmp_path, prepared, "killed")[3:]  # after: python -m stages.train
     killed = subprocess.run([sys.executable, "-c", KILLED_MID_EPOCH_2, *stage_args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+                            text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert "epoch 1/3" in killed.stdout and "epoch 2/3" not in killed.stdout
 
@@ -396,12 +396,12 @@ def test_killed_run_resumes_to_the_same_metrics(ptb_prepared, tmp_path):
     assert saved["run"].epoch == 1  # killed mid-epoch 2: only epoch 1 was checkpointed
     assert not (tmp_path / "results-killed" / "quick" / "tiny" / "metrics.json").exists()
 
-    resumed = subprocess.run(_train_cmd(tmp_path, prepared, "killed"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_train_cmd(tmp_path, prepared, "killed"), cwd=REPO, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout and "after epoch 1" in resumed.stdout
     assert not ckpt.checkpoint_dir(tmp_path / "ck-killed", cfg).exists()  # finished: checkpoint removed
 
-    straight = subprocess.run(_train_cmd(tmp_path, prepared, "straight"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    straight = subprocess.run(_train_cmd(tmp_path, prepared, "straight"), cwd=REPO, capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr
     assert "resuming" not in straight.stdout
 
