@@ -1,6 +1,7 @@
 """Shared fixtures. Real-data tests need a mirror laid out like ../shared/data:
 $SCRN_DATA_MIRROR, else ../shared/data beside the repository. Without one they are skipped,
-except under CI=true, where a missing mirror is a failure: CI never skips them."""
+except under CI (CI=true, as .ci/run sets it, or CI=1), where a missing mirror is a failure: CI
+never skips them."""
 from __future__ import annotations
 
 import os
@@ -28,6 +29,12 @@ def float64():
     torch.set_default_dtype(previous)
 
 
+def under_ci() -> bool:
+    """CI=true (.ci/run exports it) or CI=1 (what some runners set): tests that need something CI
+    must have fail without it instead of skipping."""
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
 def _mirror_root() -> Path | None:
     env = os.environ.get("SCRN_DATA_MIRROR")
     candidates = [Path(env)] if env else [REPO.parent / "shared" / "data"]
@@ -37,15 +44,20 @@ def _mirror_root() -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def mirror() -> Path:
+def require_mirror() -> Path:
+    """The mirror's root; else a skip, or under CI a failure."""
     root = _mirror_root()
     if root is None:
         message = "real PTB data not found: set SCRN_DATA_MIRROR to a directory laid out like ../shared/data"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: real-data tests must run)")
+        if under_ci():
+            pytest.fail(message + " (under CI real-data tests must run)")
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    return require_mirror()
 
 
 @pytest.fixture(scope="session")

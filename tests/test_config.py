@@ -78,6 +78,21 @@ def test_params_hash_tracks_what_changes_numbers(params):
     assert config.run_config(params, "ptb-baseline-40-10", profile="paper").params_hash != base.params_hash
 
 
+@pytest.mark.parametrize("edit", [
+    {"alpha": 0.85}, {"hidden": 250}, {"context": 30}, {"tie": True}, {"context_in_softmax": False},
+    {"dropout": {"regime": "variational", "p_i": 0.15, "p_h": 0.2, "p_o": 0.15}},
+    {"dropout": {"regime": "variational", "p_i": 0.15, "p_h": 0.15, "p_o": 0.15, "vd_h_mask": "independent"}},
+    {"sobolev": {"beta": 0.1}},
+])
+def test_params_hash_changes_with_every_model_setting(params, edit):
+    """Checkpoints live under <run>-<params_hash>/: a model edited after a kill must not resume
+    the old model's checkpoint."""
+    base = config.run_config(params, "ptb-small-scrn-vd")
+    edited = copy.deepcopy(params)
+    edited["runs"]["ptb-small-scrn-vd"]["model"].update(edit)
+    assert config.run_config(edited, "ptb-small-scrn-vd").params_hash != base.params_hash
+
+
 def test_profile_caps_epochs(params):
     quick = config.run_config(params, "ptb-baseline-40-10", profile="quick")
     paper = config.run_config(params, "ptb-baseline-40-10", profile="paper")

@@ -374,9 +374,3 @@ def test_source_setting_defaults_to_the_archive():
     assert settings.corpora == tuple(CORPORA)
     assert {settings.source_for(c) for c in CORPORA} == {"archive"}
     assert config.data_settings({"data": {"source": {"botha-de": "wmt13-raw"}}}).source_for("botha-de") == "wmt13-raw"
-
-
-def test_roundtrip_stage_documents_itself():
-    proc = subprocess.run([sys.executable, "-m", "stages.roundtrip", "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0 and "python -m stages.roundtrip" in proc.stdout

@@ -146,14 +146,38 @@ def test_vd_tied_h_mask_reaches_next_layer_and_carried_state_but_never_s():
     assert not zero_pattern(s_carried).any()  # the recurrent s is never dropped
 
 
-def test_vd_independent_masks_the_recurrence_only_with_p_h():
+def spy_masks(monkeypatch) -> list[torch.Tensor]:
+    """Record every variational mask the model draws (in draw order, empty draws left out)."""
+    drawn, draw = [], drop.variational_mask
+
+    def spy(*args):
+        mask = draw(*args)
+        if mask is not None:
+            drawn.append(mask)
+        return mask
+
+    monkeypatch.setattr(lm.dropout, "variational_mask", spy)
+    return drawn
+
+
+def test_vd_independent_masks_the_recurrence_only_with_p_h(monkeypatch):
+    """Eq. (9) read literally: h_t = sigmoid(x_t A + s_t P + (h_{t-1} m) R + b) with the window's p_h
+    mask m, and the layer passes on the unmasked [s; h] (p_o = 0)."""
     model = scrn(dropout=DropoutConfig(regime="variational", p_h=0.5, vd_h_mask="independent"))
     model.train()
-    (inputs,), (state,), _ = layer_inputs(model, X)
-    assert not zero_pattern(inputs[1]).any()  # output unmasked (p_o = 0) ...
-    model.eval()
-    (clean,), _, _ = layer_inputs(model, X)
-    assert not torch.allclose(inputs[1][:, 1:, D_S:], clean[1][:, 1:, D_S:])  # ... but the recurrence saw the mask
+    masks = spy_masks(monkeypatch)
+    (inputs,), _, _ = layer_inputs(model, X)
+    m = masks[0]  # layer 1's h mask: the first drawn (p_i = p_o = 0 draw none)
+    assert len(masks) == 2 and m.shape == (1, D_H) and (m == 0).any() and (m != 0).any()
+    layer, y = model.layers[0], inputs[0]
+    rec = layer.recurrence
+    s, h, expected = torch.zeros(B, D_S), torch.zeros(B, D_H), []
+    with torch.no_grad():
+        for t in range(T):
+            s = (1 - rec.alpha) * y[:, t] @ layer.B + rec.alpha * s
+            h = torch.sigmoid(y[:, t] @ layer.A + s @ rec.P + (h * m) @ rec.R + rec.b)
+            expected.append(torch.cat([s, h], dim=-1))
+    torch.testing.assert_close(inputs[1], torch.stack(expected, 1))
 
 
 def test_hidden_states_mask_modes_against_manual_loop():
@@ -217,18 +241,30 @@ def test_no_context_dropout_drops_h_only():
     assert not zero_pattern(inputs[1][..., :D_S]).any() and zero_pattern(inputs[1][..., D_S:]).any()
 
 
-def test_no_regularization_is_deterministic_in_training_mode():
+def test_without_regularization_training_mode_computes_the_evaluation_logits():
     model = scrn()
     model.train()
-    a = model(X, model.zero_state(B)).logits
-    b = model(X, model.zero_state(B)).logits
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def test_dropout_is_off_in_evaluation():
-    model = scrn(dropout=DropoutConfig(regime="variational", p_i=0.5, p_h=0.5, p_o=0.5))
+    trained = model(X, model.zero_state(B))
     model.eval()
-    torch.testing.assert_close(model(X, model.zero_state(B)).logits, model(X, model.zero_state(B)).logits, rtol=0, atol=0)
+    assert trained.penalty is None
+    torch.testing.assert_close(trained.logits, model(X, model.zero_state(B)).logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch, dropout", [
+    ("scrn", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
+    ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
+    ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4, vd_h_mask="independent")),
+    ("lstm", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
+    ("lstm", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
+])
+def test_evaluation_with_dropout_equals_the_same_weights_without_dropout(arch, dropout):
+    """Inverted dropout scales at training time only: evaluation must neither drop nor rescale."""
+    build = scrn if arch == "scrn" else lstm
+    with_dropout, without = build(dropout=dropout), build()
+    without.load_state_dict(with_dropout.state_dict())
+    with_dropout.eval(), without.eval()
+    torch.testing.assert_close(with_dropout(X, with_dropout.zero_state(B)).logits,
+                               without(X, without.zero_state(B)).logits, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------- Sobolev
@@ -325,22 +361,49 @@ def test_lstm_variational_masks_reach_the_recurrence():
 # ---------------------------------------------------------------------------- parameter counts
 
 
+def scrn_count(vocab: int, h: int, s: int, layers: int, tie: bool = False) -> int:
+    """Eqs. (1)-(3) stacked: per layer A (d_in x h), B (d_in x s), P (s x h), R (h x h), b (h), with
+    d_in = h for the first layer (the embedding) and s + h above; softmax U, V (unless tied), bias."""
+    d_in = [h] + [s + h] * (layers - 1)
+    recurrent = sum(d * (h + s) for d in d_in) + layers * (s * h + h * h + h)
+    return vocab * h + recurrent + vocab * s + (0 if tie else vocab * h) + vocab
+
+
+def baseline_count(vocab: int, h: int, s: int) -> int:
+    """One-hot inputs: A (|W| x h) and B (|W| x s) are lookups; then P, R, b and the [U; V] softmax with bias."""
+    return vocab * (h + s) + s * h + h * h + h + (s + h) * vocab + vocab
+
+
+def lstm_count(vocab: int, h: int, layers: int, tie: bool = False, biases: int = 2) -> int:
+    """Four gates of [x; h] -> h per layer, ``biases`` bias vectors each (TF's layout has 1, nn.LSTM 2)."""
+    return vocab * h + layers * (4 * h * 2 * h + biases * 4 * h) + (0 if tie else vocab * h) + vocab
+
+
 @pytest.mark.parametrize(
-    "cfg, vocab, expected",
+    "cfg, vocab, paper_layout, authors_count",
     [
-        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 10000, 5.49e6),
-        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2, tie=True), 10000, 3.09e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2), 10000, 18.9e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 10000, 11.4e6),
-        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 33278, 17.6e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 33278, 31.7e6),
-        (dict(arch="scrn-baseline", hidden=40, context=10, alpha=0.95), 10000, 1.01e6),
-        (dict(arch="lstm", hidden=200, layers=2), 10000, 4.65e6),
-        (dict(arch="lstm", hidden=650, layers=2, tie=True), 10000, 13.3e6),
-        (dict(arch="lstm", hidden=650, layers=2, tie=True), 33278, 28.4e6),
+        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 10000, scrn_count(10000, 240, 40, 2), 5.49e6),
+        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2, tie=True), 10000,
+         scrn_count(10000, 240, 40, 2, tie=True), 3.09e6),
+        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2), 10000, scrn_count(10000, 750, 120, 2), 18.9e6),
+        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 10000,
+         scrn_count(10000, 750, 120, 2, tie=True), 11.4e6),
+        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 33278, scrn_count(33278, 240, 40, 2), 17.6e6),
+        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 33278,
+         scrn_count(33278, 750, 120, 2, tie=True), 31.7e6),
+        (dict(arch="scrn-baseline", hidden=40, context=10, alpha=0.95), 10000, baseline_count(10000, 40, 10), 1.01e6),
+        (dict(arch="lstm", hidden=200, layers=2), 10000, lstm_count(10000, 200, 2), 4.65e6),
+        (dict(arch="lstm", hidden=650, layers=2, tie=True), 10000, lstm_count(10000, 650, 2, tie=True), 13.3e6),
+        (dict(arch="lstm", hidden=650, layers=2, tie=True), 33278, lstm_count(33278, 650, 2, tie=True), 28.4e6),
     ],
 )
-def test_parameter_counts_match_authors_code_notes(cfg, vocab, expected):
-    """../shared/notes/authors-code.md §4, within 0.5%. nn.LSTM has two bias vectors per layer
-    where TF has one: 2 x 4 x hidden more, far inside the tolerance."""
-    assert abs(parameter_count(ModelConfig(**cfg), vocab) - expected) / expected < 0.005
+def test_parameter_counts_are_exactly_the_layer_shapes_and_round_to_the_authors_counts(cfg, vocab, paper_layout,
+                                                                                       authors_count):
+    """Exact against the shapes of eqs. (1)-(3) (one missing matrix, even P of the 40/10 baseline,
+    fails); the authors' counts, computed from their TF code's shapes, are given to 3 significant
+    figures. nn.LSTM has two bias vectors per layer where TF has one: its count is the TF layout's
+    plus 4 x hidden per layer."""
+    model = ModelConfig(**cfg)
+    assert parameter_count(model, vocab) == paper_layout
+    tf_layout = paper_layout - (cfg["layers"] * 4 * cfg["hidden"] if cfg["arch"] == "lstm" else 0)
+    assert float(f"{tf_layout:.3g}") == authors_count
