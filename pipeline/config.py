@@ -67,10 +67,6 @@ class DataSettings:
         """The corpus's source setting; the first of its allowed sources (the archive) by default."""
         return self.source.get(corpus, CORPUS_SOURCES[corpus][0])
 
-    def on_missing_for(self, corpus: str) -> str:
-        """``skip`` only for a corpus listed in data.optional; every other corpus fails when missing."""
-        return self.on_missing if corpus in self.optional else "error"
-
 
 @dataclass(frozen=True)
 class DropoutConfig:

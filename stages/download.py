@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     source = settings.source_for(corpus.name)
     print(f"download {corpus.name}: {corpus.description}; source: {source}; "
           f"mirror: {mirror or f'none (set {MIRROR_ENV})'}")
-    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing_for(corpus.name),
-                             source_setting=source, optional=corpus.name in settings.optional)
+    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing, source_setting=source,
+                             optional=corpus.name in settings.optional)
     if record.get("status") == "data_missing":
         kept = record.get("present_splits") or []
         kept_text = f"; kept the verified {', '.join(kept)} split(s) beside the marker" if kept else ""

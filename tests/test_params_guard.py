@@ -83,17 +83,16 @@ def test_the_repository_params_have_no_duplicate_or_unknown_key():
 # ---------------------------------------------------------------------------- data.optional
 
 
-def test_skip_applies_only_to_optional_corpora():
+def test_the_repository_skips_only_the_botha_corpora():
     settings = config.data_settings(config.load_params(REPO / "params.yaml"))
     assert settings.on_missing == "skip"
-    assert settings.on_missing_for("botha-fr") == "skip"
-    assert settings.on_missing_for("ptb") == "error" and settings.on_missing_for("wikitext-2") == "error"
+    assert set(settings.optional) == {"botha-fr", "botha-es", "botha-de", "botha-cs", "botha-ru"}
 
 
 def test_the_default_optional_corpora_are_all_but_ptb_and_wikitext2():
     settings = config.data_settings({"data": {"on_missing": "skip"}})
     assert set(settings.optional) == {"botha-fr", "botha-es", "botha-de", "botha-cs", "botha-ru"}
-    assert config.data_settings({"data": {"on_missing": "skip", "optional": []}}).on_missing_for("botha-fr") == "error"
+    assert config.data_settings({"data": {"on_missing": "skip", "optional": []}}).optional == ()
 
 
 @pytest.mark.parametrize("corpus", ["ptb", "wikitext-2"])
