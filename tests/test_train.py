@@ -178,12 +178,13 @@ def test_the_checkpoint_fingerprint_changes_with_the_code_the_trainer_loads(tmp_
     original = ckpt.code_fingerprint(tmp_path)
     assert original == ckpt.code_fingerprint()  # the same files, so the same digest
 
-    def after_appending(relative: str) -> str:
+    def after_appending(relative: str, text: str = "\nEDITED = 1\n") -> str:
         with open(tmp_path / relative, "a") as f:
-            f.write("\n# an edit\n")
+            f.write(text)
         return ckpt.code_fingerprint(tmp_path)
 
     assert after_appending("pipeline/report/render.py") == original
+    assert after_appending("pipeline/models/scrn.py", "\n# a comment changes no numbers\n") == original
     edited_model = after_appending("pipeline/models/scrn.py")
     assert edited_model != original
     assert after_appending("pipeline/train/loop.py") not in (original, edited_model)

@@ -112,17 +112,24 @@ def holder(directory: Path) -> str | None:
 @contextlib.contextmanager
 def exclusive(directory: Path):
     """Hold the run's lock while it trains: two processes of one run would write the same
-    checkpoint and results. The kernel releases it when the process ends, however it ends."""
+    checkpoint and results. The kernel releases it when the process ends, however it ends; a run
+    that ends normally also removes the lock file, so a finished run leaves nothing behind."""
     path = lock_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    while True:
+        f = open(path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             who = f.read().strip() or "another process"
+            f.close()
             raise RunInProgress(f"{Path(directory).name} is being trained by {who} (lock {path}); wait for it to "
                                 "finish or stop it, then run this again") from None
+        if _still_linked(f, path):
+            break
+        f.close()  # its holder removed the file between our open and our lock: lock the new one
+    with f:
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
@@ -130,4 +137,13 @@ def exclusive(directory: Path):
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)  # while still held, so no one locks a file about to vanish
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _still_linked(f, path: Path) -> bool:
+    """Whether the open file `f` is still the one at `path` (not unlinked by a finishing holder)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
