@@ -1,4 +1,4 @@
-"""The report: paper numbers beside ours, labels for reduced runs, missing data, not-run cells."""
+"""The report: paper numbers beside ours, smoke runs kept out of the tables, missing data, not-run cells."""
 from __future__ import annotations
 
 import copy
