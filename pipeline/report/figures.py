@@ -134,7 +134,9 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
         ax.yaxis.set_major_formatter(plain)
         low, high = ax.get_ylim()
         ax.yaxis.set_minor_formatter(plain if high / low < 20 else ticker.NullFormatter())
-    if not right.lines:
+    if not right.lines:  # an empty panel on the paper's axes, not matplotlib's default 0-1 box
+        right.set_xlim(left.get_xlim())
+        right.set_ylim(left.get_ylim())
         right.text(0.5, 0.5, "no paper-profile results yet", ha="center", va="center", transform=right.transAxes)
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
                title="corpus (type/token ratio = vocabulary / training tokens; † vocabulary / number of tokens, "
