@@ -1,10 +1,14 @@
 """DVC stage ``report``: render reports/tables.md (paper values, ours, and their difference).
 
-Reads the paper's numbers from pipeline/report/paper.yaml, the configuration from params.yaml,
-the results from results/<profile>/<run>/metrics.json (paper profile preferred), and from
-data/stats/ the corpus statistics (vocabulary sizes for the parameter counts too) and the
-tokeniser round-trip figures, from reports/sobolev-grid.json the Sobolev β grid, and the
-training-speed section from benchmarks/results/. Draws the learning curves
+Opens with the headline (how many of the paper's cells are reproduced at the paper profile, how
+close) and the coverage of each table. Reads the paper's numbers and the report's footnotes from
+pipeline/report/paper.yaml, the configuration from params.yaml, the results from
+results/<profile>/<run>/metrics.json (paper profile preferred; smoke runs of the quick profile
+only in the appendix), Figure 2 from results/paper/figure2/ or the figure2 stage's output when
+drawn from paper-profile models, Section 5 from results/search/, and from data/stats/ the corpus
+statistics (vocabulary sizes for the parameter counts too) and the tokeniser round-trip figures,
+from reports/sobolev-grid.json the Sobolev β grid, and the training-speed section from
+benchmarks/results/. Draws the learning curves of paper-profile runs
 (reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
 """
 from __future__ import annotations
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                       analyses.type_token_ratios(paper, args.stats, table7_corpora), staging / "table7.png")
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
                            figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
-                           table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks)
+                           table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks,
+                           report_dir=args.out.parent)
     atomic_write_text(args.out, report)
     print(f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} and {table7_dir}/table7.png")
     return 0

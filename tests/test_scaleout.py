@@ -170,7 +170,8 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
         metrics = json.loads((main / "results" / "quick" / run / "metrics.json").read_text())
         assert metrics == records[run]["metrics"][f"results/quick/{run}/metrics.json"]
         assert metrics["epochs"] == 1 and _trained_budget(main, lock, run) == TINY
-        assert f"{metrics['best_valid_ppl']:.1f}" in report.split("## Table 2")[1].split("## Where")[0]
+        smoke = next(line for line in report.split("## Appendix")[1].splitlines() if line.startswith(f"| {run} "))
+        assert f"{metrics['best_valid_ppl']:,.0f} / {metrics['test_ppl']:,.0f}" in smoke  # a smoke run: the appendix
     assert "restored from the run-cache" in out
 
     # the same command again submits nothing; a forced resubmission is answered by the run-cache

@@ -384,7 +384,7 @@ def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
     # the report renders the search
     sh([sys.executable, "-m", "stages.report"], scratch_clone, env)
     report = (scratch_clone / "reports" / "tables.md").read_text()
-    section = report.split("## Random search")[1]
+    section = report.split("## Section 5: the random search")[1].split("\n## ")[0]
     assert "t-r1-3" not in section.split("### ")[0] and "| 1 " in section and "| 2 " in section
     print(f"search of 2 x 4 samples through the queue: {elapsed:.0f}s")
 
@@ -395,17 +395,20 @@ def test_report_renders_a_search_when_present(tmp_path):
     p = params()
     cfgs = {name: config.run_config(p, name) for name in config.run_names(p)}
     results = tmp_path / "results"
-    assert "## Random search" not in render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats")
+    empty = render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats")
+    assert "No random search has been run yet" in empty.split("## Section 5: the random search")[1]
     settings = core.search_settings(p, {"name": "t", "rounds": 2, "samples": 4, "seed": 5})
     run_search(p, settings, FakeBackend(diverge={"t-r1-2"}), results / "search" / "t.json", log=lambda _: None)
     (results / "search" / "broken.json").write_text("{")
-    section = render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats").split("## Random search (Section 5)")[1]
+    section = render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats").split(
+        "## Section 5: the random search")[1].split("\n## ")[0]
     table = [line for line in section.split("### t")[1].splitlines() if line.startswith("|")]
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table]
     assert cells[0] == ["round", "samples", "diverged / failed (∞)", "best valid PPL", "best sample",
                         "p_i", "p_h", "p_o", "lr", "lr_decay", "init_scale"]
     assert cells[2][:3] == ["1", "4", "1"] and cells[2][5] == "[0.01, 0.6]" and cells[3][0] == "2"
-    assert "`results/search/broken.json`: unreadable" in section and "Best: `t-r" in section
+    assert "`results/search/broken.json`: unreadable" in section and "Best configuration: `t-r" in section
+    assert "No random search has been run yet" not in section
 
 
 # ---------------------------------------------------------------------------- as one array per round (debug)

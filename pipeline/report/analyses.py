@@ -1,10 +1,10 @@
 """The report's tables beyond the paper's Tables 1-6: Table 7 (the α sweep), Section 7 (the Sobolev
 penalty) and the seed repeats (run-to-run noise).
 
-Cells follow pipeline/report/tables.py: a full-schedule number, a reduced-profile number labelled
-with its profile (its comparison with the paper then reads "n/a (<profile>)"), "data missing" or
-"not run". Differences between two of our runs (a Sobolev gain) are shown for reduced runs too,
-labelled, as long as both come from the same profile.
+Cells follow pipeline/report/tables.py: a full-schedule number, "smoke run only" where only the
+quick profile ran, "data missing" or "not run". Differences between two of our runs (a Sobolev
+gain) compare the same profile on both sides: here the paper profile; the quick profile's
+like-for-like gains are in the report's appendix (pipeline/report/smoke.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pandas as pd
 
 from pipeline.config import SEED_SUFFIX, RunConfig
 from pipeline.report.tables import (
-    PROFILE_PREFERENCE, Result, find_result, fmt_number, fmt_pair, test_ppl_table,
+    PROFILE_PREFERENCE, SMOKE_CELL, SMOKE_PROFILE, Result, find_result, fmt_number, fmt_pair, numerics_mark,
+    status_cell, test_ppl_table,
 )
 
 SOBOLEV_GRID_FILE = Path("reports/sobolev-grid.json")
@@ -78,8 +79,9 @@ def table7(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: d
 
 
 def table7_series(paper: dict, results_root: Path) -> dict[str, dict]:
-    """Corpus -> {label, alpha, paper, ours (None where no usable result), profiles and statuses
-    of its results}: the figure's data, columns and rows in the paper's order."""
+    """Corpus -> {label, alpha, paper, ours (None where no reproduced result), profiles and statuses
+    of its results}: the figure's data, columns and rows in the paper's order. Smoke runs are no
+    result: only paper-profile results whose numerics are accepted give a point."""
     spec = paper["table7"]
     series = {}
     for column in spec["columns"]:
@@ -90,9 +92,9 @@ def table7_series(paper: dict, results_root: Path) -> dict[str, dict]:
             result = find_result(results_root, cell["run"])
             s["alpha"].append(row["alpha"])
             s["paper"].append(cell["paper"])
-            s["ours"].append(result.metrics["test_ppl"] if result.status == "ok" else None)
-            s["statuses"].add(result.status)
-            if result.status == "ok":
+            s["ours"].append(result.metrics["test_ppl"] if result.reproduced else None)
+            s["statuses"].add("smoke_only" if result.smoke_only else result.status)
+            if result.reproduced:
                 s["profiles"].add(result.profile)
         series[corpus] = s
     return series
@@ -106,6 +108,13 @@ def _best_alphas(alphas: list[float], values: list[float | None]) -> str:
     return ", ".join(f"{a:.2f}" for v, a in known if v == best)
 
 
+def _none_reason(statuses: set[str]) -> str:
+    """Why a corpus has no reproduced α: its cells' statuses in one phrase."""
+    if statuses == {"data_missing"}:
+        return "data missing"
+    return "smoke runs only" if "smoke_only" in statuses else "not run"
+
+
 def table7_best_alpha(paper: dict, results_root: Path, ttr: dict[str, tuple[float | None, str]]) -> pd.DataFrame:
     """Per corpus: its TTR and the α with the lowest test PPL, the paper's and ours (the paper's
     reading: 0.9 for TTR > 0.03, 0.95 for TTR ≈ 0.03, 0.97 for TTR < 0.03)."""
@@ -113,16 +122,15 @@ def table7_best_alpha(paper: dict, results_root: Path, ttr: dict[str, tuple[floa
     for corpus, s in table7_series(paper, results_root).items():
         value, source = ttr.get(corpus, (None, "no statistics yet"))
         n_ours = sum(v is not None for v in s["ours"])
-        notes = sorted(p for p in s["profiles"] if p != "paper")
+        ours = _best_alphas(s["alpha"], s["ours"])
         if n_ours and n_ours < len(s["alpha"]):
-            notes.append(f"only {n_ours} of {len(s['alpha'])} α finished")
-        ours = _best_alphas(s["alpha"], s["ours"]) + (f" ({'; '.join(notes)})" if notes else "")
+            ours += f" (only {n_ours} of {len(s['alpha'])} α reproduced)"
         rows.append({
             "corpus": s["label"],
             "TTR": "—" if value is None else f"{value:.4f}",
             "TTR from": source,
             "paper: best α": _best_alphas(s["alpha"], s["paper"]),
-            "ours: best α": ours if n_ours else ("— (data missing)" if s["statuses"] == {"data_missing"} else "— (not run)"),
+            "ours: best α": ours if n_ours else f"— ({_none_reason(s['statuses'])})",
         })
     return pd.DataFrame(rows)
 
@@ -136,24 +144,29 @@ def seed_group(run: str, cfgs: dict[str, RunConfig]) -> list[str]:
     return [run] + [name for _, name in sorted(repeats)]
 
 
+def _comparable(result: Result) -> bool:
+    """A result whose number may enter a mean or a gain: a reproduced one, or a smoke run."""
+    return result.reproduced or result.smoke_only
+
+
 def seed_results(runs: list[str], results_root: Path, profiles: tuple[str, ...] = PROFILE_PREFERENCE) -> list[Result]:
     """The finished results of ``runs`` from one profile (never mixed): the first of ``profiles``
-    that has any."""
+    that has any. They count where their numbers may be compared: reproduced paper-profile results,
+    or smoke runs (with each other only)."""
     for profile in profiles:
-        ok = [r for r in (find_result(results_root, run, (profile,)) for run in runs) if r.status == "ok"]
+        found = [find_result(results_root, run, (profile,)) for run in runs]
+        ok = [r for r in found if _comparable(r)]
         if ok:
             return ok
     return []
 
 
 def _seeds_finished(runs: list[str], results: list[Result], results_root: Path) -> str:
-    """"n of m", and where another profile has more seeds finished, how many (so that a single
-    paper-profile seed beside three quick ones does not read as two seeds missing)."""
+    """"n of m", and where the smoke profile has more seeds finished, how many (so that a single
+    paper-profile seed beside three smoke runs does not read as two seeds missing)."""
     text = f"{len(results)} of {len(runs)}"
-    shown = results[0].profile if results else None
-    more = [(p, len(seed_results(runs, results_root, (p,)))) for p in PROFILE_PREFERENCE if p != shown]
-    notes = [f"{n} of {len(runs)} at {p}" for p, n in more if n > len(results)]
-    return text + (f" ({'; '.join(notes)})" if notes else "")
+    smoke = len(seed_results(runs, results_root, (SMOKE_PROFILE,)))
+    return text + (f" ({smoke} of {len(runs)} as smoke runs)" if smoke > len(results) else "")
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -178,31 +191,32 @@ def paper_reference(paper: dict, table: str, run: str) -> dict | None:
 
 
 def seeds_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig]) -> tuple[pd.DataFrame, list[Result]]:
+    """Mean ± std over the seeds of each repeated run, at the paper profile; smoke runs are
+    counted, not shown (their numbers are in the appendix)."""
     rows, used = [], []
     for row in paper["seeds"]["rows"]:
         group = seed_group(row["run"], cfgs)
-        results = seed_results(group, results_root)
+        results = seed_results(group, results_root, ("paper",))
         used += results
         ref = paper_reference(paper, row["table"], row["run"])
-        out = {"model": row["model"], "runs": ", ".join(group),
+        repeats = ", ".join(name.removeprefix(row["run"]) for name in group[1:])
+        out = {"model": row["model"], "runs": row["run"] + (f" (and {repeats})" if repeats else ""),
                "seeds finished": _seeds_finished(group, results, results_root)}
         if results:
             valid = [r.metrics["best_valid_ppl"] for r in results]
             test = [r.metrics["test_ppl"] for r in results]
             seeds = [(cfgs[r.run].training.seed if r.run in cfgs else "?") for r in results]
-            label = f" ({results[0].profile})" if results[0].reduced else ""
             out["test per seed"] = ", ".join(f"{s}: {t:.1f}" for s, t in zip(seeds, test))
-            out["ours: valid, mean ± std"] = fmt_mean_std(valid) + label
-            out["ours: test, mean ± std"] = fmt_mean_std(test) + label
+            out["ours: valid, mean ± std"] = fmt_mean_std(valid)
+            out["ours: test, mean ± std"] = fmt_mean_std(test) + numerics_mark(results[0])
         else:
+            smoke = seed_results(group, results_root, (SMOKE_PROFILE,))
             out["test per seed"] = "—"
-            out["ours: valid, mean ± std"] = out["ours: test, mean ± std"] = "not run"
+            out["ours: valid, mean ± std"] = out["ours: test, mean ± std"] = SMOKE_CELL if smoke else "not run"
         out["paper (valid / test)"] = "—" if ref is None else (fmt_pair(ref) if "valid" in ref else f"— / {fmt_number(ref['test'])}")
         out["paper from"] = row["table"].replace("table", "Table ")
         if not results or ref is None:
             out["mean − paper"] = "—"
-        elif results[0].reduced:
-            out["mean − paper"] = f"n/a ({results[0].profile})"
         else:
             means = {"valid": mean_std(valid)[0], "test": mean_std(test)[0]}
             out["mean − paper"] = " / ".join(f"{means[k] - ref[k]:+.1f}" for k in ("valid", "test") if k in ref)
@@ -217,67 +231,66 @@ def load_sobolev_grid(path: Path | None) -> dict | None:
     return json.loads(Path(path).read_text()) if path is not None and Path(path).is_file() else None
 
 
-def sobolev_gain(without: Result, with_: Result) -> str:
-    """Test PPL of the run without the penalty minus the run with it: positive = the penalty helps."""
-    if without.status != "ok" or with_.status != "ok":
-        return "—"
-    if without.profile != with_.profile:
-        return f"n/a ({without.profile} vs {with_.profile})"
-    gain = without.metrics["test_ppl"] - with_.metrics["test_ppl"]
-    return f"{gain:+.1f}" + (f" ({with_.profile})" if with_.reduced else "")
+def sobolev_gain(without: Result, with_: Result) -> float | None:
+    """Test PPL of the run without the penalty minus the run with it (positive: the penalty helps);
+    None unless both finished at the same profile."""
+    if not (_comparable(without) and _comparable(with_)) or without.profile != with_.profile:
+        return None
+    return without.metrics["test_ppl"] - with_.metrics["test_ppl"]
 
 
 def _test_cell(result: Result) -> str:
-    if result.status == "ok":
-        return f"{result.metrics['test_ppl']:.1f}" + (f" ({result.profile})" if result.reduced else "")
-    return {"not_run": "not run", "data_missing": "data missing"}.get(result.status, result.status)
+    """The test PPL of a result that may fill its cell (like tables.result_cell, test only)."""
+    label = f" ({result.profile})" if result.reduced else numerics_mark(result)
+    return status_cell(result) or f"{result.metrics['test_ppl']:.1f}{label}"
 
 
-def _noise_cell(run: str, cfgs: dict[str, RunConfig], results_root: Path, profile: str | None) -> str:
-    """The sample standard deviation of the test PPL over the seeds of ``run`` (same profile)."""
+def noise_cell(run: str, cfgs: dict[str, RunConfig], results_root: Path, profile: str) -> str:
+    """The sample standard deviation of the test PPL over the seeds of ``run`` finished at ``profile``."""
     group = seed_group(run, cfgs)
     if len(group) < 2:
-        return "— (one seed)"
-    results = seed_results(group, results_root, (profile,)) if profile else []
+        return "— (no seed repeats configured)"
+    results = seed_results(group, results_root, (profile,))
     if len(results) < 2:
-        return "—"
+        return f"— ({len(results)} of {len(group)} seeds finished)"
     std = mean_std([r.metrics["test_ppl"] for r in results])[1]
     return f"{std:.1f} (n = {len(results)})"
 
 
+def sobolev_pairs(paper: dict, results_root: Path, profile: str) -> list[tuple[dict, str, Result, Result]]:
+    """(row of paper.yaml, run with the penalty, result without, result with), both at ``profile``."""
+    pairs = []
+    for row in paper["sobolev"]["rows"]:
+        without = find_result(results_root, row["without"], (profile,))
+        pairs += [(row, run, without, find_result(results_root, run, (profile,))) for run in row["runs"]]
+    return pairs
+
+
 def sobolev_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], grid: dict | None) -> tuple[pd.DataFrame, list[Result]]:
     """One row per (regularisation, β): the share of the loss the penalty is at init, test PPL
-    without and with it, the gain (without − with), and the seed noise of the run without."""
-    spec = paper["sobolev"]
+    without and with it, the gain (without − with) and the seed noise of the run without, all at
+    the paper profile (like with like; the smoke runs' gains are in the appendix)."""
     shares = {}
     if grid and grid.get("status") == "ok":
         shares = {(run, c["beta"]): share for c in grid["configured"] for run, share in c.items() if run != "beta"}
     rows, used = [], []
-    for row in spec["rows"]:
-        without = find_result(results_root, row["without"])
-        if without.status != "not_run":
-            used.append(without)
-        noise = _noise_cell(row["without"], cfgs, results_root, without.profile if without.status == "ok" else None)
-        for run, share_label in zip(row["runs"], spec["shares"]):
-            cfg = cfgs.get(run)
-            beta = cfg.model.sobolev.beta if cfg else None
-            with_ = find_result(results_root, run)
-            if with_.status != "not_run":
-                used.append(with_)
-            share = shares.get((row["without"], beta))
-            rows.append({
-                "model": row["model"],
-                "β": "not configured" if beta is None else f"{beta:g}",
-                "penalty / loss at init": (f"{share:.1%}" if share is not None
-                                           else "— (run the sobolev-grid stage)"),
-                "run": run,
-                "without (run)": row["without"],
-                "test PPL without": _test_cell(without),
-                "test PPL with": _test_cell(with_),
-                "gain (without − with)": sobolev_gain(without, with_),
-                "seed noise of the run without (test std)": noise,
-                "paper: gain": row["paper_gain"],
-            })
+    for row, run, without_paper, with_paper in sobolev_pairs(paper, results_root, "paper"):
+        without, with_ = find_result(results_root, row["without"]), find_result(results_root, run)
+        used += [r for r in (without_paper, with_paper) if r.status != "not_run"]
+        beta = cfgs[run].model.sobolev.beta if run in cfgs else None
+        share = shares.get((row["without"], beta))
+        gain = sobolev_gain(without_paper, with_paper)
+        rows.append({
+            "model": row["model"],
+            "β": "not configured" if beta is None else f"{beta:g}",
+            "penalty / loss at init": f"{share:.1%}" if share is not None else "— (run the sobolev-grid stage)",
+            "run": run,
+            "test without": _test_cell(without),
+            "test with": _test_cell(with_),
+            "gain": "—" if gain is None else f"{gain:+.1f}",
+            "seed std of the run without": noise_cell(row["without"], cfgs, results_root, "paper"),
+            "paper: gain": row["paper_gain"],
+        })
     return pd.DataFrame(rows), used
 
 

@@ -29,34 +29,42 @@ def _split_cell(stats: dict | None, split: str, fmt) -> str:
     return "data missing" if s is None else fmt(s)
 
 
+def _splits_cell(stats: dict | None, splits, fmt) -> str:
+    """"a / b / c" over ``splits``; "not run" once when there are no statistics at all."""
+    return "not run" if stats is None else " / ".join(_split_cell(stats, split, fmt) for split in splits)
+
+
+def paper_statistics(paper: dict) -> dict[str, dict]:
+    """Corpus -> what the paper gives of it: number of tokens, vocabulary size and TTR class
+    (Table 6's header rows for the Botha & Blunsom data; Sections 3, 5 and 8 for PTB and WikiText-2)."""
+    return {c["corpus"]: c for c in [*paper.get("english_stats", []), *paper["table6_stats"]["columns"]]}
+
+
 def corpus_stats_table(paper: dict, stats_dir: Path, corpora: list[str]) -> pd.DataFrame:
-    """One row per corpus: tokens per split, vocabulary, TTR = vocabulary / training tokens,
-    ``<unk>`` share of valid and test, and the paper's Table 6 figures where it gives them."""
-    table6 = {c["corpus"]: c for c in paper["table6_stats"]["columns"]}
+    """One row per corpus: the paper's figures, then ours: tokens per split, vocabulary,
+    TTR = vocabulary / training tokens and the ``<unk>`` share of valid and test."""
+    given = paper_statistics(paper)
     rows = []
     for name in corpora:
         stats = _read(Path(stats_dir) / f"{name}.json")
         ok = stats is not None and stats.get("status") == "ok"
-        ref = table6.get(name, {})
+        ref = given.get(name, {})
         if ok:
             vocab, train = stats["vocab_size"], stats["splits"]["train"]["tokens"]
             vocab_cell, ttr_cell = f"{vocab:,}", f"{vocab / train:.4f}"
         else:
             vocab_cell = ttr_cell = "not run" if stats is None else "data missing"
-        row = {
+        rows.append({
             "corpus": name,
-            "paper: tokens": ref.get("tokens", "—"),
+            "paper: number of tokens": ref.get("tokens", "—"),
             "paper: vocabulary": ref.get("vocabulary", "—"),
-        }
-        for split in SPLITS:
-            row[f"{split} tokens"] = _split_cell(stats, split, lambda s: f"{s['tokens']:,}")
-        row["vocabulary"] = vocab_cell
-        row["TTR (vocab / train tokens)"] = ttr_cell
-        for split in ("valid", "test"):
-            row[f"{split} types"] = _split_cell(stats, split, lambda s: f"{s['types']:,}")
-            row[f"{split} <unk> share"] = _split_cell(stats, split, lambda s: f"{s.get('unk_share', 0.0):.2%}")
-        row["<eos> counted"] = "—" if stats is None else ("yes" if stats.get("eos_added") else "no")
-        rows.append(row)
+            "paper: TTR": ref.get("ttr", "—"),
+            "tokens: train / valid / test": _splits_cell(stats, SPLITS, lambda s: f"{s['tokens']:,}"),
+            "vocabulary": vocab_cell,
+            "TTR": ttr_cell,
+            "<unk> share: valid / test": _splits_cell(stats, ("valid", "test"), lambda s: f"{s.get('unk_share', 0.0):.2%}"),
+            "<eos>": "—" if stats is None else ("yes" if stats.get("eos_added") else "no"),
+        })
     return pd.DataFrame(rows)
 
 

@@ -1,7 +1,7 @@
 """Figures of the report, drawn with matplotlib (Agg) into reports/figures/.
 
-Learning curves: validation perplexity per epoch of every finished run, one figure per table,
-read from the per-epoch logs (results/<profile>/<run>/epochs.csv, what `dvc plots` shows).
+Learning curves: validation perplexity per epoch of every paper-profile run, one figure per table,
+read from the per-epoch logs (results/paper/<run>/epochs.csv, what `dvc plots` shows).
 Figure 2: the per-word change of the top hidden state (pipeline/analysis/hidden_dynamics.py).
 Table 7: test perplexity against α per corpus, the paper's beside ours.
 """
@@ -28,15 +28,15 @@ def _epochs(result: Result) -> tuple[list[int], list[float]]:
 
 
 def learning_curve(title: str, runs: list[str], results_root: Path, path: Path) -> bool:
-    """Plot valid PPL per epoch of those ``runs`` that finished; False (nothing drawn) if none did."""
+    """Plot valid PPL per epoch of those ``runs`` that finished at the paper profile (a smoke run's
+    two epochs are no learning curve); False (nothing drawn) if none did."""
     curves = []
     for run in runs:
-        result = find_result(results_root, run)
+        result = find_result(results_root, run, ("paper",))
         if result.status == "ok":
             epochs, ppl = _epochs(result)
             if epochs:
-                label = run + (f" ({result.profile})" if result.reduced else "")
-                curves.append((label, epochs, ppl))
+                curves.append((run, epochs, ppl))
     if not curves:
         return False
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -82,13 +82,9 @@ def draw_learning_curves(paper: dict, results_root: Path, out_dir: Path) -> list
     return drawn
 
 
-def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[float]]]]], path: Path,
-                         profile: str) -> None:
-    """Figure 2: one column per model, one row per sentence, a bar per word (its L1 change).
-
-    The title names the models' profile: a quick-profile model is barely trained, and its
-    picture must not be read as the paper's.
-    """
+def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[float]]]]], path: Path) -> None:
+    """Figure 2 of paper-profile models: one column per model, one row per sentence, a bar per
+    word (its L1 change)."""
     n_rows, n_cols = len(panels[0][1]), len(panels)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(7 * n_cols, 2.6 * n_rows), squeeze=False)
     for col, (title, sentences) in enumerate(panels):
@@ -99,8 +95,8 @@ def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[floa
             ax.set_ylabel(r"$\|h_t - h_{t-1}\|_1$")
             if row == 0:
                 ax.set_title(title)
-    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test; models of "
-                 f"profile {profile}{', a reduced run' if profile != 'paper' else ''})", fontsize=11)
+    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test; paper-profile "
+                 "models)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -114,8 +110,6 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
     A corpus with no results of ours has no line on the right and says so in the legend.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    profiles = sorted({p for s in series.values() for p in s["profiles"]})
-    reduced = [p for p in profiles if p != "paper"]
     handles = []
     for i, (corpus, s) in enumerate(series.items()):
         colour = plt.get_cmap("tab10")(i)
@@ -126,11 +120,10 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
         if points:
             right.plot(*zip(*points), marker="o", color=colour)
         else:
-            why = "data missing" if s.get("statuses") == {"data_missing"} else "no results of ours yet"
+            why = "data missing" if s.get("statuses") == {"data_missing"} else "not reproduced yet"
             handles[-1].set_label(f"{label}: {why}")
     left.set_title("paper (Table 7)")
-    right.set_title("ours" + (f" — {', '.join(reduced)} profile: pipeline check, not comparable" if reduced else ""),
-                    fontsize=10 if reduced else None)
+    right.set_title("ours (paper profile)")
     for ax in (left, right):
         ax.set_yscale("log")
         ax.set_xlabel("α (context-state decay, eq. 1)")
@@ -141,10 +134,13 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
         ax.yaxis.set_major_formatter(plain)
         low, high = ax.get_ylim()
         ax.yaxis.set_minor_formatter(plain if high / low < 20 else ticker.NullFormatter())
-    if not right.lines:
-        right.text(0.5, 0.5, "no results yet", ha="center", va="center", transform=right.transAxes)
+    if not right.lines:  # an empty panel on the paper's axes, not matplotlib's default 0-1 box
+        right.set_xlim(left.get_xlim())
+        right.set_ylim(left.get_ylim())
+        right.text(0.5, 0.5, "no paper-profile results yet", ha="center", va="center", transform=right.transAxes)
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
-               title="corpus (type/token ratio = vocabulary / training tokens; † from the paper's Table 6 header)",
+               title="corpus (type/token ratio = vocabulary / training tokens; † vocabulary / number of tokens, "
+                     "from the paper's Table 6 header)",
                title_fontsize=8)
     fig.suptitle("Medium SCRN + ND + WT: test perplexity against α", fontsize=11)
     fig.tight_layout(rect=(0, 0.16, 1, 1))

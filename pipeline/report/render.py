@@ -1,6 +1,7 @@
 """Render reports/tables.md from the report's DataFrames with jinja2 and tabulate."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -10,7 +11,8 @@ from tabulate import tabulate
 from pipeline.config import RunConfig
 from pipeline.report import analyses
 from pipeline.report import corpora as corpus_tables
-from pipeline.report import speed, tables
+from pipeline.report import headline as headlines
+from pipeline.report import smoke, speed, tables
 from pipeline.report.search import search_summaries
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -22,13 +24,29 @@ def markdown(df: pd.DataFrame) -> str:
     return tabulate(df, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
+FOOTNOTE_REF = re.compile(r"\[\^([\w.-]+)\](?!:)")
+
+
+def with_footnotes(text: str, footnotes: dict[str, str]) -> str:
+    """``text`` followed by the definition of every footnote it refers to, in order of first use;
+    a reference with no definition is a bug of the report, not of the results."""
+    used = list(dict.fromkeys(FOOTNOTE_REF.findall(text)))
+    missing = [k for k in used if k not in footnotes]
+    if missing:
+        raise ValueError(f"the report refers to undefined footnote(s): {', '.join(missing)}")
+    definitions = "\n".join(f"[^{k}]: {' '.join(footnotes[k].split())}" for k in used)
+    return text.rstrip("\n") + ("\n\n" + definitions + "\n" if used else "\n")
+
+
 def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
                   stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
                   corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
                   figure2_dir: Path | None = None, sobolev_grid: Path | None = None,
-                  table7_figure: str | None = None, benchmarks_dir: Path | None = None) -> str:
+                  table7_figure: str | None = None, benchmarks_dir: Path | None = None,
+                  report_dir: Path = Path("reports")) -> str:
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/,
-    ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn)."""
+    ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn),
+    ``report_dir`` where the report lives (figures elsewhere are linked relative to it)."""
     paper = paper or tables.load_paper()
     vocab = tables.vocab_sizes(stats_dir)
     corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
@@ -50,7 +68,11 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         if r.path not in seen:
             used.append(r)
             seen.add(r.path)
-    figure2 = tables.figure2_summary(figure2_dir)
+    figure2 = tables.figure2_summary(figure2_dir, results_root, report_dir)
+    head = headlines.headline(paper, results_root)
+    footnotes = dict(paper.get("footnotes", {}))
+    footnotes.update(r.verdict.footnote() for r in used if r.verdict is not None and r.verdict.accepted)
+    smoke_results = smoke.smoke_results(run_cfgs, results_root)
     searches = search_summaries(results_root)
     for s in searches:
         if "table" in s:
@@ -60,9 +82,15 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    return env.get_template("tables.md.j2").render(
+    text = env.get_template("tables.md.j2").render(
         paper=paper,
         profile=profile,
+        headline=head,
+        reproduced=markdown(headlines.reproduced_table(head, run_cfgs)),
+        awaiting=markdown(headlines.awaiting_table(head)) if head.awaiting_check else "",
+        smoke_budget=smoke.budget_sentence(smoke_results),
+        smoke_uniform=smoke.uniform_sentence(vocab),
+        smoke_table=markdown(smoke.smoke_table(paper, results_root, run_cfgs)),
         table1=markdown(t1),
         table2=markdown(t2),
         table3=markdown(tables.table3(paper, run_cfgs)),
@@ -86,4 +114,6 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
         figures=figures or [],
         speed=[{**sec, "table": markdown(sec["table"])} for sec in speed.speed_sections(benchmarks_dir)],
         searches=searches,
+        search_space=paper["search_space"],
     )
+    return with_footnotes(text, footnotes)

@@ -50,7 +50,13 @@ def search_summaries(results_root: Path) -> list[dict]:
                 lo, hi = r["ranges"][n]
                 row[n] = f"[{_fmt(lo)}, {_fmt(hi)}]"
             rows.append(row)
+        if rounds and rounds[-1].get("next_ranges"):  # where the shrinking has got to
+            last = rounds[-1]["next_ranges"]
+            rows.append({"round": f"after {rounds[-1]['round']}", "samples": "—", "diverged / failed (∞)": "—",
+                         "best valid PPL": "—", "best sample": "—",
+                         **{n: f"[{_fmt(last[n][0])}, {_fmt(last[n][1])}]" for n in names if n in last}})
         best = data.get("best")
+        overrides = ", ".join(f"`{k}={v}`" for k, v in sorted((plan.get("set") or {}).items()))
         out.append({
             "name": data.get("name", path.stem),
             "file": path.name,
@@ -60,6 +66,9 @@ def search_summaries(results_root: Path) -> list[dict]:
             "rounds_done": len(rounds),
             "rounds_planned": data.get("rounds_planned", len(rounds)),
             "samples_per_round": plan["samples_per_round"],
+            "budget": (f"profile {plan['profile']}, {plan['samples_per_round']} trials per round, "
+                       f"{len(rounds)} of {data.get('rounds_planned', len(rounds))} round(s) done"
+                       + (f", with {overrides}" if overrides else "")),
             "table": pd.DataFrame(rows),
             "best": None if not best else {
                 "name": best["name"], "valid_ppl": _ppl(best["valid_ppl"]), "test_ppl": _ppl(best.get("test_ppl")),

@@ -1,12 +1,15 @@
 """Paper numbers (paper.yaml) + our results (results/<profile>/<run>/metrics.json) -> tables.
 
-Every cell says what it is: a full-schedule number, a number from a reduced run labelled with
-its profile (its difference cell then reads "n/a (<profile>)"), "data missing", or "not run".
-Results of the paper profile are preferred wherever they exist.
+Every cell says what it is: a full-schedule number (profile ``paper``) with a footnote on its
+numerics, "unvalidated (...)" for a paper-profile result whose change of numerics has no passing
+paired check (pipeline/report/numerics.py), "smoke run only" where only the quick profile ran
+(its numbers go to the report's appendix, never to an "ours" column), "data missing", or
+"not run". Results of the paper profile are preferred wherever they exist.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,14 @@ import yaml
 from pipeline.config import RunConfig
 from pipeline.errors import DataFormatError
 from pipeline.models import parameter_count
+from pipeline.report.numerics import Verdict, judge
 
 PAPER_FILE = Path(__file__).with_name("paper.yaml")
 PROFILE_PREFERENCE = ("paper", "quick")
 LEGACY_DIR = "legacy-torch"  # results/legacy-torch/<run>/metrics.json, written by the legacy container
+SMOKE_PROFILE = "quick"
+SMOKE_CELL = "smoke run only"
+FAR_FROM_PAPER = 1.5  # test PPL: a difference beyond this is flagged beside the cell
 
 
 def load_paper(path: Path = PAPER_FILE) -> dict:
@@ -35,10 +42,20 @@ class Result:
     profile: str | None = None
     path: Path | None = None
     metrics: dict | None = None
+    verdict: Verdict | None = None  # paper-profile results only: may it fill its cell?
 
     @property
     def reduced(self) -> bool:
         return self.status == "ok" and bool(self.metrics.get("reduced", self.profile != "paper"))
+
+    @property
+    def reproduced(self) -> bool:
+        """A full-schedule result that may fill its cell (its numerics accepted)."""
+        return self.status == "ok" and not self.reduced and (self.verdict is None or self.verdict.accepted)
+
+    @property
+    def smoke_only(self) -> bool:
+        return self.status == "ok" and self.reduced and self.profile == SMOKE_PROFILE
 
 
 def _read_metrics(path: Path) -> dict | None:
@@ -66,7 +83,9 @@ def find_result(results_root: Path, run: str, sources: tuple[str, ...] = PROFILE
             continue
         status = metrics.get("status", "ok")
         if status == "ok":
-            return Result(run, "ok", metrics.get("profile", source), path, metrics)
+            profile = metrics.get("profile", source)
+            verdict = judge(metrics, results_root) if profile == "paper" else None
+            return Result(run, "ok", profile, path, metrics, verdict)
         if missing is None:
             missing = Result(run, status, metrics.get("profile", source), path, metrics)
     return missing or Result(run, "not_run")
@@ -84,7 +103,13 @@ def fmt_pair(pair: dict) -> str:
     return f"{fmt_number(pair['valid'])} / {fmt_number(pair['test'])}"
 
 
-def result_cell(result: Result) -> str:
+def footnote_refs(keys) -> str:
+    """Markdown footnote references (their texts: paper.yaml's ``footnotes``, defined by the report)."""
+    return " ".join(f"[^{k}]" for k in keys)
+
+
+def status_cell(result: Result) -> str | None:
+    """The cell of a result that has no number to show (None: it has one)."""
     if result.status == "not_run":
         return "not run"
     if result.status == "data_missing":
@@ -92,19 +117,47 @@ def result_cell(result: Result) -> str:
     if result.status == "diverged":
         epoch = (result.metrics or {}).get("diverged_epoch")
         return f"diverged (NaN, epoch {epoch})" if epoch else "diverged (NaN)"
+    if result.smoke_only:
+        return SMOKE_CELL
+    if result.verdict is not None and not result.verdict.accepted:
+        return result.verdict.unvalidated_text()
+    return None
+
+
+def numerics_mark(result: Result) -> str:
+    """The footnote reference that states a paper-profile number's numerics."""
+    return f" [^{result.verdict.footnote()[0]}]" if result.verdict is not None else ""
+
+
+def result_cell(result: Result) -> str:
+    """"valid / test" of a result that may fill its cell, else what stands in its place."""
+    text = status_cell(result)
+    if text is not None:
+        return text
     m = result.metrics
     cell = f"{m['best_valid_ppl']:.1f} / {m['test_ppl']:.1f}"
-    return f"{cell} ({result.profile})" if result.reduced else cell
+    return f"{cell} ({result.profile})" if result.reduced else cell + numerics_mark(result)
+
+
+def beyond_tolerance(difference: float) -> bool:
+    """More than FAR_FROM_PAPER from the paper (a float's last bit does not make 1.5 more than 1.5)."""
+    return abs(difference) > FAR_FROM_PAPER + 1e-9
+
+
+def far_from_paper(result: Result, reference: dict) -> bool:
+    return beyond_tolerance(result.metrics["test_ppl"] - reference["test"])
 
 
 def difference_cell(result: Result, reference: dict) -> str:
-    """Ours minus the paper for the splits ``reference`` gives (valid and test, or test alone)."""
-    if result.status != "ok":
+    """Ours minus the paper for the splits ``reference`` gives (valid and test, or test alone),
+    flagged where the test PPL lies more than FAR_FROM_PAPER from the paper's."""
+    if status_cell(result) is not None:
         return "—"
     if result.reduced:
         return f"n/a ({result.profile})"
     ours = {"valid": result.metrics["best_valid_ppl"], "test": result.metrics["test_ppl"]}
-    return " / ".join(f"{ours[k] - reference[k]:+.1f}" for k in ("valid", "test") if k in reference)
+    text = " / ".join(f"{ours[k] - reference[k]:+.1f}" for k in ("valid", "test") if k in reference)
+    return text + (f" (test beyond ±{FAR_FROM_PAPER:g})" if far_from_paper(result, reference) else "")
 
 
 # ---------------------------------------------------------------------------- Table 1
@@ -176,7 +229,8 @@ def table2(paper: dict, results_root: Path) -> tuple[pd.DataFrame, list[Result]]
         rows.append({
             "d_h": row["hidden"],
             "d_s": row["context"],
-            "Mikolov et al. (2015), reported": fmt_pair(row["reported"]),
+            "Mikolov et al. (2015), reported": " ".join(filter(None, [fmt_pair(row["reported"]),
+                                                                      footnote_refs(row.get("notes", []))])),
             "their code, run by the paper": fmt_pair(row["their_code"]),
             "paper's implementation": fmt_pair(row["paper_impl"]),
             "legacy container (their code, run by us)": result_cell(legacy),
@@ -228,8 +282,10 @@ def table3(paper: dict, cfgs: dict[str, RunConfig]) -> pd.DataFrame:
         out = {"Hyperparameter": row["name"]}
         for column, paper_value in zip(columns, row["paper"]):
             ours = _ptb_and_wt2(cfgs, column, OUR_TABLE3_VALUES[row["key"]])
-            mark = "" if paper_value in ("—", ours) else " ≠"
-            out[column["name"]] = f"{paper_value} / {ours}{mark}"
+            # one value where ours is the paper's; "paper / ours ≠" where they differ
+            value = paper_value if ours == paper_value else f"{paper_value} / {ours}" + ("" if paper_value == "—" else " ≠")
+            notes = footnote_refs(row.get("notes", {}).get(column["name"], []))
+            out[column["name"]] = " ".join(filter(None, [value, notes]))
         rows.append(out)
     return pd.DataFrame(rows)
 
@@ -253,13 +309,20 @@ def parameters_cell(cfg: RunConfig | None, vocab: dict[str, int], budget: float 
     if cfg is None:
         return "—"
     if cfg.corpus not in vocab:
-        return "— (no vocabulary yet: corpus missing or not prepared)"
+        return "—"  # no vocabulary yet: the corpus is missing or not prepared
     n = parameter_count(cfg.model, vocab[cfg.corpus])
     text = f"{n / 1e6:.2f}M"
     # The paper's budget bounds its own SCRN models; the cited LSTMs are sized by their authors.
     if budget is not None and cfg.model.arch != "lstm" and n > budget:
-        text += f" (over the paper's {budget / 1e6:g}M budget)"
+        text += f" > {budget / 1e6:g}M {footnote_refs(['over-budget'])}"
     return text
+
+
+def configuration_notes(cfg: RunConfig | None) -> list[str]:
+    """Footnote keys that follow from a run's configuration: how LSTM runs differ from their sources."""
+    if cfg is None or cfg.model.arch != "lstm":
+        return []
+    return ["single-stream"] + (["kim-plateau"] if cfg.training.plateau_threshold else [])
 
 
 def _run_cells(run: str | None, results_root: Path) -> Result:
@@ -282,11 +345,13 @@ def test_ppl_table(
             result = _run_cells(run, results_root)
             if result.status != "not_run":
                 used.append(result)
-            notes = [n for n in (cell.get("ours"), cell.get("note")) if n]
+            notes = footnote_refs([*cell.get("notes", []), *configuration_notes(cfgs.get(run))])
             if run is None:
-                notes.insert(0, "published number only; no run")
+                notes = "published number only"
             elif run not in cfgs:
-                notes.insert(0, f"run {run} not configured")
+                notes = f"run {run} not configured"
+            elif cell.get("note"):
+                notes = " ".join(filter(None, [cell["note"], notes]))
             rows.append({
                 "model": row["model"],
                 "data": data,
@@ -295,7 +360,7 @@ def test_ppl_table(
                 "paper (test)": fmt_number(cell["paper"]),
                 "ours (valid / test)": result_cell(result) if run else "—",
                 "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
-                "notes": "; ".join(notes),
+                "notes": notes,
             })
     return pd.DataFrame(rows), used
 
@@ -338,17 +403,35 @@ def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: d
 # ---------------------------------------------------------------------------- Figure 2
 
 
-def figure2_summary(directory: Path | None) -> dict:
-    """What the figure2 stage found: status, reason, and its numbers as a Markdown-ready table."""
-    summary = _read_metrics(Path(directory) / "summary.json") if directory else None
-    if summary is None:
-        return {"status": "not run", "reason": "the figure2 stage has not run", "table": None}
+FIGURE2_RESULTS = Path("paper") / "figure2"  # under the results root: paper-profile Figure 2 numbers
+
+
+def _figure2_table(summary: dict) -> pd.DataFrame | None:
     rows = [{
         "model": m["model"], "run": m["run"], "test tokens": f"{m['tokens']:,}",
         f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
         "mean change, other tokens": f"{m['rest_mean']:.4g}", "other / frequent": f"{m['ratio']:.3f}",
     } for m in summary.get("models", [])]
-    return {**summary, "reason": summary.get("reason", ""), "table": pd.DataFrame(rows) if rows else None}
+    return pd.DataFrame(rows) if rows else None
+
+
+def figure2_summary(stage_dir: Path | None, results_root: Path | None = None,
+                    report_dir: Path = Path("reports")) -> dict:
+    """Figure 2 from paper-profile models only: the numbers under results/paper/figure2/ (computed
+    while the weights existed, which stay out of git), else the figure2 stage's output if it ran on
+    paper-profile models; otherwise its status says it awaits them. ``image`` is the figure's path
+    relative to the report (None: no figure)."""
+    sources = [Path(results_root) / FIGURE2_RESULTS] if results_root is not None else []
+    sources += [Path(stage_dir)] if stage_dir is not None else []
+    for directory in sources:
+        summary = _read_metrics(directory / "summary.json")
+        if summary and summary.get("status") == "ok" and summary.get("profile") == "paper":
+            image = directory / "figure2.png"
+            return {**summary, "reason": "", "table": _figure2_table(summary),
+                    "image": os.path.relpath(image, report_dir) if image.is_file() else None}
+    stage = _read_metrics(Path(stage_dir) / "summary.json") if stage_dir is not None else None
+    reason = (stage or {}).get("reason") or "no paper-profile models of the two runs yet"
+    return {"status": "awaiting paper-profile models", "reason": reason, "table": None, "image": None}
 
 
 # ---------------------------------------------------------------------------- coverage
@@ -373,39 +456,66 @@ def coverage_cells(paper: dict, seed_runs: dict[str, list[str]] | None = None) -
     }
 
 
+COVERAGE_COLUMNS = ("paper profile", "awaiting a paired check", "smoke run only", "data missing", "not run",
+                    "published only")
+
+
+def coverage_category(result: Result | None) -> str:
+    """Which coverage column a cell counts in (``None``: a published number with no run of ours)."""
+    if result is None:
+        return "published only"
+    if result.status == "ok":
+        if result.reproduced:
+            return "paper profile"
+        return "smoke run only" if result.reduced else "awaiting a paired check"
+    return "data missing" if result.status == "data_missing" else "not run"
+
+
 def coverage_table(paper: dict, results_root: Path, seed_runs: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Per results table: how many cells are reproduced at the paper profile, only at a reduced
-    profile, wait for data, are not yet run, or are published numbers with no run of ours."""
-    cells = coverage_cells(paper, seed_runs)
+    """Per results table: how many cells are reproduced at the paper profile, await a paired check
+    of their numerics, have only a smoke run, wait for data, are not yet run, or are published
+    numbers with no run of ours."""
     rows = []
-    for table, runs in cells.items():
-        counts = Counter()
-        for run in runs:
-            result = find_result(results_root, run) if run else None
-            if result is None:
-                counts["published only"] += 1
-            elif result.status == "ok":
-                counts["reduced profile only" if result.reduced else "paper profile"] += 1
-            else:
-                counts["data missing" if result.status == "data_missing" else "not run"] += 1
-        rows.append({"table": table, "cells": len(runs), **{k: counts[k] for k in
-                     ("paper profile", "reduced profile only", "data missing", "not run", "published only")}})
+    for table, runs in coverage_cells(paper, seed_runs).items():
+        counts = Counter(coverage_category(find_result(results_root, run) if run else None) for run in runs)
+        rows.append({"table": table, "cells": len(runs), **{k: counts[k] for k in COVERAGE_COLUMNS}})
     return pd.DataFrame(rows).astype(str)
 
 
+def _commit(metrics: dict) -> str:
+    """The commit a result ran at (provenance's, which corrects a stale one), marked when the tree was dirty."""
+    provenance = metrics.get("provenance") or {}
+    rev = str(provenance.get("git_rev") or metrics.get("git_rev") or "—")[:10]
+    return rev + (" (dirty)" if provenance.get("git_dirty") else "")
+
+
+def wall_seconds(metrics: dict) -> float | None:
+    """The run's wall time: provenance's (start to end) where recorded, else the training epochs' sum."""
+    return (metrics.get("provenance") or {}).get("wall_time_s", metrics.get("wall_time_s"))
+
+
+def device_name(metrics: dict) -> str:
+    """The machine a result ran on: its recorded model name where there is one, else cpu/cuda."""
+    return (metrics.get("provenance") or {}).get("device_name") or metrics.get("device", "—")
+
+
 def sources_table(results: list[Result]) -> pd.DataFrame:
+    """Where each full-schedule number comes from (results/<from>/<run>/metrics.json); smoke runs
+    are listed in the appendix instead."""
     rows = []
     for r in results:
-        m = r.metrics or {}
+        if r.status != "ok" or r.smoke_only:
+            continue
+        m = r.metrics
+        seconds = wall_seconds(m)
         rows.append({
             "run": r.run,
-            "status": r.status,
-            "profile": r.profile,
-            "metrics file": str(r.path),
+            "from": r.profile,
+            "numerics": r.verdict.label() if r.verdict else "—",
             "params hash": m.get("params_hash", "—"),
-            "git revision": str(m.get("git_rev", "—"))[:10],
-            "epochs": m.get("epochs", "—"),
-            "device": m.get("device", "—"),
-            "wall time (s)": m.get("wall_time_s", "—"),
+            "commit": _commit(m),
+            "device": device_name(m),
+            "epochs": str(m.get("epochs", "—")),
+            "wall time (s)": "—" if seconds is None else f"{seconds:.0f}",
         })
     return pd.DataFrame(rows)
