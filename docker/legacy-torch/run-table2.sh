@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Entry point of the legacy-torch image: Mikolov et al.'s original Torch7 SCRNN code on the four
-# Table 2 configurations with the Table 1 "Mikolov et al." hyperparameters (command lines of
-# ../shared/notes/legacy-torch.md §4), in parallel up to the available cores.
+# Table 2 configurations with the Table 1 "Mikolov et al." hyperparameters (the command lines of
+# docs/legacy.md), in parallel up to the available cores. It runs natively too (docs/legacy.md).
+# The code has no way to resume from its per-epoch checkpoints: a stopped run starts over.
 #
 #   run-table2.sh [--dry-run] [RUN ...]     RUN: ptb-baseline-{40-10,90-10,100-40,300-40} (default: all)
 #
@@ -19,7 +20,8 @@
 #   LEGACY_WORK_DIR     per-run working directories (/work)
 #   LEGACY_CODE_DIR     the SCRNNs checkout (/opt/scrnns)
 #   LEGACY_EPOCHS       -nepochs (100, as in the Table 2 command line; fewer makes a "reduced" run)
-#   LEGACY_JOBS         runs at once (min(4, cores)); each gets cores/jobs BLAS threads
+#   LEGACY_JOBS         runs at once (min(4, cores))
+#   LEGACY_THREADS      BLAS/OpenMP threads of each run (cores/jobs)
 #   LEGACY_PRUNE_EVERY  seconds between checkpoint prunes (60)
 #   TH                  the Torch7 interpreter (th)
 set -euo pipefail
@@ -60,9 +62,10 @@ cores=$(nproc 2>/dev/null || echo 1)
 njobs=${LEGACY_JOBS:-$(( cores < 4 ? cores : 4 ))}
 [[ "$njobs" =~ ^[1-9][0-9]*$ ]] || die "LEGACY_JOBS must be a positive integer, not '$njobs'"
 (( njobs > ${#runs[@]} )) && njobs=${#runs[@]}
-threads=$(( cores / njobs )); (( threads >= 1 )) || threads=1
+threads=${LEGACY_THREADS:-$(( cores / njobs ))}
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "LEGACY_THREADS must be a positive integer, not '$threads'"
 
-# The Table 2 command line (notes §4): use th (not cuth), no -i, -devid -1 for the CPU.
+# The Table 2 command line (docs/legacy.md): use th (not cuth), no -i, -devid -1 for the CPU.
 command_line() {
   echo "$TH main.lua -dset ptb -name scrnn_sm ${SIZE[$1]} -batchsz 32 -eta 0.05 -etashrink 1.5" \
        "-blen 50 -bfreq 5 -cliptype scale -gradinputclip 50 -isvalid 1 -istest 1 -noprogress" \
