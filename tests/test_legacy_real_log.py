@@ -14,7 +14,6 @@ import json
 import shutil
 from pathlib import Path
 
-
 from pipeline.legacy import parse_log, parse_text
 from stages import legacy_results
 
