@@ -31,7 +31,7 @@ from pipeline.models.common import detach_state
 from pipeline.models.recurrence import triton_installed
 from pipeline.models.scrn import hidden_states
 from pipeline.train import loop
-from pipeline.train.graphed import GraphedStep, _flatten
+from pipeline.train.graphed import GraphedStep, flatten_state
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-4}  # max |fast - loop| / max(1, max |loop|)
 # graph vs eager over 5 SGD steps: the update p - lr g rounds once more than add_(alpha=-lr)
@@ -120,7 +120,7 @@ def graph_case(params, run, device, dtype, kernel="auto"):
             loss, mean_ce, state = loop.window_loss(ref, x_, y_, detach_state(state))
             loop.sgd_step(ref, loss, lr, GRAPH_CLIP)
             total += mean_ce.detach().double()
-        out_ref += [total, *_flatten(detach_state(state))]
+        out_ref += [total, *flatten_state(detach_state(state))]
         it += n
     step = GraphedStep(got, 20, 35, device, GRAPH_CLIP, capture=device.type == "cuda")
     it = 0
@@ -131,7 +131,7 @@ def graph_case(params, run, device, dtype, kernel="auto"):
             step.step(x_, y_)
         total, bad, _ = step.end_epoch()
         assert bad == 0
-        out_got += [torch.tensor(total, dtype=torch.float64, device=device), *_flatten(step.carried_state())]
+        out_got += [torch.tensor(total, dtype=torch.float64, device=device), *flatten_state(step.carried_state())]
         it += n
     out_ref += [p.detach() for p in ref.parameters()]
     out_got += [p.detach() for p in got.parameters()]

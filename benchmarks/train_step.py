@@ -6,7 +6,7 @@ hidden-recurrence kernel (loop = the plain implementation, scan, tanh-rnn, trito
 kernel `auto` picks is marked), and the LSTM baselines 2x200 (ptb-small-lstm-nd-kim) and 2x650
 (ptb-medium-lstm-nd-zaremba).
 
-One training step is exactly the trainer's (pipeline.train.loop.window_loss + sgd_step: forward,
+One training step is exactly the trainer's (pipeline.train.step.window_loss + sgd_step: forward,
 summed cross-entropy, backward, global-norm clipping, SGD update, state carried and detached) on
 PTB-shaped windows (vocabulary 10,000, batch 20, bptt 35). One evaluation step is a forward pass
 without gradients, as in pipeline.train.evaluate. Each step is timed with the device synchronised
@@ -33,7 +33,7 @@ from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
 from pipeline.models.recurrence import default_kernel, triton_installed
 from pipeline.train.graphed import GraphedStep
-from pipeline.train.loop import sgd_step, window_loss
+from pipeline.train.step import sgd_step, window_loss
 
 VOCAB, BATCH, BPTT = 10_000, 20, 35
 PTB_TRAIN_WINDOWS = 1_327  # 929,589 training tokens in 20 streams of 35-step windows

@@ -26,10 +26,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cluster.config import BACKENDS, scaleout_settings
+from pipeline.cluster.grid import run_grid, select_runs
 from pipeline.config import load_params
-from pipeline.errors import ParamsError
-from pipeline.scaleout.config import BACKENDS, scaleout_settings
-from pipeline.scaleout.grid import ScaleoutError, run_grid, select_runs
+from pipeline.errors import ParamsError, ScaleoutError
 
 
 def main(argv: list[str] | None = None) -> int:

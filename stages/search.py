@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.cluster.config import scaleout_settings
 from pipeline.config import load_params
-from pipeline.scaleout.config import scaleout_settings
 from pipeline.search import core
 from pipeline.search.backends import BACKENDS, make_backend
 from pipeline.search.driver import run_search

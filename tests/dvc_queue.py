@@ -45,3 +45,17 @@ def end_queue_workers(clone: Path, grace_s: float = 20.0) -> None:
         deadline = time.monotonic() + wait
         while any(_alive_worker(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.5)
+
+
+class FakeDvc:
+    """Stands in for :class:`pipeline.cluster.dvc.Dvc`: answers each command from ``answers``
+    (``args -> CompletedProcess``, or a list of them, taken in turn) and records what it ran."""
+
+    def __init__(self, repo: Path, answers: dict):
+        self.repo, self.answers, self.ran = Path(repo), answers, []
+
+    def run(self, *args: str, check: bool = True, leaves_daemons: bool = False,
+            merge_output: bool = False) -> subprocess.CompletedProcess:
+        self.ran.append(args)
+        answer = self.answers[args]
+        return answer.pop(0) if isinstance(answer, list) else answer

@@ -16,7 +16,8 @@ import torch
 
 from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
 from pipeline.models import build_model, init_uniform, recurrence
-from pipeline.models.scrn import BaselineSCRN, SCRNLayer, SCRNRecurrence, hidden_states, select_kernel
+from pipeline.models.recurrence import select_kernel
+from pipeline.models.scrn import BaselineSCRN, SCRNLayer, SCRNRecurrence, hidden_states
 from tests.conftest import under_ci
 
 FAST = ("scan", "tanh-rnn")

@@ -17,8 +17,8 @@ from pipeline import config
 from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
 from pipeline.models import build_model, init_uniform
 from pipeline.models.common import detach_state
-from pipeline.train import loop
-from pipeline.train.graphed import GraphedStep, _flatten
+from pipeline.train import graphed, loop
+from pipeline.train.graphed import GraphedStep, flatten_state
 from pipeline.train.loop import TrainingDiverged, run_training
 from tests.test_train import params_with, tiny_prepared
 
@@ -64,7 +64,7 @@ def eager(model, clip):
             loss, mean_ce, state = loop.window_loss(model, x, y, detach_state(state))
             loop.sgd_step(model, loss, lr, clip)
             total += mean_ce.detach().double()
-        records.append((total.item(), [t.clone() for t in _flatten(detach_state(state))]))
+        records.append((total.item(), [t.clone() for t in flatten_state(detach_state(state))]))
     return records
 
 
@@ -81,7 +81,7 @@ def static(model, clip):
             step.step(x, y)
         total, bad_step, _ = step.end_epoch()
         assert bad_step == 0 and step.count.item() == len(wins)
-        records.append((total, _flatten(step.carried_state())))
+        records.append((total, flatten_state(step.carried_state())))
     return records
 
 
@@ -179,7 +179,7 @@ def test_nan_guard_of_the_graphed_epoch_names_the_step_and_keeps_the_checkpoint(
             loss = loss * float("nan")
         return loss, mean_ce, state
 
-    monkeypatch.setattr(loop, "window_loss", poisoned)
+    monkeypatch.setattr(graphed, "window_loss", poisoned)  # the graphed step's loss
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
         _run(tmp_path, "nan", "on")

@@ -72,10 +72,10 @@ X = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(1))
 
 def test_mask_shapes_by_scope():
     like = torch.zeros(())
-    assert drop.variational_mask(B, 7, 0.5, "batch", like).shape == (1, 7)
-    assert drop.variational_mask(B, 7, 0.5, "sequence", like).shape == (B, 7)
-    assert drop.variational_mask(B, 7, 0.0, "batch", like) is None
-    m = drop.variational_mask(B, 1000, 0.3, "batch", like)
+    assert drop.VariationalDropout(0.5, "batch").mask(B, 7, like).shape == (1, 7)
+    assert drop.VariationalDropout(0.5, "sequence").mask(B, 7, like).shape == (B, 7)
+    assert drop.VariationalDropout(0.0, "batch").mask(B, 7, like) is None
+    m = drop.VariationalDropout(0.3, "batch").mask(B, 1000, like)
     assert set(m.unique().tolist()) == {0.0, torch.tensor(1 / 0.7).item()}
 
 

@@ -1,4 +1,4 @@
-"""Scale-out (python -m stages.grid, pipeline/scaleout): the Slurm array submitit generates, the
+"""Scale-out (python -m stages.grid, pipeline/cluster): the Slurm array submitit generates, the
 whole clone -> repro -> push -> fan-in loop with the debug backend on real PTB, failure and
 resubmission, and the experiment tasks the random search submits.
 
@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.cluster import grid, slurm, tasks
+from pipeline.cluster.config import ScaleoutSettings, scaleout_settings
+from pipeline.cluster.experiments import metric, run_experiment_round
+from pipeline.cluster.grid import run_grid
+from pipeline.cluster.slurm import slurm_parameters
+from pipeline.cluster.tasks import TaskSpec
+from pipeline.cluster.workspace import git_preflight
 from pipeline.config import load_params
-from pipeline.errors import ParamsError
-from pipeline.scaleout import backends, tasks
-from pipeline.scaleout.config import ScaleoutSettings, scaleout_settings, slurm_parameters
-from pipeline.scaleout.experiments import metric, run_experiment_round
-from pipeline.scaleout.grid import ScaleoutError, git_preflight, run_grid
-from pipeline.scaleout.tasks import TaskSpec
+from pipeline.errors import ParamsError, ScaleoutError
 from tests.dvc_queue import end_queue_workers, queue_worker_pids
 from tests.scratch import REPO, TINY, commit_all, sh, tool_env
 
@@ -57,7 +59,7 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
     specs = [TaskSpec(kind="repro", name=f"run{i}", git_url="/git/origin.git", commit="0" * 40, dvc_remote="/dvc",
                       targets=(f"train@run{i}",), log_path=str(tmp_path / f"run{i}.log"),
                       status_path=str(tmp_path / f"run{i}.json")) for i in range(3)]
-    jobs = backends.submit(specs, "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
+    jobs = slurm.submit(specs, "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1", "4242_2"]
     script = (tmp_path / "submitted.sh").read_text()
     flags = dict(line[len("#SBATCH --"):].split("=", 1) for line in script.splitlines()
@@ -87,7 +89,7 @@ def test_a_refused_submission_is_a_scaleout_error_naming_the_cause(tmp_path, mon
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     settings = scaleout_settings({"scaleout": {"partition": "gpu-x"}}, {})
     with pytest.raises(ScaleoutError, match="(?s)submitting 1 task.*slurm failed.*partition"):
-        backends.submit([_spec(tmp_path)], "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
+        slurm.submit([_spec(tmp_path)], "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
 
 
 @pytest.mark.parametrize("stored_status", ["failed", "running"])
@@ -105,7 +107,7 @@ def test_a_job_that_dies_is_reported_with_its_own_error(tmp_path, stored_status)
         def result(self):
             raise RuntimeError("Job 4242_0 (task: 0) has state CANCELLED")
 
-    (record,) = backends.collect([DeadJob()], [spec])
+    (record,) = slurm.collect([DeadJob()], [spec])
     assert record["status"] == "failed" and record["failed_step"] == "job"
     assert record["error"] == "RuntimeError: Job 4242_0 (task: 0) has state CANCELLED"
     assert record["job_log"] == str(tmp_path / "4242_0_log.out")
@@ -334,23 +336,6 @@ FOREACH_DVC_YAML = """stages:
 """
 
 
-def test_queue_status_poll_retries_a_transient_failure(tmp_path, monkeypatch):
-    """The grid's `dvc queue status` poll: one failure (a worker's file caught half-written) is
-    retried; three in a row raise, naming the command and DVC's message."""
-    from pipeline import dvc_queue
-    from pipeline.scaleout import grid
-
-    monkeypatch.setattr(dvc_queue.time, "sleep", lambda _: None)
-    ok = subprocess.CompletedProcess([], 0, "Task     Name    Created    Status\nd7a1b2c  grid-a-1  10:25 AM   Success\n", "")
-    bad = subprocess.CompletedProcess([], 255, "ERROR: unexpected error - Expecting value: line 1 column 1 (char 0)", "")
-    answers = [bad, ok]
-    monkeypatch.setattr(grid, "_dvc", lambda repo, *args, check=True: answers.pop(0))
-    assert grid.queue_statuses(tmp_path) == {"grid-a-1": "Success"} and answers == []
-    answers = [bad, bad, bad]
-    with pytest.raises(ScaleoutError, match=r"`dvc queue status` failed \(exit 255\) 3 times in a row: ERROR: unexpected error"):
-        grid.queue_statuses(tmp_path)
-
-
 def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path, monkeypatch):
     for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
@@ -362,15 +347,16 @@ def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path
     sh(["git", "init", "-q"], proj, tool_env())
     sh(["dvc", "init", "-q"], proj, tool_env())
     commit_all(proj)
-    from pipeline.scaleout import grid
-
+    lines: list[str] = []
     try:
-        records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1)
+        records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1,
+                                       echo=lines.append)
         assert queue_worker_pids(proj) == []  # the workers it started are stopped (dvc 3.67 leaves one alive)
     finally:
         end_queue_workers(proj)
     assert [(r["name"], r["status"]) for r in records] == [("a", "ok"), ("bb", "ok")]
     assert all(Path(r["log"]).is_file() for r in records)
+    assert lines[-1] == "local: 2/2 finished"  # progress while the queue runs
     fan_in = grid.fan_in(proj, ["a", "bb"], False, tmp_path / "logs" / "fan-in.log")
     assert fan_in["returncode"] == 0 and fan_in["restored"] == ["train@a", "train@bb"] and fan_in["ran"] == ["report"]
     assert (proj / "report.txt").read_text() == '{"v": 1}{"v": 2}'

@@ -17,7 +17,7 @@ from pipeline.errors import ParamsError, SearchError
 from pipeline.search import core
 from pipeline.search.core import Outcome
 from pipeline.search.driver import run_search
-from tests.dvc_queue import end_queue_workers, queue_worker_pids
+from tests.dvc_queue import FakeDvc, end_queue_workers, queue_worker_pids
 from tests.scratch import commit_all, copy_project, git_env, sh, trim_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_failure_log_is_diverged_or_failed():
 
 def test_array_task_record_becomes_an_outcome(tmp_path):
     """The slurm/debug backends' mapping of an experiment task's status record (never raises)."""
-    from pipeline.search.cluster import record_outcome
+    from pipeline.search.backends import record_outcome
 
     metrics = "results/quick/r/metrics.json"
     ok = {"status": "ok", "metrics": {metrics: {"status": "ok", "best_valid_ppl": 141.5, "test_ppl": 133.0}}}
@@ -156,8 +156,8 @@ def test_array_task_record_becomes_an_outcome(tmp_path):
 
 
 def test_search_backends_include_the_arrays():
+    from pipeline.cluster.config import ScaleoutSettings
     from pipeline.search.backends import BACKENDS, make_backend
-    from pipeline.scaleout.config import ScaleoutSettings
 
     assert {"local", "slurm", "debug"} <= set(BACKENDS)
     backend = make_backend("slurm", REPO, jobs=7, timeout_s=None, log=lambda _: None,
@@ -293,35 +293,17 @@ def test_local_backend_reads_queue_status_and_experiments(tmp_path):
                   "revs": [{"name": "s-r1-2", "data": {"metrics": {}}, "error": {"msg": "Experiment run failed"}}]}]}]
     status = ("Task     Name    Created    Status\nf1e2d3c  s-r1-2  10:25 AM   Failed\nd7a1b2c  s-r1-1  10:25 AM   Success\n"
               "c9f0e1d  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n")
-    answers = {("exp", "show", "--json"): json.dumps(shown), ("queue", "status"): status}
+    answers = {args: subprocess.CompletedProcess(args, 0, out, "")
+               for args, out in ((("exp", "show", "--json"), json.dumps(shown)), (("queue", "status"), status))}
     backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
-    backend._dvc = lambda *args, check=True: subprocess.CompletedProcess(args, 0, answers[args], "")
-    assert backend._queue_states() == {"s-r1-1": "Success", "s-r1-2": "Running"}  # the newest task of a name
+    backend.queue.dvc = FakeDvc(tmp_path, answers)
+    assert backend.queue.states() == {"s-r1-1": "Success", "s-r1-2": "Running"}  # the newest task of a name
     samples = [core.Sample(f"s-r1-{i}", "train@r", {}, metrics) for i in (1, 2, 3)]
-    out = backend._collect(samples)
+    out = backend.outcomes(samples)
     assert out["s-r1-1"] == Outcome(140.5, "ok", test_ppl=130.25)
     assert out["s-r1-2"].status == "diverged" and out["s-r1-2"].valid_ppl == math.inf
     assert out["s-r1-2"].message.startswith("error: r: diverged")
     assert out["s-r1-3"].status == "failed" and out["s-r1-3"].valid_ppl == math.inf
-
-
-def test_local_backend_retries_a_failed_queue_status_poll(tmp_path, monkeypatch):
-    """`dvc queue status` can catch a worker's file half-written and fail once; the poll retries,
-    and only a failure that persists stops the search."""
-    from pipeline import dvc_queue
-    from pipeline.search.backends import LocalQueueBackend
-
-    monkeypatch.setattr(dvc_queue.time, "sleep", lambda _: None)
-    ok = subprocess.CompletedProcess([], 0, "Task     Name    Created    Status\nd7a1b2c  s-r1-1  10:25 AM   Running\n", "")
-    bad = subprocess.CompletedProcess([], 255, "", "ERROR: unexpected error - Expecting value: line 1 column 1 (char 0)")
-    answers = [bad, ok]
-    backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
-    backend._dvc = lambda *args, check=True: answers.pop(0)
-    assert backend._queue_states() == {"s-r1-1": "Running"} and answers == []
-    answers = [bad, bad, bad, ok]
-    with pytest.raises(SearchError, match=r"failed \(exit 255\) 3 times in a row: ERROR: unexpected error - Expecting value"):
-        backend._queue_states()
-    assert answers == [ok]
 
 
 # ---------------------------------------------------------------------------- through DVC's queue

@@ -4,19 +4,25 @@
     y_t^(l) = [s_t^(l); h_t^(l)]   (SCRN layers)   (7)  or h_t^(l) for LSTM layers
     p(w_{t+1}) = softmax(s_t U + h_t V + b)        (8)  over the top layer's output
 
-Regularisers, each a setting of the run (``pipeline.config.DropoutConfig``, ``SobolevConfig``):
+Regularisers, each a setting of the run (``pipeline.config.DropoutConfig``, ``SobolevConfig``),
+are built once in ``__init__`` as the modules of pipeline/models/dropout.py:
 
-- weight tying, V = E^T (4.4); U and the output bias stay untied, as in the authors' code;
-- naive dropout (4.2): fresh masks per step on the embedding (p_i) and on each layer's output (p_o);
-- variational dropout (4.3): one mask per window on the embedding (p_i), on h (p_h) and, for the
-  SCRN, an output-only mask on s (p_o). ``vd_h_mask: tied`` (authors' code, Inan et al.) uses the
-  h mask for the recurrence, the next layer and the softmax, and the masked h is what carries into
-  the next window (so the first step of a window sees the previous window's mask); ``independent``
-  (eq. (9) read literally, Gal and Ghahramani) masks h_{t-1} in the recurrence with p_h and the
-  whole output with a separate p_o mask. The recurrent s is never dropped;
-- ablations (Table 5): ``context_dropout: false`` keeps s out of the output dropout,
+- weight tying (``tie``), V = E^T (4.4); U and the output bias stay untied, as in the authors' code;
+- naive dropout (4.2, ``dropout.regime: naive``): fresh masks per step on the embedding (p_i)
+  and on each layer's output (p_o), one mask over the whole [s; h];
+- variational dropout (4.3, ``regime: variational``): one mask per window on the embedding
+  (p_i), on h (p_h) and, for the SCRN, an output-only mask on s (p_o). ``vd_h_mask: tied``
+  (authors' code, Inan et al.) uses the h mask for the recurrence, the next layer and the
+  softmax, and the masked h is what carries into the next window (so the first step of a window
+  sees the previous window's mask); ``independent`` (eq. (9) read literally, Gal and
+  Ghahramani) masks h_{t-1} in the recurrence with p_h and the whole output with a separate p_o
+  mask. The recurrent s is never dropped;
+- ablations (Table 5): ``dropout.context: false`` keeps s out of the output dropout,
   ``context_in_softmax: false`` predicts from h alone (softmax(h V + b));
 - the Sobolev penalty (Section 7) on the SCRN layers named in ``sobolev.layers`` (all by default).
+
+The masks are drawn in the order of the forward pass: embedding, then per layer the h mask and
+the output masks (h before s), so a seeded run draws the same masks whatever builds the model.
 """
 from __future__ import annotations
 
@@ -24,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import ModelConfig
-from pipeline.models import dropout
+from pipeline.config import DropoutConfig, ModelConfig
 from pipeline.models.common import ModelOutput
+from pipeline.models.dropout import NaiveDropout, OutputDropout, VariationalDropout
 from pipeline.models.lstm import LSTMLayer
 from pipeline.models.scrn import SCRNLayer
 from pipeline.models.sobolev import sobolev_penalty
@@ -52,6 +58,8 @@ class StackedLM(nn.Module):
         self.out_bias = nn.Parameter(torch.empty(vocab_size))
         sob = cfg.sobolev
         self.sobolev_layers = set(range(1, cfg.layers + 1) if sob.layers is None else sob.layers) if sob.beta > 0 else set()
+        self.input_dropout, self.recurrent_dropout, self.output_dropout = regularisers(cfg.dropout)
+        self.h_mask_tied = cfg.dropout.vd_h_mask == "tied"
 
     def zero_state(self, batch_size: int, device=None):
         dtype = self.embedding.weight.dtype
@@ -63,49 +71,33 @@ class StackedLM(nn.Module):
         return torch.cat([self.U, V], dim=1) if self.uses_context else V
 
     def forward(self, x: torch.Tensor, state) -> ModelOutput:
-        drop, training = self.cfg.dropout, self.training
-        variational = training and drop.regime == "variational"
-        naive_p = (lambda p: p) if drop.regime == "naive" else (lambda p: 0.0)
-        tied = drop.vd_h_mask == "tied"
-        batch = x.shape[0]
-
-        def mask(dim: int, p: float, like: torch.Tensor):
-            return dropout.variational_mask(batch, dim, p, drop.vd_mask_scope, like) if variational else None
-
-        y = self.embedding(x)
-        y = dropout.apply_over_time(y, mask(self.d_h, drop.p_i, y)) if variational else dropout.naive(y, naive_p(drop.p_i), training)
+        y = self.input_dropout(self.embedding(x))
         new_state, penalty = [], None
         for index, (layer, layer_state) in enumerate(zip(self.layers, state), start=1):
-            h_mask = mask(self.d_h, drop.p_h, y)
+            h_mask = self.recurrent_dropout.mask(x.shape[0], self.d_h, y) if self.recurrent_dropout is not None else None
             if self.is_scrn:
-                s, h, h_raw = layer(y, layer_state, h_mask, tied)
+                s, h, h_raw = layer(y, layer_state, h_mask, self.h_mask_tied)
                 new_state.append((s[:, -1], h[:, -1]))
-                if training and index in self.sobolev_layers:
+                if self.training and index in self.sobolev_layers:
                     term = sobolev_penalty(h_raw, layer.R)
                     penalty = term if penalty is None else penalty + term
             else:
-                h, carried = layer(y, layer_state, h_mask, tied)
+                h, carried = layer(y, layer_state, h_mask, self.h_mask_tied)
                 new_state.append(carried)
                 s = None
-            y = self._drop_output(s, h, variational, tied, naive_p(drop.p_o), mask)
+            y = self.output_dropout(s, h)
         top = y if self.uses_context or not self.is_scrn else y[..., self.d_s :]
         logits = F.linear(top, self.output_weight(), self.out_bias)
         if penalty is not None:
             penalty = self.cfg.sobolev.beta * penalty
         return ModelOutput(logits, tuple(new_state), penalty)
 
-    def _drop_output(self, s, h, variational: bool, tied: bool, naive_p: float, mask) -> torch.Tensor:
-        """A layer's output after dropout: [s; h] for the SCRN, h for the LSTM."""
-        drop = self.cfg.dropout
-        drop_s = s is not None and drop.context
-        if variational:
-            if not tied:  # a separate output mask on h (and on s)
-                h = dropout.apply_over_time(h, mask(self.d_h, drop.p_o, h))
-            if drop_s:  # s gets an output-only mask; its recurrence is never dropped
-                s = dropout.apply_over_time(s, mask(self.d_s, drop.p_o, s))
-        else:
-            training = self.training
-            if drop_s:  # one mask over the whole [s; h], fresh per step
-                return dropout.naive(torch.cat([s, h], dim=-1), naive_p, training)
-            h = dropout.naive(h, naive_p, training)
-        return h if s is None else torch.cat([s, h], dim=-1)
+
+def regularisers(drop: DropoutConfig) -> tuple[nn.Module, VariationalDropout | None, OutputDropout]:
+    """(embedding dropout, the mask source of the recurrent h or None, each layer's output dropout)."""
+    if drop.regime == "variational":
+        output = VariationalDropout(drop.p_o, drop.vd_mask_scope)
+        return (VariationalDropout(drop.p_i, drop.vd_mask_scope), VariationalDropout(drop.p_h, drop.vd_mask_scope),
+                OutputDropout(output, drop_h=drop.vd_h_mask != "tied", drop_s=drop.context, joint=False))
+    p_i, p_o = (drop.p_i, drop.p_o) if drop.regime == "naive" else (0.0, 0.0)
+    return NaiveDropout(p_i), None, OutputDropout(NaiveDropout(p_o), drop_h=True, drop_s=drop.context, joint=True)

@@ -1,11 +1,12 @@
-"""Fast kernels for the SCRN hidden recurrence, exact in values and gradients.
+"""Fast kernels for the SCRN hidden recurrence, exact in values and gradients, and their dispatch.
 
-Every kernel computes the same thing as the plain loop in ``scrn.hidden_states``::
+Every kernel computes eq. (2) of pipeline/models/scrn.py, whose plain loop is the reference::
 
     h_t = sigmoid(a_t + h_{t-1} W),  t = 1..T,  h_0 = h_init        a: [batch, T, d], W: [d, d]
 
-``scrn.hidden_states`` folds a variational mask shared by the batch into ``a``, ``h_init`` and
-``W`` where that is exact, and keeps the plain loop otherwise (per-sequence masks).
+:func:`run_kernel` folds a variational mask shared by the batch into ``a``, ``h_init`` and ``W``
+(:func:`fold_mask`), which is exact; :func:`select_kernel` keeps the plain loop where no fold is
+(a per-sequence mask) and picks the device's fast kernel for ``auto``.
 
 - ``scan``: one autograd node for the whole window. The forward is an addmm and an in-place
   sigmoid per step; the backward walks time once (one small matmul per step) and computes the
@@ -118,3 +119,42 @@ def default_kernel(device: torch.device, width: int | None = None) -> str:
     if device.type == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled:
         return "tanh-rnn"
     return "scan"
+
+
+IMPLS = ("auto",) + KERNELS
+
+
+def check_impl(impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+
+
+def select_kernel(impl: str, device: torch.device, mask: torch.Tensor | None, width: int | None = None) -> str:
+    """The kernel that ``impl`` runs for this mask: a fast one only where folding is exact."""
+    check_impl(impl)
+    if impl == "loop" or (mask is not None and mask.shape[0] != 1):
+        return "loop"  # a per-sequence mask differs between rows: no shared weight can hold it
+    return default_kernel(device, width) if impl == "auto" else impl
+
+
+def fold_mask(pre, h0, R, mask, mask_tied):
+    """(a, h_init, W) with sigmoid(a_t + h_{t-1} W) = eq. (2) under a batch-shared ``mask`` [1, d_h].
+
+    (h * m) R = h (diag(m) R), so the mask moves into W's rows. Tied, the recurrence runs on
+    the unmasked h_raw, except at the first step: the carried h0 was masked with the *previous*
+    window's mask, so h0 R goes into a_1 and the kernel starts from h_init = 0.
+    """
+    if mask is None:
+        return pre, h0, R
+    W = mask.reshape(-1, 1) * R
+    if not mask_tied:  # mask on h_{t-1} at every step, h0 (unmasked) included
+        return pre, h0, W
+    first = pre[:, :1] + torch.matmul(h0, R).unsqueeze(1)
+    return torch.cat([first, pre[:, 1:]], dim=1), torch.zeros_like(h0), W
+
+
+def run_kernel(kernel: str, pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None,
+               mask_tied: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, h_raw) of ``scrn.hidden_states`` from the fast ``kernel`` (one :func:`select_kernel` chose)."""
+    h_raw = RUNNERS[kernel](*fold_mask(pre, h0, R, mask, mask_tied))
+    return (h_raw * mask[:, None, :] if mask is not None and mask_tied else h_raw), h_raw

@@ -7,15 +7,16 @@ Row vectors are right-multiplied by matrices, as in the paper (footnote 1)::
     p(w_{t+1} | w_1..t) = softmax(s_t U + h_t V + b_out) (3)
 
 The hidden update uses s_t, not s_{t-1}, as in the paper and the authors' TensorFlow code
-(Facebook's Lua code uses s_{t-1}; see ../shared/notes/legacy-torch.md §13).
+(the original Lua code of Mikolov et al. feeds the previous context s_{t-1} into the hidden layer).
 
-Two things make a window of T steps cheap without changing any value:
+Three things make a window of T steps cheap without changing any value:
 - (1) is linear with a fixed ``a``, so the whole window of context states is one matmul with the
   lower-triangular Toeplitz matrix K[t, k] = a^(t-k), plus a^(t+1) s_0 for the carried state;
 - the input projections x A and s P do not depend on h, so they are computed for the whole
   window at once; only h_{t-1} R stays inside the loop over time;
-- that loop itself runs as one fused kernel (``recurrence_impl``, pipeline/models/recurrence.py):
-  cuDNN's tanh RNN on a GPU, a single-node scan on a CPU, wherever that is exact.
+- that loop itself runs as one fused kernel (``recurrence_impl``, pipeline/models/recurrence.py,
+  which also decides where a kernel is exact): cuDNN's tanh RNN on a GPU, a single-node scan on
+  a CPU. :func:`hidden_states` below is the plain loop, eq. (2) as written.
 """
 from __future__ import annotations
 
@@ -59,14 +60,13 @@ def hidden_states(
     - otherwise (eq. (9) read literally): the mask is applied to h_{t-1} inside the recurrence
       only; ``h`` is unmasked and the output gets its own mask elsewhere.
 
-    ``impl``: loop (the plain loop below), scan, tanh-rnn or triton (recurrence.py), or auto (the
-    device's fast kernel). A fast kernel runs only where :func:`fold_mask` is exact; a
-    per-sequence mask keeps the loop.
+    ``impl``: loop (the plain loop below), scan, tanh-rnn or triton, or auto (the device's fast
+    kernel); :func:`pipeline.models.recurrence.select_kernel` keeps the loop wherever a fast
+    kernel would not be exact (a per-sequence mask).
     """
-    kernel = select_kernel(impl, pre.device, mask, R.shape[0])
+    kernel = recurrence.select_kernel(impl, pre.device, mask, R.shape[0])
     if kernel != "loop":
-        h_raw = recurrence.RUNNERS[kernel](*fold_mask(pre, h0, R, mask, mask_tied))
-        return (h_raw * mask[:, None, :] if mask is not None and mask_tied else h_raw), h_raw
+        return recurrence.run_kernel(kernel, pre, h0, R, mask, mask_tied)
     h = h0
     out, raw = [], []
     for t in range(pre.shape[1]):
@@ -78,34 +78,6 @@ def hidden_states(
         out.append(h)
     h_raw = torch.stack(raw, dim=1)
     return (torch.stack(out, dim=1) if out[0] is not raw[0] else h_raw), h_raw
-
-
-def select_kernel(impl: str, device: torch.device, mask: torch.Tensor | None, width: int | None = None) -> str:
-    """The kernel that ``impl`` runs for this mask: a fast one only where folding is exact."""
-    if impl not in IMPLS:
-        raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    if impl == "loop" or (mask is not None and mask.shape[0] != 1):
-        return "loop"  # a per-sequence mask differs between rows: no shared weight can hold it
-    return recurrence.default_kernel(device, width) if impl == "auto" else impl
-
-
-IMPLS = ("auto",) + recurrence.KERNELS
-
-
-def fold_mask(pre, h0, R, mask, mask_tied):
-    """(a, h_init, W) with sigmoid(a_t + h_{t-1} W) = eq. (2) under a batch-shared ``mask`` [1, d_h].
-
-    (h * m) R = h (diag(m) R), so the mask moves into W's rows. Tied, the recurrence runs on
-    the unmasked h_raw, except at the first step: the carried h0 was masked with the *previous*
-    window's mask, so h0 R goes into a_1 and the kernel starts from h_init = 0.
-    """
-    if mask is None:
-        return pre, h0, R
-    W = mask.reshape(-1, 1) * R
-    if not mask_tied:  # mask on h_{t-1} at every step, h0 (unmasked) included
-        return pre, h0, W
-    first = pre[:, :1] + torch.matmul(h0, R).unsqueeze(1)
-    return torch.cat([first, pre[:, 1:]], dim=1), torch.zeros_like(h0), W
 
 
 def _uniform_init(params, bound: float) -> None:
@@ -130,8 +102,7 @@ class SCRNRecurrence(nn.Module):
         super().__init__()
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        if impl not in IMPLS:
-            raise ValueError(f"recurrence_impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        recurrence.check_impl(impl)
         self.hidden, self.context, self.alpha, self.impl = hidden, context, alpha, impl
         self.P = nn.Parameter(torch.empty(context, hidden))
         self.R = nn.Parameter(torch.empty(hidden, hidden))

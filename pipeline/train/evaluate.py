@@ -8,6 +8,10 @@ import torch.nn.functional as F
 
 from pipeline.data.batching import BatchLayout
 
+# The mean cross-entropy at or beyond which a run has diverged: its perplexity would exceed 1e300,
+# near where exp() overflows a float.
+MAX_LOG_PPL = math.log(1e300)
+
 
 @torch.no_grad()
 def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.device) -> float:
@@ -19,4 +23,4 @@ def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.devi
         logits, state, _ = model(x.to(device), state)
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1), reduction="sum").double()
     mean_ce = total.item() / layout.tokens_per_pass
-    return math.exp(mean_ce) if mean_ce < 709.0 else math.inf  # inf (or nan), not OverflowError, for a diverged model
+    return math.exp(mean_ce) if mean_ce < MAX_LOG_PPL else math.inf  # inf, not OverflowError, for a diverged (or NaN) model

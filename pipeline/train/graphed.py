@@ -6,14 +6,14 @@ pipeline/data/batching.py), so the step is captured once per run and replayed pe
 (PyTorch's "whole-network capture"): x, y and the carried state live in static buffers, and
 the step itself copies the new state into the state buffers at its end.
 
-The step is the eager trainer's (pipeline.train.loop.window_loss + sgd_step) without host
-syncs:
+The step is the eager trainer's (pipeline/train/step.py: ``window_loss`` and ``sgd_update``),
+which makes no host sync:
 
 - clipping is the same ``torch.nn.utils.clip_grad_norm_`` call (its total norm and scale
   ``min(1, max_norm / (norm + 1e-6))`` stay on the device, every gradient is multiplied);
 - the learning rate is a device tensor, set with :meth:`GraphedStep.set_lr` between epochs;
-- gradients are created by the backward (``.grad`` is None when the step is captured, so the
-  captured backward writes, not accumulates, them on every replay), as ``sgd_step`` does;
+- gradients are created by the backward (``.grad`` is None before it, so the captured
+  backward writes, not accumulates, them on every replay);
 - the NaN guard counts windows and records the first one with a non-finite loss on the
   device; :meth:`GraphedStep.end_epoch` reads it once per epoch (one sync) and the trainer
   raises ``TrainingDiverged`` naming that step, as the eager guard does.
@@ -29,15 +29,18 @@ from __future__ import annotations
 import torch
 
 from pipeline.models.common import detach_state
+from pipeline.train.step import sgd_update, trainable_parameters, window_loss
 
 
-def _flatten(state) -> list[torch.Tensor]:
+def flatten_state(state) -> list[torch.Tensor]:
+    """The tensors of a (nested tuple) model state, in order."""
     if isinstance(state, torch.Tensor):
         return [state]
-    return [t for s in state for t in _flatten(s)]
+    return [t for s in state for t in flatten_state(s)]
 
 
-def _unflatten(like, flat: list[torch.Tensor]):
+def unflatten_state(like, flat: list[torch.Tensor]):
+    """The inverse of :func:`flatten_state`: ``flat`` in the nesting of ``like``."""
     it = iter(flat)
 
     def build(s):
@@ -51,16 +54,14 @@ class GraphedStep:
 
     def __init__(self, model: torch.nn.Module, batch: int, bptt: int, device, clip: float, capture: bool,
                  warmup: int = 2, loss_fn=None):
-        from pipeline.train import loop  # late: loop imports this module
-
         self.model, self.clip, self.device = model, float(clip), torch.device(device)
-        self.loss_fn = loss_fn or loop.window_loss
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.loss_fn = loss_fn or window_loss
+        self.params = trainable_parameters(model)
         dtype = self.params[0].dtype
         self.x = torch.zeros(batch, bptt, dtype=torch.long, device=device)
         self.y = torch.zeros(batch, bptt, dtype=torch.long, device=device)
         self._state_like = model.zero_state(batch, device=device)
-        self.state = _flatten(self._state_like)  # the carried state, read and rewritten by the step
+        self.state = flatten_state(self._state_like)  # the carried state, read and rewritten by the step
         self.lr = torch.zeros((), dtype=dtype, device=device)
         self.total = torch.zeros((), dtype=torch.float64, device=device)  # sum of mean_ce over the epoch
         self.count = torch.zeros((), dtype=torch.long, device=device)  # windows this epoch
@@ -74,23 +75,17 @@ class GraphedStep:
 
     def _step(self) -> None:
         """One window on the static buffers; no host syncs (it is what the graph records)."""
-        for p in self.params:  # as sgd_step: the backward creates fresh gradients
-            p.grad = None
-        state = _unflatten(self._state_like, self.state)
+        state = unflatten_state(self._state_like, self.state)
         loss, mean_ce, new_state = self.loss_fn(self.model, self.x, self.y, state)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, self.clip)  # the trainer's call; sync-free
+        sgd_update(self.params, loss, self.lr, self.clip)
         with torch.no_grad():
-            params = [p for p in self.params if p.grad is not None]
-            grads = [p.grad for p in params]
-            torch._foreach_sub_(params, torch._foreach_mul(grads, self.lr))
             loss = loss.detach()
             self.total.add_(mean_ce.detach().double())
             self.count.add_(1)
             first = (self.bad_step == 0) & ~torch.isfinite(loss)
             self.bad_step.copy_(torch.where(first, self.count, self.bad_step))
             self.bad_loss.copy_(torch.where(first, loss.double(), self.bad_loss))
-            for buf, new in zip(self.state, _flatten(detach_state(new_state))):
+            for buf, new in zip(self.state, flatten_state(detach_state(new_state))):
                 buf.copy_(new)
 
     def _capture(self, warmup: int) -> None:
@@ -134,7 +129,7 @@ class GraphedStep:
 
     def carried_state(self):
         """The state after the last window, as the model's nested tuples (copies)."""
-        return _unflatten(self._state_like, [t.clone() for t in self.state])
+        return unflatten_state(self._state_like, [t.clone() for t in self.state])
 
     def end_epoch(self) -> tuple[float, int, float]:
         """(sum of the windows' mean cross-entropy, first non-finite step or 0, its loss); one sync."""

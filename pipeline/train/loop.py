@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.config import RunConfig
@@ -30,9 +29,8 @@ from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missin
 from pipeline.train.provenance import provenance
 from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
-from pipeline.train.evaluate import evaluate_ppl
-
-MAX_LOG_PPL = math.log(1e300)  # mean cross-entropy beyond which exp() overflows: the run has diverged
+from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
+from pipeline.train.step import sgd_step, window_loss
 
 
 @dataclass
@@ -101,38 +99,6 @@ def format_seconds(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
-def window_loss(model, x, y, state):
-    """The training loss of one window and the new state.
-
-    Cross-entropy summed over time and averaged over the batch, plus the model's penalty (the
-    Sobolev term, normalised the same way) when it has one. ``mean_ce`` is the per-token
-    cross-entropy alone, for reporting perplexity.
-    """
-    out = model(x, state)
-    mean_ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
-    loss = mean_ce * x.shape[1]
-    if out.penalty is not None:
-        loss = loss + out.penalty
-    return loss, mean_ce, out.state
-
-
-def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
-    """Plain SGD (no momentum, no weight decay, as in the paper) after global-norm clipping.
-
-    Written out rather than torch.optim.SGD: the update is one line, it has no state to save,
-    and constructing a torch optimiser costs over a second of imports per run.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.grad = None
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, clip_norm)
-    with torch.no_grad():
-        for p in params:
-            if p.grad is not None:
-                p.add_(p.grad, alpha=-lr)
 
 
 # The wall-time projection trains 3 windows on a copy of the model. Below this many training windows

@@ -1,5 +1,5 @@
 """Push the objects of every output of the given stages, ``cache: false`` ones included, to the
-default DVC remote: ``python -m pipeline.scaleout.push_outputs train@<run> ...``.
+default DVC remote: ``python -m pipeline.cluster.push_outputs train@<run> ...``.
 
 Why: ``dvc push --run-cache`` sends the run-cache entries, and ``dvc push`` the objects of cached
 outputs only. A run-cache entry lists *every* output, and restoring it (``dvc repro --pull``

@@ -1,11 +1,11 @@
-"""Submit a list of tasks as one array and wait for their status records.
+"""Slurm through submitit: submit a list of tasks as one array and wait for their status records.
 
 - ``slurm``: submitit's ``AutoExecutor(cluster="slurm")``; ``map_array`` sends one ``sbatch``
   job array, its size the number of tasks and its ``%`` throttle ``scaleout.array_parallelism``.
 - ``debug``: submitit's ``DebugExecutor`` (``cluster="debug"``): every task runs in this process,
   one after another, when its result is asked for. The tests use it.
 
-(The ``local`` backend of the grid, DVC's own queue, needs no executor: see grid.py.)
+(The ``local`` backends, DVC's own queue, need no executor: see queue.py.)
 """
 from __future__ import annotations
 
@@ -14,11 +14,36 @@ from typing import Any, Callable, Sequence
 
 import submitit
 
+from pipeline.cluster.config import ScaleoutSettings
+from pipeline.cluster.tasks import ScaleoutTask, TaskSpec, read_status
 from pipeline.errors import ScaleoutError
-from pipeline.scaleout.config import ScaleoutSettings, slurm_parameters
-from pipeline.scaleout.tasks import ScaleoutTask, TaskSpec, read_status
 
 EXECUTOR_BACKENDS = ("slurm", "debug")
+
+
+def slurm_parameters(settings: ScaleoutSettings, job_name: str) -> dict[str, Any]:
+    """The submitit ``AutoExecutor.update_parameters`` keywords for one array of tasks."""
+    params: dict[str, Any] = {
+        "name": job_name,
+        "timeout_min": settings.time_min,
+        "cpus_per_task": settings.cpus_per_task,
+        "slurm_array_parallelism": settings.array_parallelism,
+        # one task per array element, on one node; submitit's generic gpus_per_node would be
+        # per node, the issue (and Slurm's --gpus-per-task) asks per task
+        "nodes": 1,
+        "tasks_per_node": 1,
+    }
+    if settings.gpus_per_task:
+        params["slurm_gpus_per_task"] = settings.gpus_per_task
+    if settings.partition:
+        params["slurm_partition"] = settings.partition
+    if settings.account:
+        params["slurm_account"] = settings.account
+    if settings.mem_gb is not None:
+        params["mem_gb"] = settings.mem_gb
+    if settings.setup:
+        params["slurm_setup"] = list(settings.setup)
+    return params
 
 
 def make_executor(backend: str, settings: ScaleoutSettings, folder: Path, job_name: str) -> submitit.AutoExecutor:

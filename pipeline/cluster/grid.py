@@ -4,7 +4,7 @@
                    remote (the workspace's default one) is what the tasks push to
     pending        runs whose status record at this commit is not ``ok`` (rerunning the same
                    command therefore resubmits only what failed or never finished)
-    execute        one array (backends.py); each task: clone, ``dvc repro --pull train@<run>``,
+    execute        one array (slurm.py); each task: clone, ``dvc repro --pull train@<run>``,
                    ``dvc push --run-cache train@<run>``
     fan in         ``dvc repro --pull train@<run>...`` here: DVC pulls the run-cache, restores
                    each train stage from it ("is cached - skipping run") instead of running it
@@ -19,38 +19,21 @@ so the run-cache entries land here and the same fan-in (without ``--pull``) rest
 from __future__ import annotations
 
 import fnmatch
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.cluster import slurm
+from pipeline.cluster.config import BACKENDS, ScaleoutSettings
+from pipeline.cluster.dvc import Dvc
+from pipeline.cluster.queue import DvcQueue
+from pipeline.cluster.tasks import TaskSpec, read_status, stage_outcomes
+from pipeline.cluster.workspace import default_dvc_remote, git, git_preflight, shared_checkpoint_dir
 from pipeline.config import run_config, run_names
-from pipeline.dvc_queue import queue_states, run_leaving_daemons, stop_workers, worker_pids
-from pipeline.errors import ScaleoutError  # noqa: F401 - re-exported: callers import it from here
-from pipeline.scaleout import backends
-from pipeline.scaleout.config import BACKENDS, ScaleoutSettings
-from pipeline.scaleout.tasks import TaskSpec, read_status, stage_outcomes
+from pipeline.errors import ScaleoutError
 
 TRAIN_STAGE = "train@{run}"
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def _git(repo: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=_env())
-    if check and proc.returncode != 0:
-        raise ScaleoutError(f"`git {' '.join(args)}` failed in {repo}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
 
 
 def select_runs(params: dict, patterns: str | list[str]) -> list[str]:
@@ -67,67 +50,8 @@ def select_runs(params: dict, patterns: str | list[str]) -> list[str]:
     return [n for n in names if n in chosen]
 
 
-def dvc_outputs(repo: Path) -> list[str]:
-    """Workspace-relative paths of every stage output (their changes are results, not sources)."""
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        return [os.path.relpath(out.fs_path, dvc_repo.root_dir) for out in dvc_repo.index.outs]
-
-
-def git_preflight(repo: Path, git_remote: str) -> tuple[str, str]:
-    """(commit, clone URL): refuses a workspace whose sources differ from its commit, or a commit
-    that is not on ``git_remote``; the tasks clone that commit from there, not this workspace."""
-    url = _git(repo, "remote", "get-url", git_remote, check=False)
-    if not url:
-        raise ScaleoutError(f"no git remote {git_remote!r}: the tasks clone the repository from it. Add one the "
-                            f"nodes can reach (`git remote add {git_remote} <url>`, a bare repository on the shared "
-                            "filesystem will do) or set scaleout.git_remote / --git-remote")
-    commit = _git(repo, "rev-parse", "HEAD")
-    outputs = dvc_outputs(repo)
-    dirty = []
-    status = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=no"], cwd=repo,
-                            capture_output=True, text=True, check=True).stdout
-    for entry in filter(None, status.split("\0")):
-        if len(entry) < 4 or entry[2] != " ":
-            continue  # the source path of a rename (-z puts it in its own field)
-        path = entry[3:]
-        if path == "dvc.lock" or any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs):
-            continue  # results of earlier fan-ins: the tasks do not need them
-        dirty.append(path)
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        raise ScaleoutError(f"uncommitted changes to {shown}: the tasks run the commit, not this workspace. "
-                            f"Commit them and push (`git commit -am '...' && git push {git_remote} HEAD`), "
-                            "then submit again")
-    _git(repo, "fetch", "--quiet", git_remote)
-    if not _git(repo, "for-each-ref", "--contains", commit, f"refs/remotes/{git_remote}/"):
-        raise ScaleoutError(f"commit {commit[:12]} is not on the git remote {git_remote!r} ({url}), so the tasks "
-                            f"cannot clone it: `git push {git_remote} HEAD` (or push the branch), then submit again")
-    return commit, url
-
-
-def default_dvc_remote(repo: Path) -> str:
-    """URL of the workspace's default DVC remote: the tasks push to it and the fan-in
-    (``dvc repro --pull``, which only knows the default remote) pulls from it."""
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        name = dvc_repo.config["core"].get("remote")
-        remotes = dvc_repo.config.get("remote", {})
-    if not name or name not in remotes:
-        raise ScaleoutError("no default DVC remote: the tasks push their results to it and `dvc repro --pull` "
-                            "brings them back. Add one that the nodes and this workspace can both reach, e.g. "
-                            "`dvc remote add -d shared /shared/fs/scrn-dvc-remote` (or an s3:// URL)")
-    return str(remotes[name]["url"])
-
-
 def grid_dir(repo: Path, settings: ScaleoutSettings, commit: str) -> Path:
     return (repo / settings.log_dir / commit[:12]).resolve()
-
-
-def _default_checkpoints(repo: Path, settings: ScaleoutSettings) -> str:
-    return str((repo / (settings.checkpoint_dir or "checkpoints")).resolve())
 
 
 def repro_specs(repo: Path, params: dict, runs: list[str], settings: ScaleoutSettings, commit: str, git_url: str,
@@ -141,7 +65,7 @@ def repro_specs(repo: Path, params: dict, runs: list[str], settings: ScaleoutSet
             targets=(TRAIN_STAGE.format(run=run),), log_path=str(directory / f"{run}.log"),
             status_path=str(directory / f"{run}.json"),
             metrics_files=(f"results/{cfg.profile}/{run}/metrics.json",), workdir=settings.workdir,
-            checkpoint_dir=_default_checkpoints(repo, settings), keep_failed_clone=settings.keep_failed_clones,
+            checkpoint_dir=shared_checkpoint_dir(repo, settings), keep_failed_clone=settings.keep_failed_clones,
         ))
     return specs
 
@@ -161,12 +85,14 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
     depend on) is rebuilt here as each task rebuilt it in its clone, so the runs' dependency
     hashes match the run-cache entries the tasks pushed. ``dvc repro --downstream train@<run>...`` then rebuilds the stages after them."""
     targets = [TRAIN_STAGE.format(run=r) for r in runs]
-    calls = [["dvc", "repro", *(["--pull"] if pull else []), *targets], ["dvc", "repro", "--downstream", *targets]]
+    calls = [["repro", *(["--pull"] if pull else []), *targets], ["repro", "--downstream", *targets]]
+    dvc = Dvc(repo, timeout_s=None)  # a run the run-cache does not answer for trains here
     log_path.parent.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, list[str]] = {"ran": [], "restored": [], "unchanged": []}
     output, returncode = "", 0
-    for argv in calls:
-        proc = subprocess.run(argv, cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for args in calls:
+        proc = dvc.run(*args, check=False, merge_output=True)
+        argv = ["dvc", *args]
         with log_path.open("a") as log:
             log.write(f"\n$ {' '.join(argv)}\n{proc.stdout}")
         output += proc.stdout
@@ -184,50 +110,31 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
 # ---------------------------------------------------------------------------- the local backend
 
 
-def _dvc(repo: Path, *args: str, check: bool = True, leaves_daemons: bool = False) -> subprocess.CompletedProcess:
-    run = run_leaving_daemons if leaves_daemons else subprocess.run  # `queue start` forks its workers
-    proc = run(["dvc", *args], cwd=repo, env=_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise ScaleoutError(f"`dvc {' '.join(args)}` failed: {(proc.stdout + proc.stderr).strip()[-2000:]}")
-    return proc
-
-
-def queue_statuses(repo: Path) -> dict[str, str]:
-    """Experiment name -> status (Queued, Running, Success, Failed, ...) from `dvc queue status`."""
-    return queue_states(lambda: _dvc(repo, "queue", "status", check=False), ScaleoutError)
-
-
 def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, directory: Path,
-                    poll_s: float = 5.0) -> list[dict[str, Any]]:
+                    poll_s: float = 5.0, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Each run as a queued experiment of its train stage, run by ``dvc queue start -j N`` workers
     on this machine (they share this workspace's cache, hence its run-cache); one record per run."""
     stamp = time.strftime("%Y%m%d%H%M%S")
     names = {run: f"grid-{run}-{stamp}" for run in runs}
-    for run, name in names.items():
-        _dvc(repo, "exp", "run", "--queue", "-n", name, TRAIN_STAGE.format(run=run))
-    before, started = worker_pids(repo), set()
+    queue = DvcQueue(Dvc(repo), settings.local_jobs, log=echo, label="local", poll_s=poll_s)
     try:
-        _dvc(repo, "queue", "start", "-j", str(settings.local_jobs), leaves_daemons=True)
-        started |= worker_pids(repo) - before
-        while True:
-            statuses = queue_statuses(repo)
-            started |= worker_pids(repo) - before
-            if all(statuses.get(n) not in ("Queued", "Running") for n in names.values()):
-                break
-            time.sleep(poll_s)
+        for run, name in names.items():
+            queue.add(name, TRAIN_STAGE.format(run=run))
+        queue.start()
+        states = queue.wait(list(names.values()))
     finally:  # dvc 3.67 often leaves a worker alive after the queue empties: end the ones started here
-        stop_workers(repo, started | (worker_pids(repo) - before), env=_env())
+        queue.stop()
     records = []
     for run, name in names.items():
         log_path = directory / f"{run}.log"
-        logs = _dvc(repo, "queue", "logs", name, check=False)
+        logs = queue.logs(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(logs.stdout + logs.stderr)
-        ok = statuses.get(name) == "Success"
+        log_path.write_text(logs)
+        ok = states.get(name) == "Success"
         record = {"name": run, "kind": "repro", "backend": "local", "experiment": name, "log": str(log_path),
-                  "status": "ok" if ok else "failed", "stages": stage_outcomes(logs.stdout)}
+                  "status": "ok" if ok else "failed", "stages": stage_outcomes(logs)}
         if not ok:
-            record.update(failed_step="dvc queue", error=f"queued experiment {name}: {statuses.get(name, 'unknown')}")
+            record.update(failed_step="dvc queue", error=f"queued experiment {name}: {states.get(name, 'unknown')}")
         records.append(record)
     return records
 
@@ -257,10 +164,10 @@ def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: 
         raise ScaleoutError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     repo = repo.resolve()
     if backend == "local":
-        commit = _git(repo, "rev-parse", "HEAD", check=False) or None
+        commit = git(repo, "rev-parse", "HEAD", check=False) or None
         directory = (repo / settings.log_dir / f"local-{time.strftime('%Y%m%d%H%M%S')}").resolve()
         echo(f"local: {len(runs)} run(s) through DVC's queue here, {settings.local_jobs} worker(s)")
-        records = run_local_queue(repo, runs, settings, directory)
+        records = run_local_queue(repo, runs, settings, directory, echo=echo)
         submitted, skipped, pull = list(runs), [], False
         try:
             default_dvc_remote(repo)
@@ -283,8 +190,8 @@ def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: 
         def report(record: dict) -> None:
             echo(f"  {record['name']}: {record['status']} ({record.get('seconds', '?')} s) log: {record['log']}")
 
-        records = backends.execute(todo, backend, settings, directory.parent / "submitit" / "%j", job_name,
-                                   on_record=report)
+        records = slurm.execute(todo, backend, settings, directory.parent / "submitit" / "%j", job_name,
+                                on_record=report)
         pull = True
     result = GridResult(commit=commit, submitted=submitted, skipped=skipped, records=records)
     result.failed = [r for r in records if r["status"] != "ok"]

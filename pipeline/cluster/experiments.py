@@ -10,14 +10,15 @@ a Git round trip; ``dvc exp pull`` then brings the experiments into this workspa
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from pipeline.scaleout import backends
-from pipeline.scaleout.config import ScaleoutSettings
-from pipeline.scaleout.grid import ScaleoutError, _default_checkpoints, _env, default_dvc_remote, git_preflight
-from pipeline.scaleout.tasks import TaskSpec
+from pipeline.cluster import slurm
+from pipeline.cluster.config import ScaleoutSettings
+from pipeline.cluster.dvc import Dvc
+from pipeline.cluster.tasks import TaskSpec
+from pipeline.cluster.workspace import default_dvc_remote, git_preflight, shared_checkpoint_dir
+from pipeline.errors import ScaleoutError
 
 
 def set_value(key: str, value: Any) -> str:
@@ -65,8 +66,8 @@ def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]
     (``--force``: an experiment of the same name from an earlier attempt is replaced).
     The workspace must be committed and pushed (the tasks clone the commit).
     """
-    if backend not in backends.EXECUTOR_BACKENDS:
-        raise ScaleoutError(f"experiment rounds run on {' or '.join(backends.EXECUTOR_BACKENDS)}, not {backend!r} "
+    if backend not in slurm.EXECUTOR_BACKENDS:
+        raise ScaleoutError(f"experiment rounds run on {' or '.join(slurm.EXECUTOR_BACKENDS)}, not {backend!r} "
                             "(locally, use DVC's queue: dvc exp run --queue)")
     repo = Path(repo).resolve()
     commit, git_url = git_preflight(repo, settings.git_remote)
@@ -74,17 +75,16 @@ def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]
     directory = (repo / settings.log_dir / commit[:12] / "exp" / round_name).resolve()
     specs = experiment_specs(samples, stage=stage, metrics_file=metrics_file, commit=commit, git_url=git_url,
                              dvc_remote=dvc_remote, directory=directory, settings=settings,
-                             checkpoint_dir=_default_checkpoints(repo, settings))
+                             checkpoint_dir=shared_checkpoint_dir(repo, settings))
     echo(f"{backend}: round {round_name}, {len(specs)} experiment(s) as one array; logs in {directory}")
-    records = backends.execute(specs, backend, settings, directory / "submitit" / "%j", f"scrn-{round_name}")
+    records = slurm.execute(specs, backend, settings, directory / "submitit" / "%j", f"scrn-{round_name}")
     by_name = {r["name"]: r for r in records}
     for r in records:
         if r["status"] != "ok":
             echo(f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n  log: {r['log']}")
     ok = [r["name"] for r in records if r["status"] == "ok"]
     if pull and ok:
-        proc = subprocess.run(["dvc", "exp", "pull", "--force", settings.git_remote, *ok], cwd=repo, env=_env(),
-                              capture_output=True, text=True)
+        proc = Dvc(repo, timeout_s=None).run("exp", "pull", "--force", settings.git_remote, *ok, check=False)
         if proc.returncode != 0:
             echo(f"warning: `dvc exp pull {settings.git_remote} ...` failed: {(proc.stdout + proc.stderr).strip()[-1000:]}")
     return by_name

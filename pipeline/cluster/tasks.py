@@ -12,8 +12,8 @@ run, push, report):
   followed by ``dvc exp push <git remote> <name>`` (the experiment's Git ref to the git remote,
   its outputs and run-cache to the DVC remote); the driver collects them with ``dvc exp pull``.
 
-Why a clone per task: concurrent DVC processes in one workspace contend for its locks, and even
-``dvc exp run --temp`` does Git operations in the workspace (see ../shared/notes/scale-out.md).
+Why a clone per task: concurrent DVC processes in one workspace contend for its locks (DVC's
+``rwlock``), and even ``dvc exp run --temp`` does Git operations in the workspace.
 
 ``run_task`` never raises: a failure becomes a status record naming the failed step and the
 task's log. The record is also written to ``spec.status_path`` (first as ``running``, then as
@@ -82,7 +82,7 @@ def task_steps(spec: TaskSpec) -> list[tuple[str, list[str]]]:
             ("repro", ["dvc", "repro", "--pull", *spec.targets]),
             ("push", ["dvc", "push", "--run-cache", *spec.targets]),
             # the run-cache entry lists the cache: false outputs too, which dvc push leaves out
-            ("push outputs", ["python", "-m", "pipeline.scaleout.push_outputs", *spec.targets]),
+            ("push outputs", ["python", "-m", "pipeline.cluster.push_outputs", *spec.targets]),
         ]
     sets = [arg for value in spec.set_params for arg in ("-S", value)]
     return [

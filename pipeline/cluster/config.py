@@ -77,29 +77,3 @@ def scaleout_settings(params: dict, overrides: dict | None = None) -> ScaleoutSe
         elif key == "keep_failed_clones":
             out[key] = _bool(value, where)
     return ScaleoutSettings(**out)
-
-
-def slurm_parameters(settings: ScaleoutSettings, job_name: str) -> dict[str, Any]:
-    """The submitit ``AutoExecutor.update_parameters`` keywords for one array of tasks."""
-    params: dict[str, Any] = {
-        "name": job_name,
-        "timeout_min": settings.time_min,
-        "cpus_per_task": settings.cpus_per_task,
-        "slurm_array_parallelism": settings.array_parallelism,
-        # one task per array element, on one node; submitit's generic gpus_per_node would be
-        # per node, the issue (and Slurm's --gpus-per-task) asks per task
-        "nodes": 1,
-        "tasks_per_node": 1,
-    }
-    if settings.gpus_per_task:
-        params["slurm_gpus_per_task"] = settings.gpus_per_task
-    if settings.partition:
-        params["slurm_partition"] = settings.partition
-    if settings.account:
-        params["slurm_account"] = settings.account
-    if settings.mem_gb is not None:
-        params["mem_gb"] = settings.mem_gb
-    if settings.setup:
-        params["slurm_setup"] = list(settings.setup)
-    return params
-
