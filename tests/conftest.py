@@ -1,7 +1,12 @@
 """Shared fixtures. Real-data tests need a mirror laid out like ../shared/data:
 $SCRN_DATA_MIRROR, else ../shared/data beside the repository. Without one they are skipped,
 except under CI (CI=true, as .ci/run sets it, or CI=1), where a missing mirror is a failure: CI
-never skips them."""
+never skips them.
+
+Markers (registered in pyproject.toml; `pytest -m "not dvc and not real_data"` is the fast inner
+loop): ``real_data`` is added here to every test that asks for the mirror; ``dvc``, ``docker``
+and ``gpu`` are set by the tests themselves. A ``gpu`` test is skipped where CUDA is absent,
+CI included: CI has no GPU."""
 from __future__ import annotations
 
 import os
@@ -16,6 +21,15 @@ from pipeline.data.prepare import prepare_corpus
 from tests.scratch import make_cluster
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_DATA_FIXTURES = {"mirror", "ptb_prepared", "cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
+        if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
 @pytest.fixture()

@@ -21,6 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
+pytestmark = pytest.mark.docker
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted(REPO.glob("docker/**/Dockerfile"))
 LEGACY = REPO / "docker" / "legacy-torch"

@@ -36,6 +36,7 @@ def table2_ours(report: str) -> list[str]:
     return [f"{r[-2].strip()} | {r[-1].strip()}" for r in rows]
 
 
+@pytest.mark.dvc
 def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     env = {k: v for k, v in os.environ.items() if k != "SCRN_DATA_MIRROR"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # stages run with this python

@@ -296,6 +296,16 @@ def test_triton_kernels_under_the_interpreter_match_the_float64_loop():
     assert "match the float64 loop" in proc.stdout
 
 
+@pytest.mark.gpu
+def test_every_kernel_on_cuda_matches_the_float64_loop():
+    """On a GPU, benchmarks/gpu_exactness.py: every kernel (scan, cuDNN's tanh RNN, Triton) in
+    float64 and float32, the whole small and medium models and the CUDA-graph step, each against
+    the plain loop. It prints a FAIL line and exits 1 on any mismatch."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_exactness", "--device", "cuda"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0 and "FAIL" not in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
 def test_auto_on_cuda_picks_triton_only_above_cudnns_persistent_width(monkeypatch):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)

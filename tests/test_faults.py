@@ -139,6 +139,7 @@ RUN = "ptb-baseline-40-10"
 KILL_PROFILE = {"max_epochs": 3, "max_train_tokens": 42700, "max_eval_tokens": 7000}
 
 
+@pytest.mark.dvc
 def test_dvc_repro_killed_during_a_train_stage_completes_with_the_same_metrics(mirror, tmp_path):
     clone = copy_project(tmp_path / "clone")
     trim_runs(clone, (RUN,), profile=KILL_PROFILE)

@@ -139,6 +139,7 @@ def _records(main: Path, runs) -> dict:
     return {r: json.loads((main / "logs" / "scaleout" / commit[:12] / f"{r}.json").read_text()) for r in runs}
 
 
+@pytest.mark.dvc
 def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
     main, env = cluster["main"], cluster["env"]
     runs = ["ptb-baseline-40-10", "ptb-baseline-90-10"]
@@ -185,6 +186,7 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
     assert r["stages"]["ran"] == ["run-specs"]  # stale in the commit, seconds; nothing trained
 
 
+@pytest.mark.dvc
 def test_failed_task_leaves_others_intact_and_resubmits_alone(cluster, monkeypatch):
     main = cluster["main"]
     for key in ("SCRN_DATA_MIRROR", "SCRN_OFFLINE", "PATH", *[k for k in cluster["env"] if k.startswith("GIT_")]):
@@ -264,6 +266,7 @@ def toy(tmp_path):
     return proj
 
 
+@pytest.mark.dvc
 def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
     for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
@@ -294,6 +297,7 @@ def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
         assert (tmp_path / "dvc-remote" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
 
+@pytest.mark.dvc
 def test_failed_experiment_is_reported_not_raised(toy, tmp_path, monkeypatch):
     for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":
@@ -336,6 +340,7 @@ FOREACH_DVC_YAML = """stages:
 """
 
 
+@pytest.mark.dvc
 def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path, monkeypatch):
     for key, value in tool_env().items():
         if key.startswith("GIT_") or key == "PATH":

@@ -317,6 +317,7 @@ TINY = ["--set", "profiles.quick.max_epochs=1", "--set", "profiles.quick.max_tra
 DIVERGE = [f"--sample-set=1:3:runs.{BASE}.training.{k}" for k in ("lr=100", "init_scale=10", "clip_norm=1000000000")]
 
 
+@pytest.mark.dvc
 def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
     scratch_clone = copy_project(tmp_path / "clone")
     trim_runs(scratch_clone, (BASE,))
@@ -396,6 +397,7 @@ def test_report_renders_a_search_when_present(tmp_path):
 # ---------------------------------------------------------------------------- as one array per round (debug)
 
 
+@pytest.mark.dvc
 def test_search_rounds_as_arrays_with_the_debug_backend(cluster):
     """The slurm backend's whole loop without a cluster: each round one array of experiment tasks
     (clone of the pushed commit, `dvc exp run -S ++...`, `dvc exp push`), run in-process by
