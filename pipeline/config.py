@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.data.catalogue import CORPUS_NAMES, CORPUS_SOURCES
 from pipeline.errors import ParamsError
+from pipeline.validation import as_bool, as_float, as_int, as_mapping, check_known, choice, fail, require
 
 PROFILES = ("quick", "paper")
 MAX_SEED = 2**32 - 1  # the seed range numpy and most frameworks accept (torch takes 64 bits)
@@ -155,75 +156,6 @@ class RunConfig:
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-# ---------------------------------------------------------------------------- validation helpers
-
-
-def _fail(where: str, message: str) -> ParamsError:
-    return ParamsError(f"params.yaml: {where}: {message}")
-
-
-def _mapping(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _fail(where, f"expected a mapping, got {value!r}")
-    return value
-
-
-def _require(d: dict, key: str, where: str) -> Any:
-    if key not in d:
-        raise _fail(f"{where}.{key}" if where else key, "missing")
-    return d[key]
-
-
-def _check_known(d: dict, known: set[str], where: str) -> None:
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown key (known keys: {', '.join(sorted(known))})")
-
-
-def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
-    if value not in choices:
-        raise _fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _int(value: Any, where: str, minimum: int = 1, allow_none: bool = False, maximum: int | None = None) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
-        kind = "an integer" + (" or null" if allow_none else "")
-        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise _fail(where, f"expected {kind} {bounds}, got {value!r}")
-    return value
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(where, f"expected true or false, got {value!r}")
-    return value
-
-
-def _float(value: Any, where: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise _fail(where, f"expected a number in {interval}, got {value!r}{_yaml_number_hint(value)}")
-    return value
-
-
-def _yaml_number_hint(value: Any) -> str:
-    """YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string: say so instead of just 'got '1e-3''."""
-    if not isinstance(value, str):
-        return ""
-    try:
-        number = float(value)
-    except ValueError:
-        return ""
-    return f" (a string: YAML reads an exponent without a decimal point as text; write {number!r})"
-
-
 # ---------------------------------------------------------------------------- parsing
 
 
@@ -246,7 +178,7 @@ def load_params(path: Path | str = "params.yaml") -> dict:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from exc
     finally:
         loader.dispose()
-    params = _mapping(params, "(top level)")
+    params = as_mapping(params, "(top level)")
     check_top_level(params, path)
     return params
 
@@ -280,42 +212,42 @@ def check_top_level(params: dict, path: Path | str = "params.yaml") -> None:
 
 
 def profile_name(params: dict) -> str:
-    return _choice(params.get("profile", "quick"), PROFILES, "profile")
+    return choice(params.get("profile", "quick"), PROFILES, "profile")
 
 
 def budget(params: dict, profile: str | None = None) -> Budget:
     profile = profile or profile_name(params)
-    profiles = _mapping(_require(params, "profiles", ""), "profiles")
+    profiles = as_mapping(require(params, "profiles", ""), "profiles")
     where = f"profiles.{profile}"
-    section = _mapping(_require(profiles, profile, "profiles"), where)
+    section = as_mapping(require(profiles, profile, "profiles"), where)
     fields = ("max_epochs", "max_train_tokens", "max_eval_tokens")
-    _check_known(section, set(fields), where)
-    return Budget(**{f: _int(section.get(f), f"{where}.{f}", allow_none=True) for f in fields})
+    check_known(section, set(fields), where)
+    return Budget(**{f: as_int(section.get(f), f"{where}.{f}", allow_none=True) for f in fields})
 
 
 def data_settings(params: dict) -> DataSettings:
-    section = _mapping(params.get("data", {}), "data")
-    _check_known(section, {"mirror", "on_missing", "corpora", "source", "optional"}, "data")
+    section = as_mapping(params.get("data", {}), "data")
+    check_known(section, {"mirror", "on_missing", "corpora", "source", "optional"}, "data")
     mirror = section.get("mirror")
     if mirror is not None and (not isinstance(mirror, str) or not mirror.strip()):
-        raise _fail("data.mirror", f"expected a path or null (an empty value), got {mirror!r}")
+        raise fail("data.mirror", f"expected a path or null (an empty value), got {mirror!r}")
     corpora = section.get("corpora", ["ptb"])
     if not isinstance(corpora, list):
-        raise _fail("data.corpora", f"expected a list of corpus names, got {corpora!r}")
+        raise fail("data.corpora", f"expected a list of corpus names, got {corpora!r}")
     for i, name in enumerate(corpora):
-        _choice(name, tuple(sorted(CORPUS_NAMES)), f"data.corpora[{i}]")
+        choice(name, tuple(sorted(CORPUS_NAMES)), f"data.corpora[{i}]")
     source = section.get("source") or {}
-    _mapping(source, "data.source")
+    as_mapping(source, "data.source")
     for name, value in source.items():
         if name not in CORPUS_SOURCES:
-            raise _fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPUS_NAMES))})")
+            raise fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPUS_NAMES))})")
         allowed = CORPUS_SOURCES[name]
         if value not in allowed:
             why = "" if len(allowed) > 1 else " (only the published files: this corpus cannot be rebuilt from raw WMT13)"
-            raise _fail(f"data.source.{name}", f"expected one of {', '.join(allowed)}, got {value!r}{why}")
+            raise fail(f"data.source.{name}", f"expected one of {', '.join(allowed)}, got {value!r}{why}")
     return DataSettings(
         mirror=mirror,
-        on_missing=_choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
+        on_missing=choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
         corpora=tuple(corpora),
         source=dict(source),
         optional=_optional_corpora(section.get("optional", [c for c in sorted(CORPUS_NAMES) if c not in REQUIRED_CORPORA])),
@@ -328,34 +260,34 @@ def _optional_corpora(optional: Any) -> tuple[str, ...]:
     if optional is None:
         optional = []
     if not isinstance(optional, list):
-        raise _fail("data.optional", f"expected a list of corpus names, got {optional!r}")
+        raise fail("data.optional", f"expected a list of corpus names, got {optional!r}")
     for i, name in enumerate(optional):
-        _choice(name, tuple(sorted(CORPUS_NAMES)), f"data.optional[{i}]")
+        choice(name, tuple(sorted(CORPUS_NAMES)), f"data.optional[{i}]")
         if name in REQUIRED_CORPORA:
-            raise _fail(f"data.optional[{i}]", f"{name} carries the main tables and cannot be optional: a missing "
+            raise fail(f"data.optional[{i}]", f"{name} carries the main tables and cannot be optional: a missing "
                         f"{name} must fail, never become 'data missing'; remove it from data.optional")
     return tuple(optional)
 
 
 def device_setting(params: dict) -> str:
-    return _choice(params.get("device", "auto"), DEVICES, "device")
+    return choice(params.get("device", "auto"), DEVICES, "device")
 
 
 def _with_preset(params: dict, section: dict, presets_key: str, known: set[str], where: str
                  ) -> tuple[dict, Callable[[str], str]]:
     """``section`` merged over the preset it names in ``params[presets_key]`` (if any), and a
     function giving the key path to name in an error: the preset's where the value comes from it."""
-    _check_known(section, known | {"preset"}, where)
+    check_known(section, known | {"preset"}, where)
     preset: dict = {}
     preset_where = ""
     if "preset" in section:
-        presets = _mapping(_require(params, presets_key, ""), presets_key)
+        presets = as_mapping(require(params, presets_key, ""), presets_key)
         name = section["preset"]
         if not isinstance(name, str) or name not in presets:
-            raise _fail(f"{where}.preset", f"no preset {name!r} in {presets_key} (have: {', '.join(presets)})")
+            raise fail(f"{where}.preset", f"no preset {name!r} in {presets_key} (have: {', '.join(presets)})")
         preset_where = f"{presets_key}.{name}"
-        preset = _mapping(presets[name], preset_where)
-        _check_known(preset, known, preset_where)
+        preset = as_mapping(presets[name], preset_where)
+        check_known(preset, known, preset_where)
     own = {k: v for k, v in section.items() if k != "preset"}
 
     def at(key: str) -> str:
@@ -365,34 +297,34 @@ def _with_preset(params: dict, section: dict, presets_key: str, known: set[str],
 
 
 def _dropout_config(section: Any, where: str) -> DropoutConfig:
-    section = _mapping(section, where)
-    _check_known(section, set(DropoutConfig.__dataclass_fields__), where)
+    section = as_mapping(section, where)
+    check_known(section, set(DropoutConfig.__dataclass_fields__), where)
     d = DropoutConfig()
     cfg = DropoutConfig(
-        regime=_choice(section.get("regime", d.regime), DROPOUT_REGIMES, f"{where}.regime"),
-        **{p: _float(section.get(p, 0.0), f"{where}.{p}", 0.0, 1.0, high_open=True) for p in ("p_i", "p_h", "p_o")},
-        context=_bool(section.get("context", d.context), f"{where}.context"),
-        vd_h_mask=_choice(section.get("vd_h_mask", d.vd_h_mask), VD_H_MASKS, f"{where}.vd_h_mask"),
-        vd_mask_scope=_choice(section.get("vd_mask_scope", d.vd_mask_scope), VD_SCOPES, f"{where}.vd_mask_scope"),
+        regime=choice(section.get("regime", d.regime), DROPOUT_REGIMES, f"{where}.regime"),
+        **{p: as_float(section.get(p, 0.0), f"{where}.{p}", 0.0, 1.0, high_open=True) for p in ("p_i", "p_h", "p_o")},
+        context=as_bool(section.get("context", d.context), f"{where}.context"),
+        vd_h_mask=choice(section.get("vd_h_mask", d.vd_h_mask), VD_H_MASKS, f"{where}.vd_h_mask"),
+        vd_mask_scope=choice(section.get("vd_mask_scope", d.vd_mask_scope), VD_SCOPES, f"{where}.vd_mask_scope"),
     )
     if cfg.regime == "none" and (cfg.p_i or cfg.p_h or cfg.p_o):
-        raise _fail(f"{where}.regime", "is none but dropout rates are set; choose naive or variational")
+        raise fail(f"{where}.regime", "is none but dropout rates are set; choose naive or variational")
     if cfg.regime == "naive" and cfg.p_h:
-        raise _fail(f"{where}.p_h", "naive dropout never drops the recurrence (section 4.2); use variational")
+        raise fail(f"{where}.p_h", "naive dropout never drops the recurrence (section 4.2); use variational")
     return cfg
 
 
 def _sobolev_config(section: Any, where: str, n_layers: int) -> SobolevConfig:
-    section = _mapping(section, where)
-    _check_known(section, {"beta", "layers"}, where)
+    section = as_mapping(section, where)
+    check_known(section, {"beta", "layers"}, where)
     layers = section.get("layers")
     if layers is not None:
         if not isinstance(layers, list) or not layers:
-            raise _fail(f"{where}.layers", f"expected a list of 1-based layer indices or null, got {layers!r}")
-        layers = tuple(_int(v, f"{where}.layers[{i}]") for i, v in enumerate(layers))
+            raise fail(f"{where}.layers", f"expected a list of 1-based layer indices or null, got {layers!r}")
+        layers = tuple(as_int(v, f"{where}.layers[{i}]") for i, v in enumerate(layers))
         if max(layers) > n_layers:
-            raise _fail(f"{where}.layers", f"the model has {n_layers} layer(s), got {list(layers)}")
-    return SobolevConfig(beta=_float(section.get("beta", 0.0), f"{where}.beta", 0.0, 1e6), layers=layers)
+            raise fail(f"{where}.layers", f"the model has {n_layers} layer(s), got {list(layers)}")
+    return SobolevConfig(beta=as_float(section.get("beta", 0.0), f"{where}.beta", 0.0, 1e6), layers=layers)
 
 
 _MODEL_FIELDS = set(ModelConfig.__dataclass_fields__)
@@ -401,38 +333,38 @@ _MODEL_FIELDS = set(ModelConfig.__dataclass_fields__)
 def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
     """A run's ``model`` section: a named preset from ``model_presets`` plus overrides."""
     m, at = _with_preset(params, section, "model_presets", _MODEL_FIELDS, where)
-    arch = _choice(_require(m, "arch", where), ARCHS, at("arch"))
-    layers = _int(m.get("layers", 1), at("layers"))
+    arch = choice(require(m, "arch", where), ARCHS, at("arch"))
+    layers = as_int(m.get("layers", 1), at("layers"))
     is_scrn = arch in ("scrn", "scrn-baseline")
     cfg = ModelConfig(
         arch=arch,
-        hidden=_int(_require(m, "hidden", where), at("hidden")),
-        context=_int(_require(m, "context", where), at("context")) if is_scrn else 0,
-        alpha=_float(_require(m, "alpha", where), at("alpha"), 0.0, 1.0, high_open=True) if is_scrn else 0.0,
+        hidden=as_int(require(m, "hidden", where), at("hidden")),
+        context=as_int(require(m, "context", where), at("context")) if is_scrn else 0,
+        alpha=as_float(require(m, "alpha", where), at("alpha"), 0.0, 1.0, high_open=True) if is_scrn else 0.0,
         layers=layers,
-        tie=_bool(m.get("tie", False), at("tie")),
-        context_in_softmax=_bool(m.get("context_in_softmax", True), at("context_in_softmax")),
+        tie=as_bool(m.get("tie", False), at("tie")),
+        context_in_softmax=as_bool(m.get("context_in_softmax", True), at("context_in_softmax")),
         dropout=_dropout_config(m.get("dropout", {}), at("dropout")),
         sobolev=_sobolev_config(m.get("sobolev", {}), at("sobolev"), layers),
-        recurrence_impl=_choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, at("recurrence_impl")),
+        recurrence_impl=choice(m.get("recurrence_impl", "auto"), RECURRENCE_IMPLS, at("recurrence_impl")),
     )
     if not is_scrn and any(k in m for k in ("context", "alpha")):
-        raise _fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
+        raise fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
     if not is_scrn and "recurrence_impl" in m:
-        raise _fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
+        raise fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
     if cfg.recurrence_impl not in ("auto", "loop") and cfg.dropout.regime == "variational" \
             and cfg.dropout.vd_mask_scope == "sequence" and cfg.dropout.p_h > 0:
-        raise _fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
+        raise fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
                     "(vd_mask_scope: sequence); use auto or loop")
     if not is_scrn and cfg.sobolev.beta:
-        raise _fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
+        raise fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
     if not cfg.context_in_softmax and not is_scrn:
-        raise _fail(f"{where}.context_in_softmax", "only the SCRN has a context state")
+        raise fail(f"{where}.context_in_softmax", "only the SCRN has a context state")
     if arch == "scrn-baseline":
         plain = (layers == 1 and not cfg.tie and cfg.dropout == DropoutConfig() and cfg.sobolev == SobolevConfig()
                  and cfg.context_in_softmax)
         if not plain:
-            raise _fail(f"{where}.arch", "scrn-baseline is the unregularised one-layer model of Table 2; use arch: scrn")
+            raise fail(f"{where}.arch", "scrn-baseline is the unregularised one-layer model of Table 2; use arch: scrn")
     return cfg
 
 
@@ -444,41 +376,41 @@ def _train_config(params: dict, section: dict, where: str) -> TrainConfig:
     merged, at = _with_preset(params, section, "training_presets", _TRAIN_FIELDS, where)
 
     def get(key: str) -> Any:
-        return _require(merged, key, where)
+        return require(merged, key, where)
 
-    schedule = _choice(get("lr_schedule"), LR_SCHEDULES, at("lr_schedule"))
-    decay_after = _int(merged.get("decay_after"), at("decay_after"), minimum=0, allow_none=True)
+    schedule = choice(get("lr_schedule"), LR_SCHEDULES, at("lr_schedule"))
+    decay_after = as_int(merged.get("decay_after"), at("decay_after"), minimum=0, allow_none=True)
     if schedule == "after" and decay_after is None:
-        raise _fail(at("decay_after"), "required when lr_schedule is 'after'")
+        raise fail(at("decay_after"), "required when lr_schedule is 'after'")
     return TrainConfig(
-        batch_size=_int(get("batch_size"), at("batch_size")),
-        bptt=_int(get("bptt"), at("bptt")),
-        lr=_float(get("lr"), at("lr"), 0.0, 100.0, low_open=True),
-        lr_decay=_float(get("lr_decay"), at("lr_decay"), 0.0, 1.0, low_open=True),
+        batch_size=as_int(get("batch_size"), at("batch_size")),
+        bptt=as_int(get("bptt"), at("bptt")),
+        lr=as_float(get("lr"), at("lr"), 0.0, 100.0, low_open=True),
+        lr_decay=as_float(get("lr_decay"), at("lr_decay"), 0.0, 1.0, low_open=True),
         lr_schedule=schedule,
         decay_after=decay_after,
-        plateau_threshold=_float(merged.get("plateau_threshold", 0.0), at("plateau_threshold"), 0.0, 1e6),
-        clip_norm=_float(get("clip_norm"), at("clip_norm"), 0.0, 1e9, low_open=True),
-        init_scale=_float(get("init_scale"), at("init_scale"), 0.0, 10.0, low_open=True),
-        epochs=_int(get("epochs"), at("epochs")),
+        plateau_threshold=as_float(merged.get("plateau_threshold", 0.0), at("plateau_threshold"), 0.0, 1e6),
+        clip_norm=as_float(get("clip_norm"), at("clip_norm"), 0.0, 1e9, low_open=True),
+        init_scale=as_float(get("init_scale"), at("init_scale"), 0.0, 10.0, low_open=True),
+        epochs=as_int(get("epochs"), at("epochs")),
         seed=_seed(get("seed"), at("seed")),
         cuda_graph=_cuda_graph(merged.get("cuda_graph", "auto"), at("cuda_graph")),
     )
 
 
 def _seed(value: Any, where: str) -> int:
-    return _int(value, where, minimum=0, maximum=MAX_SEED)
+    return as_int(value, where, minimum=0, maximum=MAX_SEED)
 
 
 def _cuda_graph(value: Any, where: str) -> str:
     """auto | on | off; YAML 1.1 reads a bare on/off as a boolean, so true/false mean on/off."""
     if isinstance(value, bool):
         value = "on" if value else "off"
-    return _choice(value, CUDA_GRAPH_MODES, where)
+    return choice(value, CUDA_GRAPH_MODES, where)
 
 
 def run_names(params: dict) -> list[str]:
-    return list(_mapping(_require(params, "runs", ""), "runs"))
+    return list(as_mapping(require(params, "runs", ""), "runs"))
 
 
 SEED_SUFFIX = re.compile(r"^(?P<base>.+)-seed(?P<seed>[0-9]+)$")
@@ -502,10 +434,10 @@ def seed_groups(params: dict, profile: str | None = None) -> dict[str, list[str]
         base, seed = match["base"], int(match["seed"])
         where = f"runs.{name}"
         if base not in names:
-            raise _fail(where, f"is named as seed {seed} of run {base!r}, which does not exist")
+            raise fail(where, f"is named as seed {seed} of run {base!r}, which does not exist")
         cfg, base_cfg = run_config(params, name, profile), run_config(params, base, profile)
         if cfg.training.seed != seed:
-            raise _fail(f"{where}.seed", f"expected {seed} (the seed its name gives), got {cfg.training.seed}")
+            raise fail(f"{where}.seed", f"expected {seed} (the seed its name gives), got {cfg.training.seed}")
 
         def _without_seed(c: RunConfig) -> dict:
             d = c.to_dict()
@@ -514,34 +446,35 @@ def seed_groups(params: dict, profile: str | None = None) -> dict[str, list[str]
             return d
 
         if _without_seed(cfg) != _without_seed(base_cfg):
-            raise _fail(where, f"differs from {base!r} in more than the seed; a seed run must repeat its base run")
+            raise fail(where, f"differs from {base!r} in more than the seed; a seed run must repeat its base run")
         groups.setdefault(base, [base]).append(name)
     for base, members in groups.items():
         seeds = [run_config(params, m, profile).training.seed for m in members]
         if len(set(seeds)) != len(seeds):
-            raise _fail(f"runs.{base}", f"its seed runs repeat a seed: {seeds}")
+            raise fail(f"runs.{base}", f"its seed runs repeat a seed: {seeds}")
         members.sort(key=lambda m: run_config(params, m, profile).training.seed)
     return groups
 
 
 def run_config(params: dict, name: str, profile: str | None = None) -> RunConfig:
-    runs = _mapping(_require(params, "runs", ""), "runs")
+    runs = as_mapping(require(params, "runs", ""), "runs")
     if name not in runs:
         raise ParamsError(f"params.yaml: runs.{name}: no such run (have: {', '.join(runs)})")
     where = f"runs.{name}"
-    section = _mapping(runs[name], where)
-    _check_known(section, {"corpus", "model", "training", "seed"}, where)
+    section = as_mapping(runs[name], where)
+    check_known(section, {"corpus", "model", "training", "seed"}, where)
     profile = profile or profile_name(params)
-    training = _train_config(params, _mapping(_require(section, "training", where), f"{where}.training"), f"{where}.training")
+    training_where = f"{where}.training"
+    training = _train_config(params, as_mapping(require(section, "training", where), training_where), training_where)
     if "seed" in section:  # run-level seed: a repeat of a run (``<base>-seed<N>``) overrides only this
         training = replace(training, seed=_seed(section["seed"], f"{where}.seed"))
     run_budget = budget(params, profile)
     _check_budget_fills_a_window(run_budget, training, f"profiles.{profile}", name)
     return RunConfig(
         name=name,
-        corpus=_choice(_require(section, "corpus", where), tuple(sorted(CORPUS_NAMES)), f"{where}.corpus"),
+        corpus=choice(require(section, "corpus", where), tuple(sorted(CORPUS_NAMES)), f"{where}.corpus"),
         profile=profile,
-        model=_model_config(params, _mapping(_require(section, "model", where), f"{where}.model"), f"{where}.model"),
+        model=_model_config(params, as_mapping(require(section, "model", where), f"{where}.model"), f"{where}.model"),
         training=training,
         budget=run_budget,
     )
@@ -553,7 +486,7 @@ def _check_budget_fills_a_window(run_budget: Budget, training: TrainConfig, wher
     for cap in ("max_train_tokens", "max_eval_tokens"):
         tokens = getattr(run_budget, cap)
         if tokens is not None and tokens < window:
-            raise _fail(f"{where}.{cap}", f"{tokens} tokens cannot fill one window of run {run} "
+            raise fail(f"{where}.{cap}", f"{tokens} tokens cannot fill one window of run {run} "
                         f"({training.batch_size} streams x {training.bptt + 1} tokens = {window}); raise it to "
                         f"at least {window} or set it to null")
 
@@ -569,6 +502,6 @@ def validate(params: dict) -> None:
     for name in run_names(params):
         corpus = {run_config(params, name, profile).corpus for profile in PROFILES}.pop()  # every profile's caps
         if corpus not in corpora:
-            raise _fail(f"runs.{name}.corpus", f"{corpus} is not in data.corpora ({', '.join(corpora)}), so "
+            raise fail(f"runs.{name}.corpus", f"{corpus} is not in data.corpora ({', '.join(corpora)}), so "
                         "nothing downloads or prepares it; add it there")
     seed_groups(params)

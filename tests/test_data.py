@@ -18,9 +18,9 @@ import pytest
 
 from pipeline.data import download
 from pipeline.data.corpora import PTB
-from pipeline.data.download import (ChecksumError, DataUnavailableError, SourceUnavailable, candidate_sources,
-                                    download_corpus, fetch_url)
+from pipeline.data.download import ChecksumError, DataUnavailableError, candidate_sources, download_corpus
 from pipeline.data.prepare import EOS, UNK, load_prepared, prepare_corpus
+from pipeline.data.sources import SourceUnavailable, fetch_url
 from pipeline.fsutil import read_missing_marker
 
 REPO = Path(__file__).resolve().parents[1]

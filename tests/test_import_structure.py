@@ -16,26 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "stages", "benchmarks")
 
-# Circles and private imports that other branches remove (issue 24: a sources module for the
-# download code, a public validation module for config.py's helpers). The lead empties these
-# lists after merging them; an entry that no longer occurs fails the test, so none goes stale.
-ALLOWED_CIRCLES: set[frozenset[str]] = {
-    # pipeline/data/download.py uses wmt13's rebuild_source and MISSING_HINT; wmt13 uses Source
-    frozenset({"pipeline.data.download", "pipeline.data.wmt13"}),
-}
-ALLOWED_PRIVATE: set[tuple[str, str, str]] = {
-    # (importing module, imported module, name): config.py's validation helpers
-    ("pipeline.cluster.config", "pipeline.config", "_bool"),
-    ("pipeline.cluster.config", "pipeline.config", "_check_known"),
-    ("pipeline.cluster.config", "pipeline.config", "_fail"),
-    ("pipeline.cluster.config", "pipeline.config", "_int"),
-    ("pipeline.cluster.config", "pipeline.config", "_mapping"),
-    ("pipeline.search.core", "pipeline.config", "_check_known"),
-    ("pipeline.search.core", "pipeline.config", "_choice"),
-    ("pipeline.search.core", "pipeline.config", "_fail"),
-    ("pipeline.search.core", "pipeline.config", "_int"),
-    ("pipeline.search.core", "pipeline.config", "_mapping"),
-}
+# Exceptions to the two rules below; an entry that no longer occurs fails the test, so none goes stale.
+ALLOWED_CIRCLES: set[frozenset[str]] = set()
+ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()  # (importing module, imported module, name)
 
 
 def module_name(path: Path, root: Path = REPO) -> str:

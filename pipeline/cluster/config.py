@@ -1,5 +1,6 @@
 """The ``scaleout:`` section of params.yaml: Slurm resources and where clones, logs and
-checkpoints go. Every error names its key (``scaleout.time_min``), as pipeline/config.py does.
+checkpoints go. Every error names its key (``scaleout.time_min``), through the checks of
+pipeline/validation.py that pipeline/config.py uses too.
 
 It lives here, not in pipeline/config.py, because that module is a dependency of every training
 stage: editing it would invalidate every recorded run.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.config import _bool, _check_known, _fail, _int, _mapping
+from pipeline.validation import as_bool, as_int, as_mapping, check_known, fail
 
 BACKENDS = ("slurm", "local", "debug")
 
@@ -43,18 +44,18 @@ def _str(value: Any, where: str, allow_none: bool) -> str | None:
     if value is None and allow_none:
         return None
     if not isinstance(value, str) or not value:
-        raise _fail(where, f"expected a non-empty string{' or null' if allow_none else ''}, got {value!r}")
+        raise fail(where, f"expected a non-empty string{' or null' if allow_none else ''}, got {value!r}")
     return value
 
 
 def scaleout_settings(params: dict, overrides: dict | None = None) -> ScaleoutSettings:
     """The validated ``scaleout:`` section (absent: the defaults), with ``overrides`` (command-line
     flags; None values are ignored) applied on top and validated the same way."""
-    section = dict(_mapping(params.get("scaleout") or {}, "scaleout"))
+    section = dict(as_mapping(params.get("scaleout") or {}, "scaleout"))
     known = {f.name for f in fields(ScaleoutSettings)}
-    _check_known(section, known, "scaleout")
+    check_known(section, known, "scaleout")
     section.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    _check_known(section, known, "scaleout")
+    check_known(section, known, "scaleout")
     out: dict[str, Any] = {}
     for key, value in section.items():
         where = f"scaleout.{key}"
@@ -63,17 +64,17 @@ def scaleout_settings(params: dict, overrides: dict | None = None) -> ScaleoutSe
         elif key in ("git_remote", "log_dir"):
             out[key] = _str(value, where, allow_none=False)
         elif key in _POSITIVE_INT:
-            out[key] = _int(value, where)
+            out[key] = as_int(value, where)
         elif key == "gpus_per_task":
-            out[key] = _int(value, where, minimum=0)
+            out[key] = as_int(value, where, minimum=0)
         elif key == "mem_gb":
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise _fail(where, f"expected a positive number of GB or null, got {value!r}")
+                raise fail(where, f"expected a positive number of GB or null, got {value!r}")
             out[key] = value
         elif key == "setup":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _fail(where, f"expected a list of shell lines, got {value!r}")
+                raise fail(where, f"expected a list of shell lines, got {value!r}")
             out[key] = tuple(value)
         elif key == "keep_failed_clones":
-            out[key] = _bool(value, where)
+            out[key] = as_bool(value, where)
     return ScaleoutSettings(**out)

@@ -35,50 +35,22 @@ WMT13 corpora (``pipeline/data/wmt13.py``), whose own inputs are pinned.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import tarfile
 import tempfile
 import zipfile
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from pipeline.data.corpora import SOURCE_ARCHIVE, SOURCE_WMT13_RAW, Corpus
+from pipeline.data.sources import ArchiveError, PinMismatch, Source, SourceUnavailable, fetch_url
 from pipeline.errors import ChecksumError, DataFormatError, DataUnavailableError
 from pipeline.fsutil import MISSING_MARKER, atomic_directory, atomic_write_json, sha256_file, write_missing_marker
 
 MIRROR_ENV = "SCRN_DATA_MIRROR"
 OFFLINE_ENV = "SCRN_OFFLINE"  # "1": never touch the network, use the local mirror only
-NETWORK_TIMEOUT_S = 60
-
-
-class SourceUnavailable(Exception):
-    """One source failed; the next one is tried."""
-
-
-class PinMismatch(SourceUnavailable):
-    """An archive whose bytes are not the pinned ones (checked before extraction)."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-class ArchiveError(SourceUnavailable):
-    """An archive that cannot be read, or lacks the members the corpus needs."""
-
-
-@dataclass(frozen=True)
-class Source:
-    description: str
-    is_local: bool
-    fetch: Callable[[Path], None]  # writes <split>.txt for every file of the corpus into a directory
-    verify_pins: bool = True  # False only for the WMT13 rebuild, whose inputs carry the pins
 
 
 def git_blob_file(path: Path) -> str:
@@ -151,16 +123,6 @@ def _corpus_folder_hint(corpus: Corpus, mirror: Path) -> str:
         return (f"; {mirror} holds the corpus files themselves: point {MIRROR_ENV} at the directory above the "
                 f"corpus folders (here probably {mirror.parent})")
     return ""
-
-
-def fetch_url(url: str, dest: Path, timeout: float = NETWORK_TIMEOUT_S) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        # HTTPException (a garbled status line, a body cut short) is no OSError: without it a bad
-        # answer from one source would end the download instead of moving on to the next source
-        raise SourceUnavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
 
 
 def _describe_head(path: Path) -> str:

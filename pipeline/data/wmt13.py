@@ -37,7 +37,9 @@ from typing import Iterable, Iterator
 
 from pipeline.data.botha_style import CHOSEN_TOKENIZER, UNK, botha_tokenise
 from pipeline.data.corpora import WMT13_REBUILDABLE, Corpus
-from pipeline.data.download import ChecksumError, Source, SourceUnavailable, fetch_url, sha256_file
+from pipeline.data.sources import Source, SourceUnavailable, fetch_url
+from pipeline.errors import ChecksumError
+from pipeline.fsutil import sha256_file
 
 CACHE_DIR = Path("data/cache/wmt13")
 TARGET_TOKENS = 1_000_000

@@ -31,9 +31,10 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from pipeline.config import _check_known, _choice, _fail, _int, _mapping, run_names
+from pipeline.config import run_names
 from pipeline.errors import ParamsError, SearchError
 from pipeline.fsutil import atomic_write_json
+from pipeline.validation import as_int, as_mapping, check_known, choice, fail
 
 RESULTS_FORMAT = 1
 BEST_FRACTION = 0.25  # the best quarter of a round's samples defines the next ranges
@@ -189,8 +190,8 @@ def search_settings(params: dict, cli: dict[str, Any] | None = None, backends: S
     """``search:`` of params.yaml, with ``cli`` values (None = not given) taking precedence.
 
     Errors name the key (``search.rounds``), and the flag when the value came from the command line."""
-    section = dict(_mapping(params.get("search") or {}, "search"))
-    _check_known(section, set(SETTING_KEYS), "search")
+    section = dict(as_mapping(params.get("search") or {}, "search"))
+    check_known(section, set(SETTING_KEYS), "search")
     given = {k: v for k, v in (cli or {}).items() if v is not None}
     unknown = sorted(set(given) - set(SETTING_KEYS))
     if unknown:
@@ -202,24 +203,24 @@ def search_settings(params: dict, cli: dict[str, Any] | None = None, backends: S
 
     base_run = section.get("base_run")
     if base_run is None:
-        raise _fail(where("base_run"), "missing: name the run of runs: whose parameters are searched")
+        raise fail(where("base_run"), "missing: name the run of runs: whose parameters are searched")
     runs = run_names(params)
     if base_run not in runs:
-        raise _fail(where("base_run"), f"no such run {base_run!r} in runs:")
+        raise fail(where("base_run"), f"no such run {base_run!r} in runs:")
     name = section.get("name") or base_run
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise _fail(where("name"), f"expected letters, digits, '-' or '_' (at most 80), got {name!r}")
+        raise fail(where("name"), f"expected letters, digits, '-' or '_' (at most 80), got {name!r}")
     timeout = section.get("timeout_s")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise _fail(where("timeout_s"), f"expected a number of seconds > 0 or null, got {timeout!r}")
+        raise fail(where("timeout_s"), f"expected a number of seconds > 0 or null, got {timeout!r}")
     return SearchSettings(
         name=name,
         base_run=base_run,
-        rounds=_int(section.get("rounds", 1), where("rounds")),
-        samples=_int(section.get("samples", 100), where("samples")),
-        jobs=_int(section.get("jobs", 1), where("jobs")),
-        seed=_int(section.get("seed", 1), where("seed"), minimum=0),
-        backend=_choice(section.get("backend", "local"), tuple(backends), where("backend")),
+        rounds=as_int(section.get("rounds", 1), where("rounds")),
+        samples=as_int(section.get("samples", 100), where("samples")),
+        jobs=as_int(section.get("jobs", 1), where("jobs")),
+        seed=as_int(section.get("seed", 1), where("seed"), minimum=0),
+        backend=choice(section.get("backend", "local"), tuple(backends), where("backend")),
         timeout_s=None if timeout is None else float(timeout),
     )
 
