@@ -53,13 +53,19 @@ def table2_rows(report: str) -> dict[str, list[str]]:
     return {"/".join(c.strip() for c in r.split("|")[1:3]): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
 
 
+def test_every_registered_table_has_a_block_in_the_template():
+    template = (REPO / "pipeline/report/templates/tables.md.j2").read_text()
+    assert list(tables.TABLES)[:3] == ["table1", "table2", "table3"]  # registered in the paper's order
+    assert [name for name in tables.TABLES if "{{ " + name + " }}" not in template] == []
+
+
 def test_find_result_prefers_a_finished_run_then_the_first_profiles_marker(tmp_path):
     write_metrics(tmp_path, "paper", "r", status="data_missing", reason="paper: no data")
     write_metrics(tmp_path, "quick", "r", best_valid_ppl=900.0, test_ppl=870.0)
-    found = tables.find_result(tmp_path, "r")
-    assert (found.status, found.profile, tables.result_cell(found)) == ("ok", "quick", "smoke run only")
+    found = find_result(tmp_path, "r")
+    assert (found.status, found.profile, result_cell(found)) == ("ok", "quick", "smoke run only")
     write_metrics(tmp_path, "quick", "r", status="data_missing", reason="quick: no data")
-    found = tables.find_result(tmp_path, "r")
+    found = find_result(tmp_path, "r")
     assert (found.status, found.profile, found.metrics["reason"]) == ("data_missing", "paper", "paper: no data")
 
 
