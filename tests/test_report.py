@@ -10,8 +10,8 @@ import pytest
 from pipeline import config
 from pipeline.report import tables
 from pipeline.report.cells import result_cell
-from pipeline.report.results import LEGACY_DIR, find_result, load_paper
 from pipeline.report.render import render_report
+from pipeline.report.results import LEGACY_DIR, find_result, load_paper
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline import config
 from pipeline.report import numerics, tables
-from pipeline.report.results import find_result, load_paper
 from pipeline.report.render import render_report, with_footnotes
+from pipeline.report.results import find_result, load_paper
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = config.load_params(REPO / "params.yaml")

@@ -65,8 +65,8 @@ def type_token_ratios(paper: dict, stats_dir: Path, corpora: list[str]) -> dict[
             out[corpus] = (stats["vocab_size"] / train_tokens, "ours: vocabulary / train tokens")
         elif corpus in header:
             ref = header[corpus]
-            out[corpus] = (_count(ref["vocabulary"]) / _count(ref["tokens"]),
-                           f"paper's Table 6: {ref['vocabulary']} types / {ref['tokens']} tokens (train files missing here)")
+            source = f"paper's Table 6: {ref['vocabulary']} types / {ref['tokens']} tokens (train files missing here)"
+            out[corpus] = (_count(ref["vocabulary"]) / _count(ref["tokens"]), source)
         else:
             out[corpus] = (None, "no statistics yet")
     return out

@@ -14,7 +14,13 @@ import pandas as pd
 from pipeline.config import RunConfig
 from pipeline.report.cells import noise_cell
 from pipeline.report.results import (
-    SMOKE_PROFILE, Result, coverage_cells, find_result, seed_groups, sobolev_gain, sobolev_pairs,
+    SMOKE_PROFILE,
+    Result,
+    coverage_cells,
+    find_result,
+    seed_groups,
+    sobolev_gain,
+    sobolev_pairs,
 )
 
 

@@ -22,13 +22,36 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.report.cells import (
-    SMOKE_CELL, configuration_notes, difference_cell, fmt_mean_std, fmt_number, fmt_pair, footnote_refs,
-    mean_std, noise_cell, numerics_mark, parameters_cell, result_cell, test_ppl_cell,
+    SMOKE_CELL,
+    configuration_notes,
+    difference_cell,
+    fmt_mean_std,
+    fmt_number,
+    fmt_pair,
+    footnote_refs,
+    mean_std,
+    noise_cell,
+    numerics_mark,
+    parameters_cell,
+    result_cell,
+    test_ppl_cell,
 )
 from pipeline.report.corpora import STATS_DIR, table7_type_token_ratios
 from pipeline.report.results import (
-    LEGACY_DIR, NOT_RUN, SMOKE_PROFILE, Result, commit_text, coverage_cells, device_name, find_result, seed_group,
-    seed_groups, seed_results, sobolev_gain, sobolev_pairs, wall_seconds,
+    LEGACY_DIR,
+    NOT_RUN,
+    SMOKE_PROFILE,
+    Result,
+    commit_text,
+    coverage_cells,
+    device_name,
+    find_result,
+    seed_group,
+    seed_groups,
+    seed_results,
+    sobolev_gain,
+    sobolev_pairs,
+    wall_seconds,
 )
 
 
@@ -205,7 +228,9 @@ def table3(inputs: ReportInputs) -> Table:
         for column, paper_value in zip(spec["columns"], row["paper"]):
             ours = _ptb_and_wt2(inputs.cfgs, column, OUR_TABLE3_VALUES[row["key"]])
             # one value where ours is the paper's; "paper / ours ≠" where they differ
-            value = paper_value if ours == paper_value else f"{paper_value} / {ours}" + ("" if paper_value == "—" else " ≠")
+            value = paper_value
+            if ours != paper_value:
+                value = f"{paper_value} / {ours}" + ("" if paper_value == "—" else " ≠")
             notes = footnote_refs(row.get("notes", {}).get(column["name"], []))
             out[column["name"]] = " ".join(filter(None, [value, notes]))
         rows.append(out)
@@ -360,7 +385,8 @@ def _table7_rows(paper: dict) -> list[dict]:
         for corpus in (c["corpus"] for c in paper["table7"]["columns"]):
             cell = dict(row["cells"][corpus])
             if cell["run"] in elsewhere:
-                cell["note"] = f"the {elsewhere[cell['run']].replace('table', 'Table ')} run (α = 0.9 is the preset's value)"
+                table = elsewhere[cell["run"]].replace("table", "Table ")
+                cell["note"] = f"the {table} run (α = 0.9 is the preset's value)"
             cells[corpus] = cell
         rows.append({"model": f"{row['alpha']:.2f}", "cells": cells})
     return rows
