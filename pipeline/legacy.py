@@ -3,7 +3,7 @@
 The container (docker/legacy-torch/) runs the four Table 2 configurations and captures each
 run's stdout in ``results/legacy-torch/<run>/train.log``. This module turns such a log into the
 project's metrics JSON, ``results/legacy-torch/<run>/metrics.json``, which the report's Table 2
-"legacy container" column reads (pipeline/report/tables.py, ``LEGACY_DIR``).
+"legacy container" column reads (pipeline/report/results.py, ``LEGACY_DIR``).
 
 The log format is that of the code's ``train.lua`` (../shared/notes/legacy-torch.md §5): per
 epoch ``Epoch: %d. Training time: %.2fs. Words/s: %.2f``, then ``Training:``, ``Validation:``

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_directory, atomic_write_text
-from pipeline.report import analyses
+from pipeline.report.corpora import table7_type_token_ratios
 from pipeline.report.figures import draw_learning_curves, table7_figure
-from pipeline.report.tables import load_paper
 from pipeline.report.render import render_report
+from pipeline.report.results import SOBOLEV_GRID_FILE, load_paper
+from pipeline.report.tables import table7_series
 from stages._common import run_stage
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
     parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
-    parser.add_argument("--sobolev-grid", type=Path, default=analyses.SOBOLEV_GRID_FILE,
+    parser.add_argument("--sobolev-grid", type=Path, default=SOBOLEV_GRID_FILE,
                         help="the sobolev-grid stage's output (default: %(default)s)")
     parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"),
                         help="benchmark results, newest per device (default: %(default)s)")
@@ -48,10 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_directory(figures_dir) as staging:  # all figures appear together, or none change
         figures = draw_learning_curves(paper, args.results, staging)
     table7_dir = args.out.parent / "figures" / "table7"
-    table7_corpora = [c["corpus"] for c in paper["table7"]["columns"]]
     with atomic_directory(table7_dir) as staging:
-        table7_figure(analyses.table7_series(paper, args.results),
-                      analyses.type_token_ratios(paper, args.stats, table7_corpora), staging / "table7.png")
+        table7_figure(table7_series(paper, args.results), table7_type_token_ratios(paper, args.stats),
+                      staging / "table7.png")
     report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
                            figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
                            table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks,

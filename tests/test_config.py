@@ -210,7 +210,7 @@ def test_a_seed_run_without_its_base_is_rejected(params):
 
 
 def test_table7_runs_change_only_alpha_of_each_corpus_configuration(params):
-    from pipeline.report.tables import load_paper
+    from pipeline.report.results import load_paper
 
     paper = load_paper()
     by_corpus = {c["corpus"]: [] for c in paper["table7"]["columns"]}
@@ -228,7 +228,7 @@ def test_table7_runs_change_only_alpha_of_each_corpus_configuration(params):
 
 
 def test_sobolev_runs_add_only_the_penalty_to_their_run_without(params):
-    from pipeline.report.tables import load_paper
+    from pipeline.report.results import load_paper
 
     rows = load_paper()["sobolev"]["rows"]
     assert [r["without"] for r in rows] == ["ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.legacy import LegacyLogError, NoCompleteEpoch, parse_log
-from pipeline.report import tables
+from pipeline.report.results import LEGACY_DIR
 from stages import legacy_results
 from tests.test_report import render, table2_rows
 
@@ -178,7 +178,7 @@ def test_log_of_another_configuration_is_refused(tmp_path):
 
 def test_report_legacy_column_not_run_until_the_stage_writes_results(tmp_path, capsys):
     results = tmp_path / "results"
-    legacy = results / tables.LEGACY_DIR
+    legacy = results / LEGACY_DIR
     assert all(r[5] == "not run" for r in table2_rows(render(results)).values())
 
     write_log(legacy / RUN / "train.log", lr_run_body(), nepochs=100)

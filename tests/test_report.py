@@ -9,7 +9,9 @@ import pytest
 
 from pipeline import config
 from pipeline.report import tables
+from pipeline.report.cells import result_cell
 from pipeline.report.render import render_report
+from pipeline.report.results import LEGACY_DIR, find_result, load_paper
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,13 +53,19 @@ def table2_rows(report: str) -> dict[str, list[str]]:
     return {"/".join(c.strip() for c in r.split("|")[1:3]): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
 
 
+def test_every_registered_table_has_a_block_in_the_template():
+    template = (REPO / "pipeline/report/templates/tables.md.j2").read_text()
+    assert list(tables.TABLES)[:3] == ["table1", "table2", "table3"]  # registered in the paper's order
+    assert [name for name in tables.TABLES if "{{ " + name + " }}" not in template] == []
+
+
 def test_find_result_prefers_a_finished_run_then_the_first_profiles_marker(tmp_path):
     write_metrics(tmp_path, "paper", "r", status="data_missing", reason="paper: no data")
     write_metrics(tmp_path, "quick", "r", best_valid_ppl=900.0, test_ppl=870.0)
-    found = tables.find_result(tmp_path, "r")
-    assert (found.status, found.profile, tables.result_cell(found)) == ("ok", "quick", "smoke run only")
+    found = find_result(tmp_path, "r")
+    assert (found.status, found.profile, result_cell(found)) == ("ok", "quick", "smoke run only")
     write_metrics(tmp_path, "quick", "r", status="data_missing", reason="quick: no data")
-    found = tables.find_result(tmp_path, "r")
+    found = find_result(tmp_path, "r")
     assert (found.status, found.profile, found.metrics["reason"]) == ("data_missing", "paper", "paper: no data")
 
 
@@ -80,7 +88,7 @@ def test_quick_paper_missing_and_not_run_cells(tmp_path):
 
 
 def test_legacy_container_results_fill_their_column(tmp_path):
-    write_metrics(tmp_path, tables.LEGACY_DIR, "ptb-baseline-40-10", profile="legacy-torch", reduced=False,
+    write_metrics(tmp_path, LEGACY_DIR, "ptb-baseline-40-10", profile="legacy-torch", reduced=False,
                   best_valid_ppl=133.0, test_ppl=127.2)
     assert table2_rows(render(tmp_path))["40/10"][5] == "133.0 / 127.2"
 
@@ -157,7 +165,7 @@ def test_table3_marks_differences_from_the_paper(tmp_path):
     params = copy.deepcopy(config.load_params(REPO / "params.yaml"))
     params["runs"]["ptb-small-scrn-nd"]["training"]["lr_decay"] = 0.6
     cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
-    changed = tables.table3(tables.load_paper(), cfgs).set_index("Hyperparameter")
+    changed = tables.table3(tables.ReportInputs(load_paper(), tmp_path, cfgs)).frame.set_index("Hyperparameter")
     assert changed.loc["LR decay", "SCRN + ND small"] == "0.5 / 0.6 (0.5) ≠"  # PTB changed, WikiText-2 not
 
 # ---------------------------------------------------------------------------- corpus statistics, round trip
@@ -215,7 +223,7 @@ def test_learning_curves_plot_each_paper_profile_runs_valid_ppl_per_epoch(tmp_pa
     write_epochs(tmp_path, "quick", "ptb-baseline-90-10", [9500.0, 9000.0])  # a smoke run: no curve
     out = tmp_path / "figures"
     out.mkdir()
-    drawn = draw_learning_curves(tables.load_paper(), tmp_path, out)
+    drawn = draw_learning_curves(load_paper(), tmp_path, out)
     assert drawn == [("Table 2: baseline SCRN on PTB", "learning-curves-table2.png")]
     assert (out / "learning-curves-table2.png").is_file()
     ax = saved_figures[out / "learning-curves-table2.png"].axes[0]
@@ -234,7 +242,7 @@ def test_coverage_counts_cells_by_provenance(tmp_path):
     write_metrics(tmp_path, "quick", "ptb-baseline-90-10", best_valid_ppl=700.0, test_ppl=690.0)
     (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
     (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
-    coverage = tables.coverage_table(tables.load_paper(), tmp_path).set_index("table")
+    coverage = tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {})).frame.set_index("table")
     assert coverage.columns.tolist() == ["cells", "paper profile", "awaiting a paired check", "smoke run only",
                                          "data missing", "not run", "published only"]
     assert coverage.loc["Table 2"].tolist() == ["4", "1", "0", "1", "1", "1", "0"]
@@ -334,7 +342,7 @@ def test_table7_picks_the_run_of_each_alpha_and_corpus(tmp_path):
 
 
 def test_table7_best_alpha_and_type_token_ratio_sources(tmp_path, saved_figures):
-    from pipeline.report import analyses
+    from pipeline.report.corpora import type_token_ratios
 
     stats = tmp_path / "stats"
     stats.mkdir()
@@ -344,17 +352,17 @@ def test_table7_best_alpha_and_type_token_ratio_sources(tmp_path, saved_figures)
         write_metrics(tmp_path, "paper", f"ptb-medium-scrn-nd-wt-alpha{alpha}", best_valid_ppl=ppl + 3, test_ppl=ppl)
     write_metrics(tmp_path, "paper", "ptb-medium-scrn-nd-wt", best_valid_ppl=89.0, test_ppl=86.2)  # a tie with 0.97
     write_metrics(tmp_path, "quick", "wt2-medium-scrn-nd-wt-alpha085", best_valid_ppl=9e5, test_ppl=9e5)  # no result
-    ttr = analyses.type_token_ratios(tables.load_paper(), stats, ["ptb", "wikitext-2", "botha-fr", "botha-ru"])
+    ttr = type_token_ratios(load_paper(), stats, ["ptb", "wikitext-2", "botha-fr", "botha-ru"])
     assert ttr["ptb"][0] == pytest.approx(10000 / 929589) and ttr["ptb"][1].startswith("ours")
     assert ttr["botha-fr"][0] == pytest.approx(0.025) and "paper's Table 6" in ttr["botha-fr"][1]
     assert ttr["botha-ru"][0] == pytest.approx(0.062)
-    best = analyses.table7_best_alpha(tables.load_paper(), tmp_path, ttr).set_index("corpus")
+    best = tables.table7_best_alpha(tables.ReportInputs(load_paper(), tmp_path, {}, stats)).frame.set_index("corpus")
     assert best.loc["PTB", "paper: best α"] == "0.97" and best.loc["PTB", "ours: best α"] == "0.90, 0.97"
     assert best.loc["Spanish", "paper: best α"] == "0.90, 0.95"  # 179 twice in the paper
     assert best.loc["WikiText-2", "ours: best α"] == "— (smoke runs only)" and best.loc["PTB", "TTR"] == "0.0108"
     assert best.loc["French", "ours: best α"] == "— (not run)"
     # the figure: the paper's curves (left) and ours (right), with the TTR in the legend
-    series = analyses.table7_series(tables.load_paper(), tmp_path)
+    series = tables.table7_series(load_paper(), tmp_path)
     assert series["ptb"]["ours"] == [88.5, 87.9, 86.2, 87.0, 86.2, 93.0] and series["wikitext-2"]["ours"] == [None] * 6
     from pipeline.report.figures import table7_figure
 
@@ -447,16 +455,13 @@ def test_seeds_table_notes_a_profile_with_more_seeds_than_the_one_shown(tmp_path
 def test_coverage_includes_the_new_tables_in_the_papers_order(tmp_path):
     params = config.load_params(REPO / "params.yaml")
     cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
-    from pipeline.report.analyses import seed_group
-
-    paper = tables.load_paper()
-    seed_runs = {row["run"]: seed_group(row["run"], cfgs) for row in paper["seeds"]["rows"]}
+    paper = load_paper()
     write_metrics(tmp_path, "quick", "ptb-medium-scrn-nd-wt-alpha085", best_valid_ppl=900.0, test_ppl=950.0)
     write_metrics(tmp_path, "paper", "ptb-small-scrn-sob3pct", best_valid_ppl=120.0, test_ppl=115.0)
     write_metrics(tmp_path, "quick", "ptb-small-lstm-nd-kim-seed3", best_valid_ppl=900.0, test_ppl=950.0)
     (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099").mkdir(parents=True)
     (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
-    coverage = tables.coverage_table(paper, tmp_path, seed_runs)
+    coverage = tables.coverage_table(tables.ReportInputs(paper, tmp_path, cfgs)).frame
     assert coverage["table"].tolist() == ["Table 2", "Table 4", "Table 5", "Section 7 (Sobolev)", "Table 6", "Table 7",
                                           "Seeds (not in the paper)"]
     coverage = coverage.set_index("table")

@@ -11,6 +11,7 @@ import pytest
 from pipeline import config
 from pipeline.report import numerics, tables
 from pipeline.report.render import render_report, with_footnotes
+from pipeline.report.results import find_result, load_paper
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = config.load_params(REPO / "params.yaml")
@@ -98,7 +99,7 @@ def test_an_lr_floor_result_counts_only_with_a_passing_paired_check(tmp_path):
     assert "**0 of the paper's 94 cells are reproduced" in report
     awaiting = report.split("not counted, each awaiting")[1].split("How to read")[0]
     assert "ptb-baseline-90-10" in awaiting and "no run in check mode (--check-floor) with LR floor 0.001" in awaiting
-    assert tables.coverage_table(tables.load_paper(), tmp_path).set_index("table").loc[
+    assert tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {})).frame.set_index("table").loc[
         "Table 2", "awaiting a paired check"] == "1"
 
     check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.8)  # the check: the stop costs +0.3
@@ -129,7 +130,7 @@ def test_one_failing_check_outweighs_a_passing_one(tmp_path):
     floor_run(tmp_path, "ptb-baseline-90-10", 119.0)
     check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.6)
     check_run(tmp_path, "ptb-baseline-100-40", 118.0, stop_test=119.0)
-    verdict = tables.find_result(tmp_path, "ptb-baseline-90-10").verdict
+    verdict = find_result(tmp_path, "ptb-baseline-90-10").verdict
     assert not verdict.accepted and [(c.run, c.passed) for c in verdict.checks] == [
         ("ptb-baseline-100-40", False), ("ptb-baseline-40-10", True)]
 
@@ -144,7 +145,7 @@ def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
                   numerics={"precision": "fp32", "lr_floor": 1e-3, "check_floor": False}, lr_floor_stop=None)
     write_metrics(tmp_path, "paper", "ptb-baseline-40-10", 132.0, 128.0)  # predates the fields
     for run in ("ptb-baseline-90-10", "ptb-baseline-40-10"):
-        verdict = tables.find_result(tmp_path, run).verdict
+        verdict = find_result(tmp_path, run).verdict
         assert verdict.accepted and verdict.label() == "fp32"
 
 

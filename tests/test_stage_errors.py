@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.errors import EXPECTED_ERRORS, DataFormatError, DataUnavailableError
 from pipeline.fsutil import write_missing_marker
-from pipeline.report import tables
+from pipeline.report.results import find_result
 from stages import download, grid, train
 from stages._common import run_stage
 
@@ -101,7 +101,7 @@ def test_an_unreadable_metrics_file_is_an_error_naming_it(tmp_path, content):
     path.parent.mkdir(parents=True)
     path.write_bytes(content.encode("latin-1"))
     with pytest.raises(DataFormatError, match=re.escape(str(path))):
-        tables.find_result(tmp_path, "ptb-baseline-40-10")
+        find_result(tmp_path, "ptb-baseline-40-10")
     assert issubclass(DataFormatError, EXPECTED_ERRORS)  # so the report stage prints it as one line
 
 

@@ -1,5 +1,6 @@
-"""Corpus statistics (data/stats/<corpus>.json) beside the paper's Table 6 header rows, and the
-tokeniser round-trip figures (data/stats/tokenizer-roundtrip.json).
+"""Corpus statistics (data/stats/<corpus>.json) beside the paper's Table 6 header rows, the
+vocabulary sizes and type/token ratios other tables read from them, and the tokeniser round-trip
+figures (data/stats/tokenizer-roundtrip.json).
 
 Cells say what they are: a number, "data missing" (the split could not be obtained; with
 ``data.on_missing: skip`` the verified valid/test of a partly available corpus still have
@@ -32,6 +33,48 @@ def _split_cell(stats: dict | None, split: str, fmt) -> str:
 def _splits_cell(stats: dict | None, splits, fmt) -> str:
     """"a / b / c" over ``splits``; "not run" once when there are no statistics at all."""
     return "not run" if stats is None else " / ".join(_split_cell(stats, split, fmt) for split in splits)
+
+
+def vocab_sizes(stats_dir: Path) -> dict[str, int]:
+    """Vocabulary size per prepared corpus, from the prepare stage's statistics files."""
+    sizes = {}
+    for path in sorted(Path(stats_dir).glob("*.json")):
+        stats = json.loads(path.read_text())
+        if stats.get("status", "ok") == "ok" and "vocab_size" in stats:
+            sizes[stats["corpus"]] = stats["vocab_size"]
+    return sizes
+
+
+def _count(text: str) -> float:
+    """'25K' -> 25000, '1M' -> 1e6 (the paper's Table 6 header rows)."""
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1].upper(), 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
+def type_token_ratios(paper: dict, stats_dir: Path, corpora: list[str]) -> dict[str, tuple[float | None, str]]:
+    """Corpus -> (TTR, what it is computed from). TTR = vocabulary / training tokens, the ratio of
+    the paper's threshold (0.03): from our prepared training split where we have it, else from the
+    paper's Table 6 header rows (vocabulary / 1M tokens). The valid/test ratios are not used: the
+    ratio falls with sample size, and those splits are a tenth of the training data."""
+    header = {c["corpus"]: c for c in paper["table6_stats"]["columns"]}
+    out: dict[str, tuple[float | None, str]] = {}
+    for corpus in corpora:
+        stats = _read(Path(stats_dir) / f"{corpus}.json")
+        train_tokens = ((stats or {}).get("splits") or {}).get("train", {}).get("tokens")
+        if stats and stats.get("status") == "ok" and stats.get("vocab_size") and train_tokens:
+            out[corpus] = (stats["vocab_size"] / train_tokens, "ours: vocabulary / train tokens")
+        elif corpus in header:
+            ref = header[corpus]
+            source = f"paper's Table 6: {ref['vocabulary']} types / {ref['tokens']} tokens (train files missing here)"
+            out[corpus] = (_count(ref["vocabulary"]) / _count(ref["tokens"]), source)
+        else:
+            out[corpus] = (None, "no statistics yet")
+    return out
+
+
+def table7_type_token_ratios(paper: dict, stats_dir: Path) -> dict[str, tuple[float | None, str]]:
+    """The type/token ratio of each corpus of Table 7, the ratio the paper reads that table by."""
+    return type_token_ratios(paper, stats_dir, [c["corpus"] for c in paper["table7"]["columns"]])
 
 
 def paper_statistics(paper: dict) -> dict[str, dict]:

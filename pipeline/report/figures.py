@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib import ticker  # noqa: E402
 
-from pipeline.report.tables import Result, find_result  # noqa: E402
+from pipeline.report.results import Result, find_result  # noqa: E402
 
 
 def _epochs(result: Result) -> tuple[list[int], list[float]]:

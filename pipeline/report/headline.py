@@ -17,10 +17,9 @@ import pandas as pd
 
 from pipeline.config import RunConfig
 from pipeline.ledger import format_duration
-from pipeline.report.tables import (
-    CORPUS_OF_PREFIX, FAR_FROM_PAPER, Result, beyond_tolerance, device_name, difference_cell, find_result, fmt_number,
-    wall_seconds,
-)
+from pipeline.report.cells import FAR_FROM_PAPER, beyond_tolerance, difference_cell, fmt_number
+from pipeline.report.results import Result, device_name, find_result, wall_seconds
+from pipeline.report.tables import table4_data_label
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,8 @@ def paper_cells(paper: dict) -> list[PaperCell]:
     for row in paper["table4"]["rows"]:
         for key, cell in row["cells"].items():
             if cell.get("run"):
-                prefix, size = key.split("-")
-                data = f"{CORPUS_OF_PREFIX[prefix][1]} {size}"
-                cells.append(PaperCell("Table 4", f"{row['model']}, {data}", cell["run"], {"test": cell["paper"]}))
+                cells.append(PaperCell("Table 4", f"{row['model']}, {table4_data_label(key)}", cell["run"],
+                                       {"test": cell["paper"]}))
     for row in paper["table5"]["rows"]:
         for size, cell in row["cells"].items():
             cells.append(PaperCell("Table 5", f"{row['model']}, {size}", cell["run"], cell["paper"]))

@@ -1,4 +1,9 @@
-"""Render reports/tables.md from the report's DataFrames with jinja2 and tabulate."""
+"""Render reports/tables.md from the report's DataFrames with jinja2 and tabulate.
+
+Every table registered in pipeline/report/tables.py reaches the template under its builder's
+name, with no change here; the sections built elsewhere (headline, smoke-run appendix, corpus
+statistics, Figure 2, training speed, random search) each have a ``*_context`` function below.
+"""
 from __future__ import annotations
 
 import re
@@ -9,10 +14,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from pipeline.config import RunConfig
-from pipeline.report import analyses
 from pipeline.report import corpora as corpus_tables
 from pipeline.report import headline as headlines
 from pipeline.report import smoke, speed, tables
+from pipeline.report.results import figure2_summary, load_paper, load_sobolev_grid
 from pipeline.report.search import search_summaries
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -47,73 +52,75 @@ def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfi
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/,
     ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn),
     ``report_dir`` where the report lives (figures elsewhere are linked relative to it)."""
-    paper = paper or tables.load_paper()
-    vocab = tables.vocab_sizes(stats_dir)
-    corpus_stats = corpus_tables.corpus_stats_table(paper, stats_dir, list(corpora or []))
-    roundtrip, roundtrip_meta = corpus_tables.roundtrip_table(stats_dir)
-    table2_runs = [row["run"] for row in paper["table2"]["rows"]]
-    t1 = tables.table1(paper, [run_cfgs[r] for r in table2_runs if r in run_cfgs])
-    t2, used = tables.table2(paper, results_root)
-    t4, used4 = tables.table4(paper, results_root, run_cfgs, vocab)
-    t5, used5 = tables.table5(paper, results_root, run_cfgs, vocab)
-    t6, used6 = tables.table6(paper, results_root, run_cfgs, vocab)
-    grid = analyses.load_sobolev_grid(sobolev_grid)
-    t_sob, used_sob = analyses.sobolev_table(paper, results_root, run_cfgs, grid)
-    t7, used7 = analyses.table7(paper, results_root, run_cfgs, vocab)
-    ttr = analyses.type_token_ratios(paper, stats_dir, [c["corpus"] for c in paper["table7"]["columns"]])
-    t_seeds, used_seeds = analyses.seeds_table(paper, results_root, run_cfgs)
-    seed_runs = {row["run"]: analyses.seed_group(row["run"], run_cfgs) for row in paper["seeds"]["rows"]}
-    seen = {r.path for r in used}
-    for r in used4 + used5 + used_sob + used6 + used7 + used_seeds:  # a run can appear in several tables; list its source once
-        if r.path not in seen:
-            used.append(r)
-            seen.add(r.path)
-    figure2 = tables.figure2_summary(figure2_dir, results_root, report_dir)
-    head = headlines.headline(paper, results_root)
+    paper = paper or load_paper()
+    inputs = tables.ReportInputs(paper, results_root, run_cfgs, stats_dir, corpus_tables.vocab_sizes(stats_dir),
+                                 load_sobolev_grid(sobolev_grid))
+    built = tables.build_tables(inputs)
+    shown = tables.shown_results(list(built.values()))
     footnotes = dict(paper.get("footnotes", {}))
-    footnotes.update(r.verdict.footnote() for r in used if r.verdict is not None and r.verdict.accepted)
-    smoke_results = smoke.smoke_results(run_cfgs, results_root)
-    searches = search_summaries(results_root)
-    for s in searches:
-        if "table" in s:
-            s["markdown"] = markdown(s["table"])
+    footnotes.update(r.verdict.footnote() for r in shown if r.verdict is not None and r.verdict.accepted)
+    context = {
+        **{name: markdown(table.frame) for name, table in built.items()},
+        "sources": markdown(tables.sources_table(shown)),
+        "paper": paper,
+        "profile": profile,
+        "sobolev_grid": inputs.sobolev_grid,
+        "table7_figure": table7_figure,
+        "figures": figures or [],
+        "search_space": paper["search_space"],
+        **headline_context(paper, results_root, run_cfgs),
+        **smoke_context(paper, results_root, run_cfgs, inputs.vocab),
+        **corpus_context(paper, stats_dir, list(corpora or [])),
+        **figure2_context(figure2_summary(figure2_dir, results_root, report_dir)),
+        "speed": [{**sec, "table": markdown(sec["table"])} for sec in speed.speed_sections(benchmarks_dir)],
+        "searches": searches_context(results_root),
+    }
+    return with_footnotes(template().render(**context), footnotes)
+
+
+def template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    text = env.get_template("tables.md.j2").render(
-        paper=paper,
-        profile=profile,
-        headline=head,
-        reproduced=markdown(headlines.reproduced_table(head, run_cfgs)),
-        awaiting=markdown(headlines.awaiting_table(head)) if head.awaiting_check else "",
-        smoke_budget=smoke.budget_sentence(smoke_results),
-        smoke_uniform=smoke.uniform_sentence(vocab),
-        smoke_table=markdown(smoke.smoke_table(paper, results_root, run_cfgs)),
-        table1=markdown(t1),
-        table2=markdown(t2),
-        table3=markdown(tables.table3(paper, run_cfgs)),
-        table4=markdown(t4),
-        table5=markdown(t5),
-        table6=markdown(t6),
-        sobolev=markdown(t_sob),
-        sobolev_grid=grid,
-        sobolev_grid_table=markdown(analyses.sobolev_grid_table(grid)),
-        table7=markdown(t7),
-        table7_best=markdown(analyses.table7_best_alpha(paper, results_root, ttr)),
-        table7_figure=table7_figure,
-        seeds=markdown(t_seeds),
-        sources=markdown(tables.sources_table(used)),
-        corpus_stats=markdown(corpus_stats),
-        roundtrip=markdown(roundtrip),
-        roundtrip_meta=roundtrip_meta,
-        coverage=markdown(tables.coverage_table(paper, results_root, seed_runs)),
-        figure2=figure2,
-        figure2_table=markdown(figure2["table"]) if figure2["table"] is not None else "",
-        figures=figures or [],
-        speed=[{**sec, "table": markdown(sec["table"])} for sec in speed.speed_sections(benchmarks_dir)],
-        searches=searches,
-        search_space=paper["search_space"],
-    )
-    return with_footnotes(text, footnotes)
+    return env.get_template("tables.md.j2")
+
+
+def headline_context(paper: dict, results_root: Path, cfgs: dict[str, RunConfig]) -> dict:
+    head = headlines.headline(paper, results_root)
+    return {
+        "headline": head,
+        "reproduced": markdown(headlines.reproduced_table(head, cfgs)),
+        "awaiting": markdown(headlines.awaiting_table(head)) if head.awaiting_check else "",
+    }
+
+
+def smoke_context(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> dict:
+    return {
+        "smoke_budget": smoke.budget_sentence(smoke.smoke_results(cfgs, results_root)),
+        "smoke_uniform": smoke.uniform_sentence(vocab),
+        "smoke_table": markdown(smoke.smoke_table(paper, results_root, cfgs)),
+    }
+
+
+def corpus_context(paper: dict, stats_dir: Path, corpora: list[str]) -> dict:
+    roundtrip, roundtrip_meta = corpus_tables.roundtrip_table(stats_dir)
+    return {
+        "corpus_stats": markdown(corpus_tables.corpus_stats_table(paper, stats_dir, corpora)),
+        "roundtrip": markdown(roundtrip),
+        "roundtrip_meta": roundtrip_meta,
+    }
+
+
+def figure2_context(summary: dict) -> dict:
+    table = tables.figure2_table(summary) if summary["status"] == "ok" else None
+    return {"figure2": summary, "figure2_table": markdown(table) if table is not None else ""}
+
+
+def searches_context(results_root: Path) -> list[dict]:
+    searches = search_summaries(results_root)
+    for s in searches:
+        if "table" in s:
+            s["markdown"] = markdown(s["table"])
+    return searches

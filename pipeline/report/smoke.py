@@ -12,8 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import RunConfig
-from pipeline.report.analyses import noise_cell, seed_group, sobolev_gain, sobolev_pairs
-from pipeline.report.tables import SMOKE_PROFILE, Result, coverage_cells, find_result
+from pipeline.report.cells import noise_cell
+from pipeline.report.results import (
+    SMOKE_PROFILE,
+    Result,
+    coverage_cells,
+    find_result,
+    seed_groups,
+    sobolev_gain,
+    sobolev_pairs,
+)
 
 
 def smoke_results(cfgs: dict[str, RunConfig], results_root: Path) -> list[Result]:
@@ -43,9 +51,8 @@ def uniform_sentence(vocab: dict[str, int]) -> str:
 
 def _tables_of(paper: dict, cfgs: dict[str, RunConfig]) -> dict[str, list[str]]:
     """Run -> the report's tables that have a cell for it."""
-    seed_runs = {row["run"]: seed_group(row["run"], cfgs) for row in paper["seeds"]["rows"]}
     tables: dict[str, list[str]] = {}
-    for table, runs in coverage_cells(paper, seed_runs).items():
+    for table, runs in coverage_cells(paper, seed_groups(paper, cfgs)).items():
         for run in runs:
             short = table.split(" (")[0]  # "Seeds (not in the paper)" -> "Seeds"
             if run and short not in tables.setdefault(run, []):

@@ -1,163 +1,100 @@
-"""Paper numbers (paper.yaml) + our results (results/<profile>/<run>/metrics.json) -> tables.
+"""The report's tables: one builder per table, each registered under the name of its template block.
 
-Every cell says what it is: a full-schedule number (profile ``paper``) with a footnote on its
-numerics, "unvalidated (...)" for a paper-profile result whose change of numerics has no passing
-paired check (pipeline/report/numerics.py), "smoke run only" where only the quick profile ran
-(its numbers go to the report's appendix, never to an "ours" column), "data missing", or
-"not run". Results of the paper profile are preferred wherever they exist.
+Adding a table to the report takes two things: a builder here, decorated with ``@report_table``,
+that takes the ``ReportInputs`` and returns a ``Table``; and a block ``{{ <builder's name> }}``
+in templates/tables.md.j2. render.py builds every registered table in the order they are
+registered here (the paper's order), and lists the results each one shows under "Where each
+number comes from" in that order.
+
+Results are read by pipeline/report/results.py, cells formatted by pipeline/report/cells.py.
+Results of the paper profile are preferred wherever they exist; differences between two of our
+runs (a Sobolev gain, a mean over seeds) compare the same profile on both sides: here the paper
+profile; the quick profile's like-for-like gains are in the appendix (pipeline/report/smoke.py).
 """
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import yaml
 
 from pipeline.config import RunConfig
-from pipeline.errors import DataFormatError
-from pipeline.models import parameter_count
-from pipeline.report.numerics import Verdict, judge
-
-PAPER_FILE = Path(__file__).with_name("paper.yaml")
-PROFILE_PREFERENCE = ("paper", "quick")
-LEGACY_DIR = "legacy-torch"  # results/legacy-torch/<run>/metrics.json, written by the legacy container
-SMOKE_PROFILE = "quick"
-SMOKE_CELL = "smoke run only"
-FAR_FROM_PAPER = 1.5  # test PPL: a difference beyond this is flagged beside the cell
-
-
-def load_paper(path: Path = PAPER_FILE) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+from pipeline.report.cells import (
+    SMOKE_CELL,
+    configuration_notes,
+    difference_cell,
+    fmt_mean_std,
+    fmt_number,
+    fmt_pair,
+    footnote_refs,
+    mean_std,
+    noise_cell,
+    numerics_mark,
+    parameters_cell,
+    result_cell,
+    test_ppl_cell,
+)
+from pipeline.report.corpora import STATS_DIR, table7_type_token_ratios
+from pipeline.report.results import (
+    LEGACY_DIR,
+    NOT_RUN,
+    SMOKE_PROFILE,
+    Result,
+    commit_text,
+    coverage_cells,
+    device_name,
+    find_result,
+    seed_group,
+    seed_groups,
+    seed_results,
+    sobolev_gain,
+    sobolev_pairs,
+    wall_seconds,
+)
 
 
 @dataclass(frozen=True)
-class Result:
-    run: str
-    status: str  # "ok", "data_missing", "diverged" (legacy container: NaN) or "not_run"
-    profile: str | None = None
-    path: Path | None = None
-    metrics: dict | None = None
-    verdict: Verdict | None = None  # paper-profile results only: may it fill its cell?
+class ReportInputs:
+    """Everything a table builder reads."""
 
-    @property
-    def reduced(self) -> bool:
-        return self.status == "ok" and bool(self.metrics.get("reduced", self.profile != "paper"))
-
-    @property
-    def reproduced(self) -> bool:
-        """A full-schedule result that may fill its cell (its numerics accepted)."""
-        return self.status == "ok" and not self.reduced and (self.verdict is None or self.verdict.accepted)
-
-    @property
-    def smoke_only(self) -> bool:
-        return self.status == "ok" and self.reduced and self.profile == SMOKE_PROFILE
+    paper: dict  # paper.yaml
+    results_root: Path
+    cfgs: dict[str, RunConfig]  # run -> its configuration, from params.yaml
+    stats_dir: Path = STATS_DIR
+    vocab: dict[str, int] = field(default_factory=dict)  # corpus -> vocabulary size, for parameter counts
+    sobolev_grid: dict | None = None  # the sobolev-grid stage's output
 
 
-def _read_metrics(path: Path) -> dict | None:
-    """The JSON object at ``path`` (None: no file); one that cannot be read fails naming the file."""
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-        problem = None if isinstance(metrics, dict) else f"holds a JSON {type(metrics).__name__}, not an object"
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        problem = f"cannot be read ({exc})"
-    if problem:
-        raise DataFormatError(f"{path} {problem}: it is truncated or corrupt. Restore it (`git checkout -- {path}` "
-                              "where it is committed) or re-run the stage that writes it")
-    return metrics
+@dataclass(frozen=True)
+class Table:
+    frame: pd.DataFrame
+    sources: list[Result] = field(default_factory=list)  # the results its cells show
 
 
-def find_result(results_root: Path, run: str, sources: tuple[str, ...] = PROFILE_PREFERENCE) -> Result:
-    """The first usable result of ``run`` among ``sources`` (subdirectories of ``results_root``)."""
-    missing = None
-    for source in sources:
-        path = Path(results_root) / source / run / "metrics.json"
-        metrics = _read_metrics(path)
-        if metrics is None:
-            continue
-        status = metrics.get("status", "ok")
-        if status == "ok":
-            profile = metrics.get("profile", source)
-            verdict = judge(metrics, results_root) if profile == "paper" else None
-            return Result(run, "ok", profile, path, metrics, verdict)
-        if missing is None:
-            missing = Result(run, status, metrics.get("profile", source), path, metrics)
-    return missing or Result(run, "not_run")
+TABLES: dict[str, Callable[[ReportInputs], Table]] = {}
 
 
-# ---------------------------------------------------------------------------- cell formatting
+def report_table(build: Callable[[ReportInputs], Table]) -> Callable[[ReportInputs], Table]:
+    """Register ``build`` as the table of the template block named like it."""
+    TABLES[build.__name__] = build
+    return build
 
 
-def fmt_number(x: float | int) -> str:
-    """Paper numbers keep the precision they were printed with; ours get one decimal."""
-    return str(x) if isinstance(x, int) else f"{x:.1f}"
+def build_tables(inputs: ReportInputs) -> dict[str, Table]:
+    return {name: build(inputs) for name, build in TABLES.items()}
 
 
-def fmt_pair(pair: dict) -> str:
-    return f"{fmt_number(pair['valid'])} / {fmt_number(pair['test'])}"
-
-
-def footnote_refs(keys) -> str:
-    """Markdown footnote references (their texts: paper.yaml's ``footnotes``, defined by the report)."""
-    return " ".join(f"[^{k}]" for k in keys)
-
-
-def status_cell(result: Result) -> str | None:
-    """The cell of a result that has no number to show (None: it has one)."""
-    if result.status == "not_run":
-        return "not run"
-    if result.status == "data_missing":
-        return "data missing"
-    if result.status == "diverged":
-        epoch = (result.metrics or {}).get("diverged_epoch")
-        return f"diverged (NaN, epoch {epoch})" if epoch else "diverged (NaN)"
-    if result.smoke_only:
-        return SMOKE_CELL
-    if result.verdict is not None and not result.verdict.accepted:
-        return result.verdict.unvalidated_text()
-    return None
-
-
-def numerics_mark(result: Result) -> str:
-    """The footnote reference that states a paper-profile number's numerics."""
-    return f" [^{result.verdict.footnote()[0]}]" if result.verdict is not None else ""
-
-
-def result_cell(result: Result) -> str:
-    """"valid / test" of a result that may fill its cell, else what stands in its place."""
-    text = status_cell(result)
-    if text is not None:
-        return text
-    m = result.metrics
-    cell = f"{m['best_valid_ppl']:.1f} / {m['test_ppl']:.1f}"
-    return f"{cell} ({result.profile})" if result.reduced else cell + numerics_mark(result)
-
-
-def beyond_tolerance(difference: float) -> bool:
-    """More than FAR_FROM_PAPER from the paper (a float's last bit does not make 1.5 more than 1.5)."""
-    return abs(difference) > FAR_FROM_PAPER + 1e-9
-
-
-def far_from_paper(result: Result, reference: dict) -> bool:
-    return beyond_tolerance(result.metrics["test_ppl"] - reference["test"])
-
-
-def difference_cell(result: Result, reference: dict) -> str:
-    """Ours minus the paper for the splits ``reference`` gives (valid and test, or test alone),
-    flagged where the test PPL lies more than FAR_FROM_PAPER from the paper's."""
-    if status_cell(result) is not None:
-        return "—"
-    if result.reduced:
-        return f"n/a ({result.profile})"
-    ours = {"valid": result.metrics["best_valid_ppl"], "test": result.metrics["test_ppl"]}
-    text = " / ".join(f"{ours[k] - reference[k]:+.1f}" for k in ("valid", "test") if k in reference)
-    return text + (f" (test beyond ±{FAR_FROM_PAPER:g})" if far_from_paper(result, reference) else "")
+def shown_results(tables: list[Table]) -> list[Result]:
+    """The results the tables show, each once (a run can fill cells of several tables), in table order."""
+    seen, shown = set(), []
+    for table in tables:
+        for result in table.sources:
+            if result.path not in seen:
+                shown.append(result)
+                seen.add(result.path)
+    return shown
 
 
 # ---------------------------------------------------------------------------- Table 1
@@ -202,7 +139,11 @@ OUR_TABLE1_VALUES: dict[str, Callable[[RunConfig], str]] = {
 }
 
 
-def table1(paper: dict, cfgs: list[RunConfig]) -> pd.DataFrame:
+@report_table
+def table1(inputs: ReportInputs) -> Table:
+    """The baseline's hyperparameters: Mikolov et al.'s, the paper's, and ours (the Table 2 runs)."""
+    paper = inputs.paper
+    cfgs = [inputs.cfgs[row["run"]] for row in paper["table2"]["rows"] if row["run"] in inputs.cfgs]
     rows = []
     for row in paper["table1"]["rows"]:
         ours = _summarise(cfgs, OUR_TABLE1_VALUES[row["key"]])
@@ -214,18 +155,20 @@ def table1(paper: dict, cfgs: list[RunConfig]) -> pd.DataFrame:
             "ours (params.yaml)": ours,
             "same as paper": same,
         })
-    return pd.DataFrame(rows)
+    return Table(pd.DataFrame(rows))
 
 
 # ---------------------------------------------------------------------------- Table 2
 
 
-def table2(paper: dict, results_root: Path) -> tuple[pd.DataFrame, list[Result]]:
-    rows, used = [], []
-    for row in paper["table2"]["rows"]:
-        ours = find_result(results_root, row["run"])
-        legacy = find_result(results_root, row["run"], sources=(LEGACY_DIR,))
-        used += [r for r in (ours, legacy) if r.status != "not_run"]
+@report_table
+def table2(inputs: ReportInputs) -> Table:
+    """The baseline on PTB: the paper's numbers, the legacy container's and ours."""
+    rows, shown = [], []
+    for row in inputs.paper["table2"]["rows"]:
+        ours = find_result(inputs.results_root, row["run"])
+        legacy = find_result(inputs.results_root, row["run"], sources=(LEGACY_DIR,))
+        shown += [r for r in (ours, legacy) if r.status != "not_run"]
         rows.append({
             "d_h": row["hidden"],
             "d_s": row["context"],
@@ -237,7 +180,7 @@ def table2(paper: dict, results_root: Path) -> tuple[pd.DataFrame, list[Result]]
             "ours": result_cell(ours),
             "ours − paper's implementation": difference_cell(ours, row["paper_impl"]),
         })
-    return pd.DataFrame(rows), used
+    return Table(pd.DataFrame(rows), shown)
 
 
 # ---------------------------------------------------------------------------- Table 3
@@ -275,185 +218,324 @@ def _ptb_and_wt2(cfgs: dict[str, RunConfig], column: dict, fmt: Callable[[RunCon
     return value
 
 
-def table3(paper: dict, cfgs: dict[str, RunConfig]) -> pd.DataFrame:
-    columns = paper["table3"]["columns"]
+@report_table
+def table3(inputs: ReportInputs) -> Table:
+    """The stacked SCRN's tuned hyperparameters: one value where ours is the paper's."""
+    spec = inputs.paper["table3"]
     rows = []
-    for row in paper["table3"]["rows"]:
+    for row in spec["rows"]:
         out = {"Hyperparameter": row["name"]}
-        for column, paper_value in zip(columns, row["paper"]):
-            ours = _ptb_and_wt2(cfgs, column, OUR_TABLE3_VALUES[row["key"]])
+        for column, paper_value in zip(spec["columns"], row["paper"]):
+            ours = _ptb_and_wt2(inputs.cfgs, column, OUR_TABLE3_VALUES[row["key"]])
             # one value where ours is the paper's; "paper / ours ≠" where they differ
-            value = paper_value if ours == paper_value else f"{paper_value} / {ours}" + ("" if paper_value == "—" else " ≠")
+            value = paper_value
+            if ours != paper_value:
+                value = f"{paper_value} / {ours}" + ("" if paper_value == "—" else " ≠")
             notes = footnote_refs(row.get("notes", {}).get(column["name"], []))
             out[column["name"]] = " ".join(filter(None, [value, notes]))
         rows.append(out)
-    return pd.DataFrame(rows)
+    return Table(pd.DataFrame(rows))
 
 
-# ---------------------------------------------------------------------------- Tables 4 and 5
+# ---------------------------------------------------------------------------- Tables 4 to 7: test perplexities
 
-CORPUS_OF_PREFIX = {"ptb": ("ptb", "PTB"), "wt2": ("wikitext-2", "WikiText-2")}
-
-
-def vocab_sizes(stats_dir: Path) -> dict[str, int]:
-    """Vocabulary size per prepared corpus, from the prepare stage's statistics files."""
-    sizes = {}
-    for path in sorted(Path(stats_dir).glob("*.json")):
-        stats = json.loads(path.read_text())
-        if stats.get("status", "ok") == "ok" and "vocab_size" in stats:
-            sizes[stats["corpus"]] = stats["vocab_size"]
-    return sizes
+CORPUS_LABEL_OF_PREFIX = {"ptb": "PTB", "wt2": "WikiText-2"}  # Table 4's cell keys: <prefix>-<size>
 
 
-def parameters_cell(cfg: RunConfig | None, vocab: dict[str, int], budget: float | None) -> str:
-    if cfg is None:
-        return "—"
-    if cfg.corpus not in vocab:
-        return "—"  # no vocabulary yet: the corpus is missing or not prepared
-    n = parameter_count(cfg.model, vocab[cfg.corpus])
-    text = f"{n / 1e6:.2f}M"
-    # The paper's budget bounds its own SCRN models; the cited LSTMs are sized by their authors.
-    if budget is not None and cfg.model.arch != "lstm" and n > budget:
-        text += f" > {budget / 1e6:g}M {footnote_refs(['over-budget'])}"
-    return text
+def _notes_cell(cell: dict, run: str | None, cfgs: dict[str, RunConfig]) -> str:
+    """A cell's footnotes and note, or why it has no run of ours."""
+    if run is None:
+        return "published number only"
+    if run not in cfgs:
+        return f"run {run} not configured"
+    notes = footnote_refs([*cell.get("notes", []), *configuration_notes(cfgs.get(run))])
+    return " ".join(filter(None, [cell.get("note"), notes]))
 
 
-def configuration_notes(cfg: RunConfig | None) -> list[str]:
-    """Footnote keys that follow from a run's configuration: how LSTM runs differ from their sources."""
-    if cfg is None or cfg.model.arch != "lstm":
-        return []
-    return ["single-stream"] + (["kim-plateau"] if cfg.training.plateau_threshold else [])
-
-
-def _run_cells(run: str | None, results_root: Path) -> Result:
-    return find_result(results_root, run) if run else Result("", "not_run")
-
-
-def test_ppl_table(
-    spec: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int],
-    describe: Callable[[str], tuple[str, float | None]],
-) -> tuple[pd.DataFrame, list[Result]]:
+def test_ppl_table(spec: dict, inputs: ReportInputs, describe: Callable[[str], tuple[str, float | None]]) -> Table:
     """A paper table of test perplexities in long form: one row per (model, cell).
 
     ``describe`` maps a cell key of paper.yaml to its data label and parameter budget (or None).
     """
-    rows, used = [], []
+    rows, shown = [], []
     for row in spec["rows"]:
         for key, cell in row["cells"].items():
             data, budget = describe(key)
             run = cell.get("run")
-            result = _run_cells(run, results_root)
+            result = find_result(inputs.results_root, run) if run else NOT_RUN
             if result.status != "not_run":
-                used.append(result)
-            notes = footnote_refs([*cell.get("notes", []), *configuration_notes(cfgs.get(run))])
-            if run is None:
-                notes = "published number only"
-            elif run not in cfgs:
-                notes = f"run {run} not configured"
-            elif cell.get("note"):
-                notes = " ".join(filter(None, [cell["note"], notes]))
+                shown.append(result)
             rows.append({
                 "model": row["model"],
                 "data": data,
                 "run": run or "—",
-                "parameters": parameters_cell(cfgs.get(run), vocab, budget),
+                "parameters": parameters_cell(inputs.cfgs.get(run), inputs.vocab, budget),
                 "paper (test)": fmt_number(cell["paper"]),
                 "ours (valid / test)": result_cell(result) if run else "—",
                 "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
-                "notes": notes,
+                "notes": _notes_cell(cell, run, inputs.cfgs),
             })
-    return pd.DataFrame(rows), used
+    return Table(pd.DataFrame(rows), shown)
 
 
-def table4(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
-    spec = paper["table4"]
-
-    def describe(key: str) -> tuple[str, float]:
-        prefix, size = key.split("-")
-        return f"{CORPUS_OF_PREFIX[prefix][1]} {size}", spec["budgets"][size]
-
-    return test_ppl_table(spec, results_root, cfgs, vocab, describe)
+def table4_data_label(key: str) -> str:
+    """A Table 4 cell key of paper.yaml ('ptb-small') as the table names its data ('PTB small')."""
+    prefix, size = key.split("-")
+    return f"{CORPUS_LABEL_OF_PREFIX[prefix]} {size}"
 
 
-def table6(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
-    """Medium models on the Botha & Blunsom data; cells are keyed by corpus name."""
-    language = {c["corpus"]: c["language"] for c in paper["table6_stats"]["columns"]}
-    return test_ppl_table(paper["table6"], results_root, cfgs, vocab, lambda key: (language[key], None))
+@report_table
+def table4(inputs: ReportInputs) -> Table:
+    """SCRN against LSTM under each regularisation, PTB and WikiText-2, with the paper's budgets."""
+    spec = inputs.paper["table4"]
+    return test_ppl_table(spec, inputs, lambda key: (table4_data_label(key), spec["budgets"][key.split("-")[1]]))
 
 
-def table5(paper: dict, results_root: Path, cfgs: dict[str, RunConfig], vocab: dict[str, int]) -> tuple[pd.DataFrame, list[Result]]:
-    rows, used = [], []
-    for row in paper["table5"]["rows"]:
+@report_table
+def table5(inputs: ReportInputs) -> Table:
+    """Ablations of SCRN + ND + WT on PTB (valid and test)."""
+    rows, shown = [], []
+    for row in inputs.paper["table5"]["rows"]:
         for size, cell in row["cells"].items():
-            result = find_result(results_root, cell["run"])
+            result = find_result(inputs.results_root, cell["run"])
             if result.status != "not_run":
-                used.append(result)
+                shown.append(result)
             rows.append({
                 "model": row["model"],
                 "size": size,
                 "run": cell["run"],
-                "parameters": parameters_cell(cfgs.get(cell["run"]), vocab, None),
+                "parameters": parameters_cell(inputs.cfgs.get(cell["run"]), inputs.vocab, None),
                 "paper (valid / test)": fmt_pair(cell["paper"]),
                 "ours (valid / test)": result_cell(result),
                 "ours − paper": difference_cell(result, cell["paper"]),
             })
-    return pd.DataFrame(rows), used
+    return Table(pd.DataFrame(rows), shown)
 
 
-# ---------------------------------------------------------------------------- Figure 2
+# ---------------------------------------------------------------------------- Section 7: Sobolev
 
 
-FIGURE2_RESULTS = Path("paper") / "figure2"  # under the results root: paper-profile Figure 2 numbers
+@report_table
+def sobolev_table(inputs: ReportInputs) -> Table:
+    """One row per (regularisation, β): the share of the loss the penalty is at init, test PPL
+    without and with it, the gain (without − with) and the seed noise of the run without, all at
+    the paper profile (like with like; the smoke runs' gains are in the appendix)."""
+    grid, root, cfgs = inputs.sobolev_grid, inputs.results_root, inputs.cfgs
+    shares = {}
+    if grid and grid.get("status") == "ok":
+        shares = {(run, c["beta"]): share for c in grid["configured"] for run, share in c.items() if run != "beta"}
+    rows, shown = [], []
+    for row, run, without_paper, with_paper in sobolev_pairs(inputs.paper, root, "paper"):
+        without, with_ = find_result(root, row["without"]), find_result(root, run)
+        shown += [r for r in (without_paper, with_paper) if r.status != "not_run"]
+        beta = cfgs[run].model.sobolev.beta if run in cfgs else None
+        share = shares.get((row["without"], beta))
+        gain = sobolev_gain(without_paper, with_paper)
+        rows.append({
+            "model": row["model"],
+            "β": "not configured" if beta is None else f"{beta:g}",
+            "penalty / loss at init": f"{share:.1%}" if share is not None else "— (run the sobolev-grid stage)",
+            "run": run,
+            "test without": test_ppl_cell(without),
+            "test with": test_ppl_cell(with_),
+            "gain": "—" if gain is None else f"{gain:+.1f}",
+            "seed std of the run without": noise_cell(row["without"], cfgs, root, "paper"),
+            "paper: gain": row["paper_gain"],
+        })
+    return Table(pd.DataFrame(rows), shown)
 
 
-def _figure2_table(summary: dict) -> pd.DataFrame | None:
-    rows = [{
-        "model": m["model"], "run": m["run"], "test tokens": f"{m['tokens']:,}",
-        f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
-        "mean change, other tokens": f"{m['rest_mean']:.4g}", "other / frequent": f"{m['ratio']:.3f}",
-    } for m in summary.get("models", [])]
-    return pd.DataFrame(rows) if rows else None
+@report_table
+def sobolev_grid_table(inputs: ReportInputs) -> Table:
+    """The measurement behind the β grid: loss and penalty at init, per model."""
+    grid = inputs.sobolev_grid
+    if not grid or grid.get("status") != "ok":
+        return Table(pd.DataFrame())
+    return Table(pd.DataFrame([{
+        "model at init (run)": m["run"],
+        "windows": str(m["windows"]),
+        "loss L (CE summed over 35 steps, batch mean)": f"{m['loss']:.1f}",
+        "penalty P at β = 1 (both layers)": f"{m['penalty_beta1']:.0f}",
+        "P / L": f"{m['ratio']:.3f}",
+        "β for 1% / 10% of L": f"{0.01 / m['ratio']:.2g} / {0.1 / m['ratio']:.2g}",
+    } for m in grid["measured"]]))
 
 
-def figure2_summary(stage_dir: Path | None, results_root: Path | None = None,
-                    report_dir: Path = Path("reports")) -> dict:
-    """Figure 2 from paper-profile models only: the numbers under results/paper/figure2/ (computed
-    while the weights existed, which stay out of git), else the figure2 stage's output if it ran on
-    paper-profile models; otherwise its status says it awaits them. ``image`` is the figure's path
-    relative to the report (None: no figure)."""
-    sources = [Path(results_root) / FIGURE2_RESULTS] if results_root is not None else []
-    sources += [Path(stage_dir)] if stage_dir is not None else []
-    for directory in sources:
-        summary = _read_metrics(directory / "summary.json")
-        if summary and summary.get("status") == "ok" and summary.get("profile") == "paper":
-            image = directory / "figure2.png"
-            return {**summary, "reason": "", "table": _figure2_table(summary),
-                    "image": os.path.relpath(image, report_dir) if image.is_file() else None}
-    stage = _read_metrics(Path(stage_dir) / "summary.json") if stage_dir is not None else None
-    reason = (stage or {}).get("reason") or "no paper-profile models of the two runs yet"
-    return {"status": "awaiting paper-profile models", "reason": reason, "table": None, "image": None}
+# ---------------------------------------------------------------------------- Table 6
+
+
+@report_table
+def table6(inputs: ReportInputs) -> Table:
+    """Medium models on the Botha & Blunsom data; cells are keyed by corpus name."""
+    language = {c["corpus"]: c["language"] for c in inputs.paper["table6_stats"]["columns"]}
+    return test_ppl_table(inputs.paper["table6"], inputs, lambda key: (language[key], None))
+
+
+# ---------------------------------------------------------------------------- Table 7
+
+
+def _table7_rows(paper: dict) -> list[dict]:
+    """Table 7's rows as test_ppl_table reads them, α for the model; the α = 0.90 cells note the
+    Table 4 or 6 run they share."""
+    elsewhere = {cell["run"]: name for name in ("table4", "table6") for row in paper[name]["rows"]
+                 for cell in row["cells"].values() if cell.get("run")}
+    rows = []
+    for row in paper["table7"]["rows"]:
+        cells = {}
+        for corpus in (c["corpus"] for c in paper["table7"]["columns"]):
+            cell = dict(row["cells"][corpus])
+            if cell["run"] in elsewhere:
+                table = elsewhere[cell["run"]].replace("table", "Table ")
+                cell["note"] = f"the {table} run (α = 0.9 is the preset's value)"
+            cells[corpus] = cell
+        rows.append({"model": f"{row['alpha']:.2f}", "cells": cells})
+    return rows
+
+
+@report_table
+def table7(inputs: ReportInputs) -> Table:
+    """Test PPL per (α, corpus) in long form, rows in the paper's order (α, then its columns)."""
+    spec = inputs.paper["table7"]
+    label = {c["corpus"]: c["label"] for c in spec["columns"]}
+    budget = inputs.paper["table4"]["budgets"]["medium"]
+    table = test_ppl_table({"rows": _table7_rows(inputs.paper)}, inputs, lambda key: (label[key], budget))
+    return Table(table.frame.rename(columns={"model": "α"}), table.sources)
+
+
+def table7_series(paper: dict, results_root: Path) -> dict[str, dict]:
+    """Corpus -> {label, alpha, paper, ours (None where no reproduced result), profiles and statuses
+    of its results}: the figure's data, columns and rows in the paper's order. Smoke runs are no
+    result: only paper-profile results whose numerics are accepted give a point."""
+    spec = paper["table7"]
+    series = {}
+    for column in spec["columns"]:
+        corpus = column["corpus"]
+        s = {"label": column["label"], "alpha": [], "paper": [], "ours": [], "profiles": set(), "statuses": set()}
+        for row in spec["rows"]:
+            cell = row["cells"][corpus]
+            result = find_result(results_root, cell["run"])
+            s["alpha"].append(row["alpha"])
+            s["paper"].append(cell["paper"])
+            s["ours"].append(result.metrics["test_ppl"] if result.reproduced else None)
+            s["statuses"].add("smoke_only" if result.smoke_only else result.status)
+            if result.reproduced:
+                s["profiles"].add(result.profile)
+        series[corpus] = s
+    return series
+
+
+def _best_alphas(alphas: list[float], values: list[float | None]) -> str:
+    known = [(v, a) for a, v in zip(alphas, values) if v is not None]
+    if not known:
+        return "—"
+    best = min(v for v, _ in known)
+    return ", ".join(f"{a:.2f}" for v, a in known if v == best)
+
+
+def _none_reason(statuses: set[str]) -> str:
+    """Why a corpus has no reproduced α: its cells' statuses in one phrase."""
+    if statuses == {"data_missing"}:
+        return "data missing"
+    return "smoke runs only" if "smoke_only" in statuses else "not run"
+
+
+@report_table
+def table7_best_alpha(inputs: ReportInputs) -> Table:
+    """Per corpus: its TTR and the α with the lowest test PPL, the paper's and ours (the paper's
+    reading: 0.9 for TTR > 0.03, 0.95 for TTR ≈ 0.03, 0.97 for TTR < 0.03)."""
+    ttr = table7_type_token_ratios(inputs.paper, inputs.stats_dir)
+    rows = []
+    for corpus, s in table7_series(inputs.paper, inputs.results_root).items():
+        value, source = ttr.get(corpus, (None, "no statistics yet"))
+        n_ours = sum(v is not None for v in s["ours"])
+        ours = _best_alphas(s["alpha"], s["ours"])
+        if n_ours and n_ours < len(s["alpha"]):
+            ours += f" (only {n_ours} of {len(s['alpha'])} α reproduced)"
+        rows.append({
+            "corpus": s["label"],
+            "TTR": "—" if value is None else f"{value:.4f}",
+            "TTR from": source,
+            "paper: best α": _best_alphas(s["alpha"], s["paper"]),
+            "ours: best α": ours if n_ours else f"— ({_none_reason(s['statuses'])})",
+        })
+    return Table(pd.DataFrame(rows))
+
+
+# ---------------------------------------------------------------------------- seeds
+
+
+def _seeds_finished(runs: list[str], results: list[Result], results_root: Path) -> str:
+    """"n of m", and where the smoke profile has more seeds finished, how many (so that a single
+    paper-profile seed beside three smoke runs does not read as two seeds missing)."""
+    text = f"{len(results)} of {len(runs)}"
+    smoke = len(seed_results(runs, results_root, (SMOKE_PROFILE,)))
+    return text + (f" ({smoke} of {len(runs)} as smoke runs)" if smoke > len(results) else "")
+
+
+def paper_reference(paper: dict, table: str, run: str) -> dict | None:
+    """The paper's valid/test (or test) numbers for ``run`` in ``table`` of paper.yaml."""
+    if table == "table2":
+        return next((row["paper_impl"] for row in paper["table2"]["rows"] if row["run"] == run), None)
+    for row in paper[table]["rows"]:
+        for cell in row["cells"].values():
+            if cell.get("run") == run:
+                return cell["paper"] if isinstance(cell["paper"], dict) else {"test": cell["paper"]}
+    return None
+
+
+def _paper_pair_cell(ref: dict | None) -> str:
+    if ref is None:
+        return "—"
+    return fmt_pair(ref) if "valid" in ref else f"— / {fmt_number(ref['test'])}"
+
+
+def _seed_numbers(results: list[Result], cfgs: dict[str, RunConfig]) -> dict[str, str]:
+    """The cells of seeds finished at the paper profile: test per seed, valid and test mean ± std."""
+    test = [r.metrics["test_ppl"] for r in results]
+    seeds = [(cfgs[r.run].training.seed if r.run in cfgs else "?") for r in results]
+    return {
+        "test per seed": ", ".join(f"{s}: {t:.1f}" for s, t in zip(seeds, test)),
+        "ours: valid, mean ± std": fmt_mean_std([r.metrics["best_valid_ppl"] for r in results]),
+        "ours: test, mean ± std": fmt_mean_std(test) + numerics_mark(results[0]),
+    }
+
+
+def _mean_minus_paper(results: list[Result], ref: dict | None) -> str:
+    if not results or ref is None:
+        return "—"
+    means = {"valid": mean_std([r.metrics["best_valid_ppl"] for r in results])[0],
+             "test": mean_std([r.metrics["test_ppl"] for r in results])[0]}
+    return " / ".join(f"{means[k] - ref[k]:+.1f}" for k in ("valid", "test") if k in ref)
+
+
+@report_table
+def seeds_table(inputs: ReportInputs) -> Table:
+    """Mean ± std over the seeds of each repeated run, at the paper profile; smoke runs are
+    counted, not shown (their numbers are in the appendix)."""
+    root = inputs.results_root
+    rows, shown = [], []
+    for row in inputs.paper["seeds"]["rows"]:
+        group = seed_group(row["run"], inputs.cfgs)
+        results = seed_results(group, root, ("paper",))
+        shown += results
+        ref = paper_reference(inputs.paper, row["table"], row["run"])
+        repeats = ", ".join(name.removeprefix(row["run"]) for name in group[1:])
+        out = {"model": row["model"], "runs": row["run"] + (f" (and {repeats})" if repeats else ""),
+               "seeds finished": _seeds_finished(group, results, root)}
+        if results:
+            out.update(_seed_numbers(results, inputs.cfgs))
+        else:
+            smoke = seed_results(group, root, (SMOKE_PROFILE,))
+            out["test per seed"] = "—"
+            out["ours: valid, mean ± std"] = out["ours: test, mean ± std"] = SMOKE_CELL if smoke else "not run"
+        out["paper (valid / test)"] = _paper_pair_cell(ref)
+        out["paper from"] = row["table"].replace("table", "Table ")
+        out["mean − paper"] = _mean_minus_paper(results, ref)
+        rows.append(out)
+    return Table(pd.DataFrame(rows), shown)
 
 
 # ---------------------------------------------------------------------------- coverage
-
-
-def coverage_cells(paper: dict, seed_runs: dict[str, list[str]] | None = None) -> dict[str, list[str | None]]:
-    """Per results table, in the paper's order, the run behind each cell (None: published only).
-
-    Section 7 counts its runs with the penalty (its runs without it are cells of Tables 4 and 5);
-    the seed table counts every seed of every repeated run (``seed_runs``: run -> its seeds' runs).
-    """
-    seed_runs = seed_runs or {}
-    return {
-        "Table 2": [row["run"] for row in paper["table2"]["rows"]],
-        "Table 4": [c.get("run") for row in paper["table4"]["rows"] for c in row["cells"].values()],
-        "Table 5": [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()],
-        "Section 7 (Sobolev)": [run for row in paper["sobolev"]["rows"] for run in row["runs"]],
-        "Table 6": [c.get("run") for row in paper["table6"]["rows"] for c in row["cells"].values()],
-        "Table 7": [c["run"] for row in paper["table7"]["rows"] for c in row["cells"].values()],
-        "Seeds (not in the paper)": [run for row in paper["seeds"]["rows"]
-                                     for run in seed_runs.get(row["run"], [row["run"]])],
-    }
 
 
 COVERAGE_COLUMNS = ("paper profile", "awaiting a paired check", "smoke run only", "data missing", "not run",
@@ -471,32 +553,19 @@ def coverage_category(result: Result | None) -> str:
     return "data missing" if result.status == "data_missing" else "not run"
 
 
-def coverage_table(paper: dict, results_root: Path, seed_runs: dict[str, list[str]] | None = None) -> pd.DataFrame:
+@report_table
+def coverage_table(inputs: ReportInputs) -> Table:
     """Per results table: how many cells are reproduced at the paper profile, await a paired check
     of their numerics, have only a smoke run, wait for data, are not yet run, or are published
     numbers with no run of ours."""
     rows = []
-    for table, runs in coverage_cells(paper, seed_runs).items():
-        counts = Counter(coverage_category(find_result(results_root, run) if run else None) for run in runs)
+    for table, runs in coverage_cells(inputs.paper, seed_groups(inputs.paper, inputs.cfgs)).items():
+        counts = Counter(coverage_category(find_result(inputs.results_root, run) if run else None) for run in runs)
         rows.append({"table": table, "cells": len(runs), **{k: counts[k] for k in COVERAGE_COLUMNS}})
-    return pd.DataFrame(rows).astype(str)
+    return Table(pd.DataFrame(rows).astype(str))
 
 
-def _commit(metrics: dict) -> str:
-    """The commit a result ran at (provenance's, which corrects a stale one), marked when the tree was dirty."""
-    provenance = metrics.get("provenance") or {}
-    rev = str(provenance.get("git_rev") or metrics.get("git_rev") or "—")[:10]
-    return rev + (" (dirty)" if provenance.get("git_dirty") else "")
-
-
-def wall_seconds(metrics: dict) -> float | None:
-    """The run's wall time: provenance's (start to end) where recorded, else the training epochs' sum."""
-    return (metrics.get("provenance") or {}).get("wall_time_s", metrics.get("wall_time_s"))
-
-
-def device_name(metrics: dict) -> str:
-    """The machine a result ran on: its recorded model name where there is one, else cpu/cuda."""
-    return (metrics.get("provenance") or {}).get("device_name") or metrics.get("device", "—")
+# ---------------------------------------------------------------------------- built from the tables above
 
 
 def sources_table(results: list[Result]) -> pd.DataFrame:
@@ -513,9 +582,22 @@ def sources_table(results: list[Result]) -> pd.DataFrame:
             "from": r.profile,
             "numerics": r.verdict.label() if r.verdict else "—",
             "params hash": m.get("params_hash", "—"),
-            "commit": _commit(m),
+            "commit": commit_text(m),
             "device": device_name(m),
             "epochs": str(m.get("epochs", "—")),
             "wall time (s)": "—" if seconds is None else f"{seconds:.0f}",
         })
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- Figure 2
+
+
+def figure2_table(summary: dict) -> pd.DataFrame | None:
+    """Figure 2's numbers per model (None: no model measured)."""
+    rows = [{
+        "model": m["model"], "run": m["run"], "test tokens": f"{m['tokens']:,}",
+        f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
+        "mean change, other tokens": f"{m['rest_mean']:.4g}", "other / frequent": f"{m['ratio']:.3f}",
+    } for m in summary.get("models", [])]
+    return pd.DataFrame(rows) if rows else None
