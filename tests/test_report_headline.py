@@ -88,6 +88,15 @@ def test_headline_table_names_the_device_and_the_provenance_wall_time(tmp_path):
     assert row[-2:] == ["Intel(R) Xeon(R) Processor (2 threads)", "1h02m"]
 
 
+def test_a_resumed_run_shows_its_epochs_total_not_its_last_process(tmp_path):
+    """A run resumed from a checkpoint: provenance times the last process only; the epochs' sum is
+    the run's training time over every process."""
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt", 100.9, 96.9, wall_time_s=13626.4,
+                  provenance={"device_name": "AMD EPYC (1 threads)", "wall_time_s": 2335.3})
+    row = next(r for r in rows_of(render(tmp_path), "## Headline") if r[0] == "Table 4")
+    assert row[-1] == "3h47m"
+
+
 # ---------------------------------------------------------------------------- numerics and the paired check
 
 

@@ -105,8 +105,12 @@ def commit_text(metrics: dict) -> str:
 
 
 def wall_seconds(metrics: dict) -> float | None:
-    """The run's wall time: provenance's (start to end) where recorded, else the training epochs' sum."""
-    return (metrics.get("provenance") or {}).get("wall_time_s", metrics.get("wall_time_s"))
+    """The run's wall time. Provenance's covers the last process from start to end (setup and test
+    included); a run resumed from a checkpoint spent longer, which the sum of its epochs' times
+    (``wall_time_s``, over every process) shows. The larger of the two is the better total."""
+    recorded = [t for t in ((metrics.get("provenance") or {}).get("wall_time_s"), metrics.get("wall_time_s"))
+                if t is not None]
+    return max(recorded) if recorded else None
 
 
 def device_name(metrics: dict) -> str:
