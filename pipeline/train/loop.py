@@ -27,6 +27,7 @@ from pipeline.train import checkpoint as ckpt
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
 from pipeline.train.provenance import provenance
+from pipeline.train.schedule import LRSchedule
 from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
@@ -209,14 +210,6 @@ def _floor_stop(model, run: RunState, test: BatchLayout, device, epoch: int, nex
     return stop
 
 
-def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
-    """LR for 1-based ``epoch``; the plateau rule is applied after validation instead."""
-    t = cfg.training
-    if t.lr_schedule == "after":
-        return t.lr * t.lr_decay ** max(0, epoch - t.decay_after)
-    return current
-
-
 def run_training(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
                  **options) -> dict:
     """Train ``cfg`` (see ``_train``) while holding the run's lock: a second process of the same run
@@ -259,6 +252,7 @@ def _train(
     init_uniform(model, t.init_scale)
     model.to(device)
     run = RunState(lr=t.lr)
+    schedule = LRSchedule(t, floor=numerics.lr_floor)
 
     fingerprint = ckpt.code_fingerprint()
     ckpt_dir = ckpt.checkpoint_dir(checkpoint_root, cfg)
@@ -302,7 +296,7 @@ def _train(
             where = ckpt_dir / ckpt.CHECKPOINT_NAME if run.epoch else "no checkpoint yet"
             raise Paused(f"{cfg.name}: paused before epoch {epoch}/{cfg.epochs}: it would end after the deadline "
                          f"(about {format_seconds(epoch_estimate)} an epoch); resumes from {where}")
-        run.lr = _lr_for_epoch(cfg, epoch, run.lr)
+        run.lr = schedule.epoch_lr(epoch, run.lr)
         epoch_lr = run.lr
         start = time.perf_counter()
         try:
@@ -320,12 +314,11 @@ def _train(
             raise TrainingDiverged(f"{cfg.name}: {exc}; last good checkpoint: {where}") from None
         seconds = time.perf_counter() - start
 
-        previous_best = run.best_valid
+        best_before = run.best_valid
         if valid_ppl < run.best_valid:
             run.best_valid, run.best_epoch = valid_ppl, epoch
             run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        if t.lr_schedule == "plateau" and not valid_ppl < previous_best - t.plateau_threshold:
-            run.lr *= t.lr_decay  # decay unless valid PPL beat the best so far (by more than the threshold)
+        run.lr = schedule.after_validation(run.lr, valid_ppl, best_before)
         run.epoch = epoch
         run.train_seconds += train_seconds
         run.train_tokens += train.tokens_per_pass
@@ -338,9 +331,9 @@ def _train(
             f"lr {epoch_lr:.5f}  {seconds:6.1f}s"
         )
         epoch_estimate = seconds
-        if run.floor_stop is None and epoch < cfg.epochs and numerics.lr_floor is not None:
-            next_lr = _lr_for_epoch(cfg, epoch + 1, run.lr)
-            if next_lr < numerics.lr_floor * t.lr:
+        if run.floor_stop is None and epoch < cfg.epochs:
+            next_lr = schedule.epoch_lr(epoch + 1, run.lr)
+            if schedule.below_floor(next_lr):
                 run.floor_stop = _floor_stop(model, run, test, device, epoch, next_lr, numerics.check_floor)
                 log(f"{cfg.name}: the next LR {next_lr:.3g} is below the floor {numerics.lr_floor:g} x {t.lr:g}; "
                     + (f"the stop would keep best epoch {run.best_epoch}, test ppl {run.floor_stop['test_ppl']:.2f}; "
