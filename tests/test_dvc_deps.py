@@ -175,8 +175,8 @@ def test_comments_and_docstrings_change_no_code_digest_but_code_and_data_files_d
 
 def test_a_comment_or_docstring_edit_of_the_training_loop_leaves_the_train_stage_fingerprint_alone(tmp_path):
     """The train@ stages depend on results/code/train.json (through their run specs): an edit of
-    comments or docstrings in pipeline/train/loop.py must leave that file, and so every train@
-    stage, unchanged; a code edit must change it."""
+    comments or docstrings in pipeline/train/loop.py or schedule.py must leave that file, and so
+    every train@ stage, unchanged; a code edit must change it."""
     import shutil
 
     for part in ("pipeline", "stages"):
@@ -189,14 +189,16 @@ def test_a_comment_or_docstring_edit_of_the_training_loop_leaves_the_train_stage
         return json.loads((out / "train.json").read_text())
 
     before = train_fingerprint()
-    loop = tmp_path / "pipeline/train/loop.py"
-    text = loop.read_text()
-    edited = (text.replace('"""One training run:', '"""A reworded docstring. One training run:', 1)
-              .replace("# decay unless", "# a reworded comment: decay unless", 1))
-    assert edited != text
-    loop.write_text(edited)
+    loop, schedule = tmp_path / "pipeline/train/loop.py", tmp_path / "pipeline/train/schedule.py"
+    loop_text, schedule_text = loop.read_text(), schedule.read_text()
+    edits = {loop: loop_text.replace('"""One training run:', '"""A reworded docstring. One training run:', 1),
+             schedule: schedule_text.replace("# decay unless", "# a reworded comment: decay unless", 1)}
+    for path, edited in edits.items():
+        assert edited != path.read_text()
+        path.write_text(edited)
     assert train_fingerprint() == before
-    loop.write_text(text.replace("run.lr *= t.lr_decay", "run.lr *= t.lr_decay * 1.0", 1))
+    loop.write_text(loop_text)
+    schedule.write_text(schedule_text.replace("current * t.lr_decay", "current * t.lr_decay * 1.0", 1))
     assert train_fingerprint() != before
 
 

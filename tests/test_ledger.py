@@ -356,7 +356,7 @@ def test_bf16_runs_the_training_forward_in_bfloat16_and_evaluates_in_fp32(tmp_pa
         seen["train" if torch.is_grad_enabled() else "eval"].add(logits.dtype)
         return real(logits, *args, **kwargs)
 
-    monkeypatch.setattr(loop.F, "cross_entropy", spy)
+    monkeypatch.setattr("pipeline.train.step.F.cross_entropy", spy)
     monkeypatch.setattr("pipeline.train.evaluate.F.cross_entropy", spy)
     bf16 = _plateau_run(tmp_path, "bf16", Numerics(precision="bf16"), epochs=2)
     assert seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}

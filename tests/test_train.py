@@ -257,13 +257,6 @@ def test_an_interrupted_run_resumes_to_the_same_numbers_with_dropout_and_a_decay
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
 
 
-def test_after_schedule():
-    params = params_with({"max_epochs": None, "max_train_tokens": None, "max_eval_tokens": None},
-                         lr_schedule="after", decay_after=2, lr_decay=0.5, lr=1.0)
-    cfg = config.run_config(params, "tiny")
-    assert [loop._lr_for_epoch(cfg, e, 123.0) for e in (1, 2, 3, 4)] == [1.0, 1.0, 0.5, 0.25]
-
-
 def test_after_schedule_sets_each_epochs_lr_in_a_real_ptb_run(ptb_prepared, tmp_path):
     """The `after` schedule of every VD preset, run by the trainer on real PTB (2 training windows
     an epoch): epochs.csv records lr0 until decay_after, then lr0 x decay per epoch."""

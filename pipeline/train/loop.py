@@ -4,6 +4,9 @@ Conventions follow the authors' TensorFlow code (../shared/notes/authors-code.md
 the loss of a window is the cross-entropy summed over its time steps and averaged over the
 batch; the global gradient norm of that loss is clipped; the state is zero at the start of
 every pass and carried from window to window; the best-valid parameters are tested once.
+
+A run has three phases: ``_set_up`` (data, model, resume, timing probe, the graphed step),
+``_train_epochs`` and ``_finish`` (test, outputs). The LR rules are pipeline/train/schedule.py's.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import copy
 import io
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -27,6 +32,7 @@ from pipeline.train import checkpoint as ckpt
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
 from pipeline.train.provenance import provenance
+from pipeline.train.schedule import LRSchedule
 from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.models.common import detach_state
 from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
@@ -35,7 +41,9 @@ from pipeline.train.step import sgd_step, window_loss
 
 @dataclass
 class RunState:
-    """Everything an end-of-epoch checkpoint holds besides the model and optimiser."""
+    """Everything an end-of-epoch checkpoint holds besides the model and optimiser.
+
+    Checkpoints pickle it by its qualified name, so it stays in this module with these fields."""
 
     epoch: int = 0  # epochs completed
     lr: float = 0.0
@@ -209,12 +217,60 @@ def _floor_stop(model, run: RunState, test: BatchLayout, device, epoch: int, nex
     return stop
 
 
-def _lr_for_epoch(cfg: RunConfig, epoch: int, current: float) -> float:
-    """LR for 1-based ``epoch``; the plateau rule is applied after validation instead."""
-    t = cfg.training
-    if t.lr_schedule == "after":
-        return t.lr * t.lr_decay ** max(0, epoch - t.decay_after)
-    return current
+@dataclass(frozen=True)
+class Layouts:
+    """The run's three splits, cut into windows under its budget."""
+
+    train: BatchLayout
+    valid: BatchLayout
+    test: BatchLayout
+
+
+@dataclass
+class Session:
+    """A run's live objects from setup to finish: what the epoch loop reads and updates.
+
+    A checkpoint holds ``run``, the model's weights and the RNG states; the rest is rebuilt from the
+    config at every start."""
+
+    cfg: RunConfig
+    device: torch.device
+    out_dir: Path
+    ckpt_dir: Path
+    fingerprint: str  # of the code that runs: a checkpoint written by other code is not resumed
+    layouts: Layouts
+    vocab_size: int
+    model: torch.nn.Module
+    run: RunState
+    schedule: LRSchedule
+    numerics: Numerics
+    log: Callable[[str], None]
+    progress: bool
+    # What the deadline check expects the next epoch to take: the probe's projection, then the last epoch.
+    epoch_estimate: float = 0.0
+    graphed: GraphedStep | None = None
+    train_data: torch.Tensor | None = None  # the train layout's data on the device, for the graphed step
+
+    @property
+    def epochs_left(self) -> int:
+        return self.cfg.epochs - self.run.epoch
+
+    @property
+    def floor_stopped(self) -> bool:
+        """Whether the LR floor has ended the run (in check mode it only records where it would have)."""
+        return self.run.floor_stop is not None and not self.numerics.check_floor
+
+    def last_good_checkpoint(self) -> str:
+        if not self.run.epoch:
+            return "none yet"
+        return f"{self.ckpt_dir / ckpt.CHECKPOINT_NAME} (after epoch {self.run.epoch})"
+
+
+class EpochResult(NamedTuple):
+    train_ppl: float
+    valid_ppl: float
+    train_seconds: float  # the training pass alone: what tokens_per_s divides by
+    seconds: float  # training and validation: what epochs.csv and the deadline check use
 
 
 def run_training(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
@@ -247,118 +303,222 @@ def _train(
     if missing is not None:
         log(f"{cfg.name}: corpus {cfg.corpus!r} is missing; writing data-missing outputs")
         return write_data_missing(cfg, out_dir, missing["reason"])
+    session = _set_up(cfg, prepared_dir, out_dir, checkpoint_root, device, progress, log, numerics)
+    _train_epochs(session, deadline)
+    return _finish(session, started)
 
+
+# --- setup and resume ---------------------------------------------------------------------------
+
+
+def _set_up(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
+            progress: bool, log, numerics: Numerics) -> Session:
+    """Load the corpus, build the initialised model, resume from the run's checkpoint if there is
+    one, project the wall time and prepare the training step."""
+    layouts, vocab_size = _load_layouts(cfg, prepared_dir)
+    model = _initial_model(cfg, vocab_size, device)
+    session = Session(
+        cfg=cfg, device=device, out_dir=out_dir, ckpt_dir=ckpt.checkpoint_dir(checkpoint_root, cfg),
+        fingerprint=ckpt.code_fingerprint(), layouts=layouts, vocab_size=vocab_size, model=model,
+        run=RunState(lr=cfg.training.lr), schedule=LRSchedule(cfg.training, floor=numerics.lr_floor),
+        numerics=numerics, log=log, progress=progress,
+    )
+    _resume(session)
+    _log_model_and_budget(session)
+    session.epoch_estimate = _projected_epoch_seconds(session)
+    _prepare_graphed_step(session)
+    return session
+
+
+def _load_layouts(cfg: RunConfig, prepared_dir: Path) -> tuple[Layouts, int]:
+    """The three splits as windows of batch_size x bptt, and the vocabulary size."""
     t = cfg.training
     vocab, arrays = load_prepared(prepared_dir)
     train = make_layout(arrays["train"], t.batch_size, t.bptt, cfg.budget.max_train_tokens)
     valid = make_layout(arrays["valid"], t.batch_size, t.bptt, cfg.budget.max_eval_tokens)
     test = make_layout(arrays["test"], t.batch_size, t.bptt, cfg.budget.max_eval_tokens)
+    return Layouts(train, valid, test), len(vocab)
 
-    torch.manual_seed(t.seed)
-    model = build_model(cfg.model, len(vocab))
-    init_uniform(model, t.init_scale)
-    model.to(device)
-    run = RunState(lr=t.lr)
 
-    fingerprint = ckpt.code_fingerprint()
-    ckpt_dir = ckpt.checkpoint_dir(checkpoint_root, cfg)
-    saved = ckpt.load_checkpoint(ckpt_dir, fingerprint)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        run = saved["run"]
-        ckpt.restore_rng_states(saved["rng"])
-        log(f"{cfg.name}: resuming from {ckpt_dir / ckpt.CHECKPOINT_NAME} after epoch {run.epoch}")
+def _initial_model(cfg: RunConfig, vocab_size: int, device: torch.device) -> torch.nn.Module:
+    """The model at its seeded initialisation; the seed also starts the RNG stream that dropout draws from."""
+    torch.manual_seed(cfg.training.seed)
+    model = build_model(cfg.model, vocab_size)
+    init_uniform(model, cfg.training.init_scale)
+    return model.to(device)
 
-    n_params = count_parameters(model)
-    remaining = cfg.epochs - run.epoch
-    log(
-        f"{cfg.name}: {cfg.model.arch} {cfg.model.hidden}/{cfg.model.context}, {n_params:,} parameters, "
-        f"device {device}, profile {cfg.profile}, params hash {cfg.params_hash}"
+
+def _resume(s: Session) -> None:
+    """Continue from the run's last checkpoint: weights, run state and RNG states, so that the
+    resumed run computes the same numbers as one that was never stopped."""
+    saved = ckpt.load_checkpoint(s.ckpt_dir, s.fingerprint)
+    if saved is None:
+        return
+    s.model.load_state_dict(saved["model"])
+    s.run = saved["run"]
+    ckpt.restore_rng_states(saved["rng"])
+    s.log(f"{s.cfg.name}: resuming from {s.ckpt_dir / ckpt.CHECKPOINT_NAME} after epoch {s.run.epoch}")
+
+
+def _save_checkpoint(s: Session) -> None:
+    """What ``_resume`` reads back: changing these keys would stop existing checkpoints resuming."""
+    ckpt.save_checkpoint(
+        s.ckpt_dir,
+        {"model": s.model.state_dict(), "run": s.run,
+         "rng": ckpt.rng_states(), "code_fingerprint": s.fingerprint, "config": s.cfg.to_dict()},
     )
-    log(
-        f"{cfg.name}: {cfg.epochs} epochs x {train.num_windows} windows of {t.batch_size}x{t.bptt} "
-        f"({train.tokens_per_pass:,} train tokens/epoch; valid {valid.tokens_per_pass:,}, test {test.tokens_per_pass:,})"
-    )
-    if remaining > 0 and remaining * train.num_windows > PROBE_MIN_WINDOWS:
-        projected = project_wall_time(model, train, valid.num_windows, remaining, device, run.lr, t.clip_norm)
-        log(f"{cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
-            + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(t.cuda_graph, device) else ""))
-    elif remaining > 0:
-        log(f"{cfg.name}: {remaining * train.num_windows} training windows to go: too short to be worth a timing probe")
-    graphed = train_data = None
-    if remaining > 0 and use_cuda_graph(t.cuda_graph, device):
-        if numerics.precision != "fp32":
-            raise ParamsError(f"{cfg.name}: precision {numerics.precision} runs the eager step only; set "
-                              "training.cuda_graph: off for this run or train in fp32")
-        graphed = make_graphed_step(model, train, device, t.clip_norm)
-        train_data = train.data.to(device)
-        log(f"{cfg.name}: training step {'captured as a CUDA graph' if graphed.graph is not None else 'on static buffers (not captured)'}")
 
-    epoch_estimate = projected / remaining if remaining > 0 and remaining * train.num_windows > PROBE_MIN_WINDOWS else 0.0
-    for epoch in range(run.epoch + 1, cfg.epochs + 1):
-        if run.floor_stop is not None and not numerics.check_floor:
+
+def _log_model_and_budget(s: Session) -> None:
+    cfg, t, lay = s.cfg, s.cfg.training, s.layouts
+    s.log(
+        f"{cfg.name}: {cfg.model.arch} {cfg.model.hidden}/{cfg.model.context}, "
+        f"{count_parameters(s.model):,} parameters, "
+        f"device {s.device}, profile {cfg.profile}, params hash {cfg.params_hash}"
+    )
+    s.log(
+        f"{cfg.name}: {cfg.epochs} epochs x {lay.train.num_windows} windows of {t.batch_size}x{t.bptt} "
+        f"({lay.train.tokens_per_pass:,} train tokens/epoch; valid {lay.valid.tokens_per_pass:,}, "
+        f"test {lay.test.tokens_per_pass:,})"
+    )
+
+
+def _projected_epoch_seconds(s: Session) -> float:
+    """Log the projected wall time of the epochs left and return its share per epoch (0.0 when
+    nothing is left or the run is too short to probe)."""
+    remaining, train = s.epochs_left, s.layouts.train
+    if remaining <= 0:
+        return 0.0
+    windows = remaining * train.num_windows
+    if windows <= PROBE_MIN_WINDOWS:
+        s.log(f"{s.cfg.name}: {windows} training windows to go: too short to be worth a timing probe")
+        return 0.0
+    projected = project_wall_time(s.model, train, s.layouts.valid.num_windows, remaining, s.device, s.run.lr,
+                                  s.cfg.training.clip_norm)
+    s.log(f"{s.cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
+          + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(s.cfg.training.cuda_graph, s.device) else ""))
+    return projected / remaining
+
+
+def _prepare_graphed_step(s: Session) -> None:
+    """Capture the training step when the run uses a CUDA graph (training.cuda_graph) and has epochs left."""
+    t = s.cfg.training
+    if s.epochs_left <= 0 or not use_cuda_graph(t.cuda_graph, s.device):
+        return
+    if s.numerics.precision != "fp32":
+        raise ParamsError(f"{s.cfg.name}: precision {s.numerics.precision} runs the eager step only; set "
+                          "training.cuda_graph: off for this run or train in fp32")
+    s.graphed = make_graphed_step(s.model, s.layouts.train, s.device, t.clip_norm)
+    s.train_data = s.layouts.train.data.to(s.device)
+    s.log(f"{s.cfg.name}: training step "
+          f"{'captured as a CUDA graph' if s.graphed.graph is not None else 'on static buffers (not captured)'}")
+
+
+# --- the epoch loop -----------------------------------------------------------------------------
+
+
+def _train_epochs(s: Session, deadline: float | None) -> None:
+    """Train the epochs the run has left, each followed by validation, the LR rules, a checkpoint
+    and epochs.csv; ends early where the LR floor stops the run."""
+    for epoch in range(s.run.epoch + 1, s.cfg.epochs + 1):
+        if s.floor_stopped:
             break  # resumed after the floor had stopped the run
-        if deadline is not None and time.time() + epoch_estimate > deadline:
-            where = ckpt_dir / ckpt.CHECKPOINT_NAME if run.epoch else "no checkpoint yet"
-            raise Paused(f"{cfg.name}: paused before epoch {epoch}/{cfg.epochs}: it would end after the deadline "
-                         f"(about {format_seconds(epoch_estimate)} an epoch); resumes from {where}")
-        run.lr = _lr_for_epoch(cfg, epoch, run.lr)
-        epoch_lr = run.lr
-        start = time.perf_counter()
-        try:
-            if graphed is not None:
-                train_ppl = _train_epoch_graphed(graphed, train_data, train, epoch_lr, epoch, progress)
-            else:
-                train_ppl = _train_epoch(model, train, device, epoch_lr, t.clip_norm, epoch, progress,
-                                         bf16=numerics.precision == "bf16")
-            train_seconds = time.perf_counter() - start
-            valid_ppl = evaluate_ppl(model, valid, device)
-            if not math.isfinite(valid_ppl):
-                raise TrainingDiverged(f"diverged: non-finite valid perplexity ({valid_ppl}) at epoch {epoch}")
-        except TrainingDiverged as exc:
-            where = f"{ckpt_dir / ckpt.CHECKPOINT_NAME} (after epoch {run.epoch})" if run.epoch else "none yet"
-            raise TrainingDiverged(f"{cfg.name}: {exc}; last good checkpoint: {where}") from None
-        seconds = time.perf_counter() - start
-
-        previous_best = run.best_valid
-        if valid_ppl < run.best_valid:
-            run.best_valid, run.best_epoch = valid_ppl, epoch
-            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        if t.lr_schedule == "plateau" and not valid_ppl < previous_best - t.plateau_threshold:
-            run.lr *= t.lr_decay  # decay unless valid PPL beat the best so far (by more than the threshold)
-        run.epoch = epoch
-        run.train_seconds += train_seconds
-        run.train_tokens += train.tokens_per_pass
-        run.history.append(
-            {"epoch": epoch, "lr": epoch_lr,
-             "train_ppl": round(train_ppl, 4), "valid_ppl": round(valid_ppl, 4), "seconds": round(seconds, 3)}
-        )
-        log(
-            f"{cfg.name}: epoch {epoch}/{cfg.epochs}  train ppl {train_ppl:8.2f}  valid ppl {valid_ppl:8.2f}  "
-            f"lr {epoch_lr:.5f}  {seconds:6.1f}s"
-        )
-        epoch_estimate = seconds
-        if run.floor_stop is None and epoch < cfg.epochs and numerics.lr_floor is not None:
-            next_lr = _lr_for_epoch(cfg, epoch + 1, run.lr)
-            if next_lr < numerics.lr_floor * t.lr:
-                run.floor_stop = _floor_stop(model, run, test, device, epoch, next_lr, numerics.check_floor)
-                log(f"{cfg.name}: the next LR {next_lr:.3g} is below the floor {numerics.lr_floor:g} x {t.lr:g}; "
-                    + (f"the stop would keep best epoch {run.best_epoch}, test ppl {run.floor_stop['test_ppl']:.2f}; "
-                       "training on (check mode)" if numerics.check_floor else "stopping here"))
-        stop_now = run.floor_stop is not None and not numerics.check_floor
-        if epoch < cfg.epochs and not stop_now:  # after the last one the outputs follow at once; a kill there re-trains one epoch
-            ckpt.save_checkpoint(
-                ckpt_dir,
-                {"model": model.state_dict(), "run": run,
-                 "rng": ckpt.rng_states(), "code_fingerprint": fingerprint, "config": cfg.to_dict()},
-            )
-        _write_epoch_log(out_dir / "epochs.csv", run.history)
-        if stop_now:
+        _pause_if_past_deadline(s, epoch, deadline)
+        s.run.lr = s.schedule.epoch_lr(epoch, s.run.lr)
+        epoch_lr = s.run.lr
+        result = _train_and_validate(s, epoch, epoch_lr)
+        _record_epoch(s, epoch, epoch_lr, result)
+        _check_floor(s, epoch)
+        # After the last epoch the outputs follow at once; a kill in between re-trains that epoch.
+        if epoch < s.cfg.epochs and not s.floor_stopped:
+            _save_checkpoint(s)
+        _write_epoch_log(s.out_dir / "epochs.csv", s.run.history)
+        if s.floor_stopped:
             break
 
-    model.load_state_dict(run.best_state)
-    test_ppl = evaluate_ppl(model, test, device)
-    metrics = {
+
+def _pause_if_past_deadline(s: Session, epoch: int, deadline: float | None) -> None:
+    """Raise ``Paused`` before an epoch projected to end after ``deadline``; the run resumes from
+    its last checkpoint (the previous epoch's)."""
+    if deadline is not None and time.time() + s.epoch_estimate > deadline:
+        where = s.ckpt_dir / ckpt.CHECKPOINT_NAME if s.run.epoch else "no checkpoint yet"
+        raise Paused(f"{s.cfg.name}: paused before epoch {epoch}/{s.cfg.epochs}: it would end after the deadline "
+                     f"(about {format_seconds(s.epoch_estimate)} an epoch); resumes from {where}")
+
+
+def _train_and_validate(s: Session, epoch: int, lr: float) -> EpochResult:
+    """One training pass at ``lr`` and the valid PPL after it; a divergence names the checkpoint to go back to."""
+    start = time.perf_counter()
+    try:
+        if s.graphed is not None:
+            train_ppl = _train_epoch_graphed(s.graphed, s.train_data, s.layouts.train, lr, epoch, s.progress)
+        else:
+            train_ppl = _train_epoch(s.model, s.layouts.train, s.device, lr, s.cfg.training.clip_norm, epoch,
+                                     s.progress, bf16=s.numerics.precision == "bf16")
+        train_seconds = time.perf_counter() - start
+        valid_ppl = evaluate_ppl(s.model, s.layouts.valid, s.device)
+        if not math.isfinite(valid_ppl):
+            raise TrainingDiverged(f"diverged: non-finite valid perplexity ({valid_ppl}) at epoch {epoch}")
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(f"{s.cfg.name}: {exc}; last good checkpoint: {s.last_good_checkpoint()}") from None
+    return EpochResult(train_ppl, valid_ppl, train_seconds, time.perf_counter() - start)
+
+
+def _record_epoch(s: Session, epoch: int, epoch_lr: float, result: EpochResult) -> None:
+    """Keep the best-valid weights, apply the plateau rule and add the epoch to the run's history."""
+    run = s.run
+    best_before = run.best_valid
+    if result.valid_ppl < run.best_valid:
+        run.best_valid, run.best_epoch = result.valid_ppl, epoch
+        run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in s.model.state_dict().items()}
+    run.lr = s.schedule.after_validation(run.lr, result.valid_ppl, best_before)
+    run.epoch = epoch
+    run.train_seconds += result.train_seconds
+    run.train_tokens += s.layouts.train.tokens_per_pass
+    run.history.append(
+        {"epoch": epoch, "lr": epoch_lr, "train_ppl": round(result.train_ppl, 4),
+         "valid_ppl": round(result.valid_ppl, 4), "seconds": round(result.seconds, 3)}
+    )
+    s.log(
+        f"{s.cfg.name}: epoch {epoch}/{s.cfg.epochs}  train ppl {result.train_ppl:8.2f}  "
+        f"valid ppl {result.valid_ppl:8.2f}  lr {epoch_lr:.5f}  {result.seconds:6.1f}s"
+    )
+    s.epoch_estimate = result.seconds
+
+
+def _check_floor(s: Session, epoch: int) -> None:
+    """Record ``run.floor_stop`` once, after the epoch whose successor's LR would fall below the floor."""
+    if s.run.floor_stop is not None or epoch >= s.cfg.epochs:
+        return
+    next_lr = s.schedule.epoch_lr(epoch + 1, s.run.lr)
+    if not s.schedule.below_floor(next_lr):
+        return
+    s.run.floor_stop = _floor_stop(s.model, s.run, s.layouts.test, s.device, epoch, next_lr, s.numerics.check_floor)
+    s.log(f"{s.cfg.name}: the next LR {next_lr:.3g} is below the floor {s.schedule.floor:g} x {s.schedule.initial:g}; "
+          + (f"the stop would keep best epoch {s.run.best_epoch}, test ppl {s.run.floor_stop['test_ppl']:.2f}; "
+             "training on (check mode)" if s.numerics.check_floor else "stopping here"))
+
+
+# --- finish -------------------------------------------------------------------------------------
+
+
+def _finish(s: Session, started: float) -> dict:
+    """Test the best-valid weights once, write the model, epochs.csv and metrics.json, and only
+    then remove the checkpoint (a kill before that resumes and writes them again)."""
+    s.model.load_state_dict(s.run.best_state)
+    test_ppl = evaluate_ppl(s.model, s.layouts.test, s.device)
+    metrics = _metrics(s, test_ppl, started)
+    _write_outputs(s, metrics)
+    s.log(f"{s.cfg.name}: best valid ppl {s.run.best_valid:.2f} (epoch {s.run.best_epoch}), test ppl {test_ppl:.2f}")
+    if ckpt.discard_checkpoints(s.ckpt_dir):
+        s.log(f"{s.cfg.name}: run complete; removed its checkpoint {s.ckpt_dir}")
+    return metrics
+
+
+def _metrics(s: Session, test_ppl: float, started: float) -> dict:
+    """metrics.json: the result, the budget and numerics it ran under, and its provenance."""
+    cfg, run, lay = s.cfg, s.run, s.layouts
+    return {
         "run": cfg.name,
         "status": "ok",
         "corpus": cfg.corpus,
@@ -370,25 +530,25 @@ def _train(
         "test_ppl": round(test_ppl, 4),
         "epochs": run.epoch,
         "final_lr": run.lr,
-        "train_tokens_per_epoch": train.tokens_per_pass,
-        "eval_tokens": {"valid": valid.tokens_per_pass, "test": test.tokens_per_pass},
-        "parameters": n_params,
-        "device": str(device),
+        "train_tokens_per_epoch": lay.train.tokens_per_pass,
+        "eval_tokens": {"valid": lay.valid.tokens_per_pass, "test": lay.test.tokens_per_pass},
+        "parameters": count_parameters(s.model),
+        "device": str(s.device),
         "params_hash": cfg.params_hash,
         "git_rev": git_revision(),
-        "numerics": numerics.to_dict(),
+        "numerics": s.numerics.to_dict(),
         "lr_floor_stop": run.floor_stop,
-        "provenance": provenance(device, started),
+        "provenance": provenance(s.device, started),
         "wall_time_s": round(sum(h["seconds"] for h in run.history), 3),
         "tokens_per_s": round(run.train_tokens / run.train_seconds, 1) if run.train_seconds else None,
     }
+
+
+def _write_outputs(s: Session, metrics: dict) -> None:
+    """The best model (with its config, to rebuild it), epochs.csv and, last, metrics.json."""
     buffer = io.BytesIO()
-    torch.save({"state_dict": run.best_state, "config": cfg.to_dict(), "vocab_size": len(vocab)}, buffer)
-    with atomic_directory(out_dir / "model") as tmp:
+    torch.save({"state_dict": s.run.best_state, "config": s.cfg.to_dict(), "vocab_size": s.vocab_size}, buffer)
+    with atomic_directory(s.out_dir / "model") as tmp:
         atomic_write_bytes(tmp / "model.pt", buffer.getvalue())
-    _write_epoch_log(out_dir / "epochs.csv", run.history)
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    log(f"{cfg.name}: best valid ppl {run.best_valid:.2f} (epoch {run.best_epoch}), test ppl {test_ppl:.2f}")
-    if ckpt.discard_checkpoints(ckpt_dir):  # only now: every output above is written
-        log(f"{cfg.name}: run complete; removed its checkpoint {ckpt_dir}")
-    return metrics
+    _write_epoch_log(s.out_dir / "epochs.csv", s.run.history)
+    atomic_write_json(s.out_dir / "metrics.json", metrics)
