@@ -87,7 +87,7 @@ def tool_env(**extra: str) -> dict:
 
 # the train code that make_cluster edits after the last `dvc repro`
 STALE_CODE = "pipeline/train/__init__.py"
-# the runs the cluster tests submit (tests/test_scaleout.py; the search's base is an anchor run)
+# the runs the cluster tests submit (tests/cluster/test_scaleout.py; the search's base is an anchor run)
 CLUSTER_RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
 
 

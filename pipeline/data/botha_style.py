@@ -27,7 +27,7 @@ UNK = "<unk>"
 _UNK_STANDIN = "xxunkxx"  # <unk> is not text; keep it through detokenise/tokenise as a plain word
 DETOKENIZER = "sacremoses.MosesDetokenizer(lang).detokenize"
 CANDIDATES = ("sacrebleu-13a", "sacrebleu-intl", "sacremoses-tuned")
-# Chosen by the round-trip measurement (tests/test_botha_style.py guards it; reports/tables.md shows it).
+# Chosen by the round-trip measurement (tests/data/test_botha_style.py guards it; reports/tables.md shows it).
 CHOSEN_TOKENIZER = "sacremoses-tuned"
 _DIGIT = re.compile(r"[0-9]")
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.legacy import LegacyLogError, NoCompleteEpoch, parse_log
 from stages import legacy_results
-from tests.test_legacy import RUN, bits, c_float, epoch_block, write_log
+from tests.legacy.test_legacy import RUN, bits, c_float, epoch_block, write_log
 
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\nSed do eiusmod tempor: incididunt ut labore.\n"
          "Epoch one. Perplexity is low\n")

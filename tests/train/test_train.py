@@ -22,7 +22,7 @@ from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
 from pipeline.train.loop import TrainingDiverged, run_training
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TIMING_FIELDS = {"wall_time_s", "tokens_per_s", "provenance"}  # provenance: timestamps and wall time
 MEASURED_BOUND = 380.0  # see test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.legacy import parse_log, parse_text
 from stages import legacy_results
 
-FIXTURE = Path(__file__).parent / "fixtures" / "legacy-torch" / "ptb-subset-40-10.train.log"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy-torch" / "ptb-subset-40-10.train.log"
 RUN = "ptb-baseline-40-10"
 # (train, valid, test) perplexity and words/s per epoch, as the log prints them
 EPOCHS = [(797.06485, 623.32233, 618.91420, 421.90), (518.52160, 538.01050, 526.04865, 406.72),

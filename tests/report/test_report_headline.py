@@ -13,7 +13,7 @@ from pipeline.report import numerics, tables
 from pipeline.report.render import render_report, with_footnotes
 from pipeline.report.results import find_result, load_paper
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAMS = config.load_params(REPO / "params.yaml")
 CFGS = {name: config.run_config(PARAMS, name) for name in config.run_names(PARAMS)}
 

@@ -15,7 +15,7 @@ import pytest
 from pipeline.legacy import LegacyLogError, NoCompleteEpoch, parse_log
 from pipeline.report.results import LEGACY_DIR
 from stages import legacy_results
-from tests.test_report import render, table2_rows
+from tests.report.test_report import render, table2_rows
 
 RUN = "ptb-baseline-40-10"
 

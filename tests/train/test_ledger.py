@@ -20,9 +20,9 @@ from pipeline.fsutil import write_missing_marker
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
 from pipeline.train.loop import Numerics, Paused, run_training
-from tests.test_train import params_with, tiny_prepared
+from tests.train.test_train import params_with, tiny_prepared
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def repo_params() -> dict:

@@ -15,7 +15,7 @@ from pipeline import config
 from pipeline.fingerprint import digest
 from stages import run_specs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 

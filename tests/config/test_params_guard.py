@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAMS_TEXT = (REPO / "params.yaml").read_text()
 
 

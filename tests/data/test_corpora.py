@@ -21,7 +21,7 @@ from pipeline.data.download import (ChecksumError, DataFormatError, DataUnavaila
 from pipeline.data.prepare import UNK, load_prepared, prepare_corpus
 from pipeline.fsutil import read_missing_marker
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/nothing"
 FR = get_corpus("botha-fr")
 

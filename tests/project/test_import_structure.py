@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "stages", "benchmarks")
 
 # Exceptions to the two rules below; an entry that no longer occurs fails the test, so none goes stale.

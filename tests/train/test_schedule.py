@@ -1,6 +1,6 @@
 """pipeline/train/schedule.py: the `after` and `plateau` LR rules and the LR floor, without a model.
 
-The trainer's own LR tests (tests/test_train.py) run them through a training run; these pin each
+The trainer's own LR tests (tests/train/test_train.py) run them through a training run; these pin each
 rule alone, so that deleting or swapping either one fails here by name."""
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pipeline.models.common import detach_state
 from pipeline.train import graphed, loop
 from pipeline.train.graphed import GraphedStep, flatten_state
 from pipeline.train.loop import TrainingDiverged, run_training
-from tests.test_train import params_with, tiny_prepared
+from tests.train.test_train import params_with, tiny_prepared
 
 VOCAB, BATCH, BPTT = 17, 3, 5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 USER_DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # a commit hash: 7 to 40 hex digits with at least one digit and one letter (not a word, not a number)
 COMMIT = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")

@@ -23,7 +23,7 @@ import yaml
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted(REPO.glob("docker/**/Dockerfile"))
 LEGACY = REPO / "docker" / "legacy-torch"
 ENTRY = LEGACY / "run-table2.sh"

@@ -288,7 +288,7 @@ def test_triton_kernels_under_the_interpreter_match_the_float64_loop():
         if under_ci():
             pytest.fail(message + "; under CI the Triton kernels must be checked")
         pytest.skip(message)
-    path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]  # keep a Triton found there
+    path = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]  # keep a Triton found there
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(filter(None, path))}
     # no timeout: one program never waits at the barrier, and a loaded machine must not fail the test
     proc = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True)
@@ -302,7 +302,7 @@ def test_every_kernel_on_cuda_matches_the_float64_loop():
     float64 and float32, the whole small and medium models and the CUDA-graph step, each against
     the plain loop. It prints a FAIL line and exits 1 on any mismatch."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_exactness", "--device", "cuda"],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
     assert proc.returncode == 0 and "FAIL" not in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 

@@ -13,7 +13,7 @@ from pipeline.report.cells import result_cell
 from pipeline.report.render import render_report
 from pipeline.report.results import LEGACY_DIR, find_result, load_paper
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

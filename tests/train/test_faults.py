@@ -20,9 +20,9 @@ from pipeline import config, fsutil
 from pipeline.train import checkpoint as ckpt
 from pipeline.train.loop import run_training
 from tests.scratch import commit_all, copy_project, sh, tool_env, trim_runs
-from tests.test_train import params_with, tiny_prepared
+from tests.train.test_train import params_with, tiny_prepared
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # what differs between two runs of the same numbers: timings, and the commit they ran at
 NOT_NUMBERS = {"wall_time_s", "tokens_per_s", "provenance", "git_rev"}
 

@@ -16,7 +16,7 @@ from pipeline.fingerprint import code_digest, fingerprint, stage_code
 from stages import fingerprint as fingerprint_stage
 from stages.fingerprint import code_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 

@@ -23,7 +23,7 @@ from pipeline.data.prepare import EOS, UNK, load_prepared, prepare_corpus
 from pipeline.data.sources import SourceUnavailable, fetch_url
 from pipeline.fsutil import read_missing_marker
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/nothing"  # discard port on loopback: refused at once, no traffic leaves
 
 

@@ -18,7 +18,7 @@ from pipeline.report.results import find_result
 from stages import download, grid, train
 from stages._common import run_stage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OK_RESULT = {"run": "fr-medium-scrn-nd-wt", "status": "ok", "best_valid_ppl": 151.2, "test_ppl": 148.9}
 
 

@@ -20,7 +20,7 @@ from pipeline.search.driver import run_search
 from tests.dvc_queue import FakeDvc, end_queue_workers, queue_worker_pids
 from tests.scratch import commit_all, copy_project, git_env, sh, trim_runs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def params():

@@ -23,7 +23,7 @@ from pipeline.errors import ChecksumError, DataFormatError, DataUnavailableError
 from pipeline.fsutil import read_missing_marker
 from stages import download as download_stage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/nothing"  # refused at once, no traffic leaves
 TEXT = {"train": "the cat sat on the mat\nthe dog sat\n", "valid": "the cat sat\n", "test": "the dog sat on the mat\n"}
 
