@@ -1,4 +1,5 @@
 """What every benchmark records about where it ran, and how it writes its results."""
+
 from __future__ import annotations
 
 import json

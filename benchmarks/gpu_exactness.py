@@ -16,6 +16,7 @@ masks and give losses like the eager step's. Exit status 1 if anything fails.
 
     python -m benchmarks.gpu_exactness --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ GRAPH_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
 def relative_error(fast, plain) -> float:
-    return max(float((f - p).abs().max()) / max(1.0, float(p.abs().max())) for f, p in zip(fast, plain)) if fast else 0.0
+    return (
+        max(float((f - p).abs().max()) / max(1.0, float(p.abs().max())) for f, p in zip(fast, plain)) if fast else 0.0
+    )
 
 
 def detached(tensors):
@@ -50,7 +53,7 @@ def recurrence_case(kernel, mode, device, dtype, batch=20, steps=35, d=240):
     """Max relative error of one kernel against the loop: values and gradients of pre, h0, R."""
     gen = torch.Generator().manual_seed(0)
     pre = torch.randn(batch, steps, d, generator=gen, dtype=torch.float64)
-    R = torch.randn(d, d, generator=gen, dtype=torch.float64) * (2.0 / d ** 0.5)
+    R = torch.randn(d, d, generator=gen, dtype=torch.float64) * (2.0 / d**0.5)
     h0 = torch.rand(batch, d, generator=gen, dtype=torch.float64)
     mask = prev = None
     if mode != "none":
@@ -104,7 +107,7 @@ def graph_case(params, run, device, dtype, kernel="auto"):
     cfg = run_config(params, run)
     model_cfg = dataclasses.replace(cfg.model, dropout=type(cfg.model.dropout)(), recurrence_impl=kernel)
     x = torch.randint(0, 10_000, (20, 35 * 5 + 1), generator=torch.Generator().manual_seed(1)).to(device)
-    wins = [(x[:, k * 35:(k + 1) * 35], x[:, k * 35 + 1:(k + 1) * 35 + 1]) for k in range(5)]
+    wins = [(x[:, k * 35 : (k + 1) * 35], x[:, k * 35 + 1 : (k + 1) * 35 + 1]) for k in range(5)]
 
     def build():
         torch.manual_seed(0)
@@ -116,7 +119,7 @@ def graph_case(params, run, device, dtype, kernel="auto"):
     out_ref, out_got, it = [], [], 0
     for lr, n in GRAPH_EPOCHS:
         state, total = ref.zero_state(20, device=device), torch.zeros((), dtype=torch.float64, device=device)
-        for x_, y_ in wins[it:it + n]:
+        for x_, y_ in wins[it : it + n]:
             loss, mean_ce, state = loop.window_loss(ref, x_, y_, detach_state(state))
             loop.sgd_step(ref, loss, lr, GRAPH_CLIP)
             total += mean_ce.detach().double()
@@ -127,7 +130,7 @@ def graph_case(params, run, device, dtype, kernel="auto"):
     for lr, n in GRAPH_EPOCHS:
         step.set_lr(lr)
         step.start_epoch()
-        for x_, y_ in wins[it:it + n]:
+        for x_, y_ in wins[it : it + n]:
             step.step(x_, y_)
         total, bad, _ = step.end_epoch()
         assert bad == 0
@@ -161,15 +164,21 @@ def graph_dropout_case(params, run, device) -> tuple[bool, str]:
         graphed.append(step.end_epoch()[0])
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     spread = max(eager) - min(eager)
-    ok = (len(set(graphed)) == len(graphed) and all(map(lambda v: v == v and abs(v) < float("inf"), graphed))
-          and abs(mean(graphed) - mean(eager)) <= max(spread, 1e-3 * abs(mean(eager))))
-    return ok, (f"graph mean CE {mean(graphed):.5f} ({len(set(graphed))}/8 distinct), eager {mean(eager):.5f} "
-                f"(spread {spread:.5f})")
+    ok = (
+        len(set(graphed)) == len(graphed)
+        and all(map(lambda v: v == v and abs(v) < float("inf"), graphed))
+        and abs(mean(graphed) - mean(eager)) <= max(spread, 1e-3 * abs(mean(eager)))
+    )
+    return ok, (
+        f"graph mean CE {mean(graphed):.5f} ({len(set(graphed))}/8 distinct), eager {mean(eager):.5f} "
+        f"(spread {spread:.5f})"
+    )
 
 
 def cudnn_rnn_ran(device, dtype) -> bool:
     """Whether aten::_cudnn_rnn (the cuDNN path of rnn_tanh) appears in a profile of tanh-rnn."""
     from torch.profiler import ProfilerActivity, profile
+
     pre = torch.randn(20, 35, 240, device=device, dtype=dtype, requires_grad=True)
     R = torch.randn(240, 240, device=device, dtype=dtype, requires_grad=True)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -189,30 +198,53 @@ def checked(case) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_exactness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_exactness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
-    parser.add_argument("--models", nargs="*", default=["ptb-small-scrn-nd-wt", "ptb-medium-scrn-nd-wt"],
-                        help="runs whose full model is compared (default: %(default)s)")
-    parser.add_argument("--kernels", nargs="+", choices=("scan", "tanh-rnn", "triton"),
-                        help="fast kernels to check (default: scan, tanh-rnn, and triton on CUDA where installed)")
-    parser.add_argument("--graph-kernels", nargs="*",
-                        help="kernels whose captured training step is checked (default: auto, and triton where checked)")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=["ptb-small-scrn-nd-wt", "ptb-medium-scrn-nd-wt"],
+        help="runs whose full model is compared (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        choices=("scan", "tanh-rnn", "triton"),
+        help="fast kernels to check (default: scan, tanh-rnn, and triton on CUDA where installed)",
+    )
+    parser.add_argument(
+        "--graph-kernels",
+        nargs="*",
+        help="kernels whose captured training step is checked (default: auto, and triton where checked)",
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     device = env.resolve(args.device)
     info = env.describe(device)
-    kernels = args.kernels or ["scan", "tanh-rnn"] + (["triton"] if device.type == "cuda" and triton_installed() else [])
-    graph_kernels = args.graph_kernels if args.graph_kernels is not None else \
-        ["auto"] + (["triton"] if "triton" in kernels else [])
-    print(f"exactness on {info['device_name']}, torch {info['torch']}, cuDNN {info['cudnn']}; kernels "
-          f"{', '.join(kernels)}; captured steps {', '.join(graph_kernels) or 'none'}", flush=True)
+    kernels = args.kernels or ["scan", "tanh-rnn"] + (
+        ["triton"] if device.type == "cuda" and triton_installed() else []
+    )
+    graph_kernels = (
+        args.graph_kernels if args.graph_kernels is not None else ["auto"] + (["triton"] if "triton" in kernels else [])
+    )
+    print(
+        f"exactness on {info['device_name']}, torch {info['torch']}, cuDNN {info['cudnn']}; kernels "
+        f"{', '.join(kernels)}; captured steps {', '.join(graph_kernels) or 'none'}",
+        flush=True,
+    )
     params = load_params(args.params)
     if device.type == "cuda" and "tanh-rnn" in kernels:  # PyTorch's default lets cuDNN use TF32
         for run in args.models:
             err = model_case(params, run, "tanh-rnn", device, torch.float32)
-            print(f"INFO  tanh-rnn float32 model {run} with default TF32 flags "
-                  f"(cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}): max rel error {err:.2e}", flush=True)
+            print(
+                f"INFO  tanh-rnn float32 model {run} with default TF32 flags "
+                f"(cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}): max rel error {err:.2e}",
+                flush=True,
+            )
     # the comparison itself: cuDNN/cuBLAS must not trade exactness for speed
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -227,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         def judged():
             err = case()
             return err <= tol, f"max rel error {err:.2e} (tolerance {tol:.0e})"
+
         record(label, name, *checked(judged))
 
     for dtype in (torch.float32, torch.float64):
@@ -237,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
                 report(label, f"recurrence {mode}", tol, lambda m=mode: recurrence_case(kernel, m, device, dtype))
             # the medium width (several programs of the Triton kernel) and a ragged one (masked columns)
             for batch, d in ((20, 750), (7, 100)):
-                report(label, f"recurrence none {batch}x{d}", tol,
-                       lambda b=batch, w=d: recurrence_case(kernel, "none", device, dtype, batch=b, d=w))
+                report(
+                    label,
+                    f"recurrence none {batch}x{d}",
+                    tol,
+                    lambda b=batch, w=d: recurrence_case(kernel, "none", device, dtype, batch=b, d=w),
+                )
             for run in args.models:
                 report(label, f"model {run}", tol, lambda r=run: model_case(params, r, kernel, device, dtype))
     if device.type == "cuda" and "tanh-rnn" in kernels:
@@ -249,8 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     for kernel in graph_kernels:
         for dtype in (torch.float32, torch.float64):
             for run in args.models:
-                report(f"graph {kernel:8s} {str(dtype)[6:]:7s}", f"step {run}", GRAPH_TOLERANCE[dtype],
-                       lambda r=run: graph_case(params, r, device, dtype, kernel))
+                report(
+                    f"graph {kernel:8s} {str(dtype)[6:]:7s}",
+                    f"step {run}",
+                    GRAPH_TOLERANCE[dtype],
+                    lambda r=run: graph_case(params, r, device, dtype, kernel),
+                )
     for run in args.models:
         record("graph dropout", f"replays {run}", *checked(lambda r=run: graph_dropout_case(params, r, device)))
     print(f"{'ALL PASS' if not failures else f'{failures} FAILED'}", flush=True)

@@ -9,6 +9,7 @@ own training tokens/s (metrics.json, start-up excluded), and both relative to N 
 Meaningful on a GPU; on a CPU the processes only share the cores (use --quick to try it out).
 Writes <out>/multi-run-<device>-<time>.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,11 @@ def scratch_params(params_path: str, windows: int, eval_windows: int, directory:
     """params.yaml with the quick profile replaced by this benchmark's budget: 1 epoch of ``windows``."""
     params = load_params(params_path)
     tokens = lambda n: n * 20 * 35 + 20  # noqa: E731  (n full windows of batch 20 x bptt 35, plus the shift)
-    params["profiles"]["quick"] = {"max_epochs": 1, "max_train_tokens": tokens(windows), "max_eval_tokens": tokens(eval_windows)}
+    params["profiles"]["quick"] = {
+        "max_epochs": 1,
+        "max_train_tokens": tokens(windows),
+        "max_eval_tokens": tokens(eval_windows),
+    }
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
@@ -48,8 +53,24 @@ def measure(run: str, n: int, params: Path, device: str, prepared: Path | None, 
     for i in range(n):
         out_dir = root / f"r{i}"
         out_dir.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "stages.train", "--run", run, "--no-progress", "--params", str(params),
-               "--profile", "quick", "--device", device, "--results", str(out_dir), "--checkpoints", str(out_dir / "ckpt")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stages.train",
+            "--run",
+            run,
+            "--no-progress",
+            "--params",
+            str(params),
+            "--profile",
+            "quick",
+            "--device",
+            device,
+            "--results",
+            str(out_dir),
+            "--checkpoints",
+            str(out_dir / "ckpt"),
+        ]
         cmd += ["--prepared", str(prepared)] if prepared else []
         handle = open(out_dir / "log.txt", "w")
         procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=child_env), handle))
@@ -65,7 +86,8 @@ def measure(run: str, n: int, params: Path, device: str, prepared: Path | None, 
     metrics = [json.loads(next((root / f"r{i}").glob("*/*/metrics.json")).read_text()) for i in range(n)]
     tokens = sum(m["train_tokens_per_epoch"] for m in metrics)
     row = {
-        "parallel": n, "wall_s": round(wall, 2),
+        "parallel": n,
+        "wall_s": round(wall, 2),
         "train_tokens_total": tokens,
         "aggregate_tokens_per_s_wall": round(tokens / wall, 1),
         "aggregate_tokens_per_s_training": round(sum(m["tokens_per_s"] for m in metrics), 1),
@@ -76,17 +98,26 @@ def measure(run: str, n: int, params: Path, device: str, prepared: Path | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.multi_run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default="ptb-small-scrn-nd-wt", help="run of params.yaml to copy (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.multi_run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run", default="ptb-small-scrn-nd-wt", help="run of params.yaml to copy (default: %(default)s)"
+    )
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 2, 4], help="N values (default: 1 2 4)")
-    parser.add_argument("--windows", type=int, help="training windows per run (default: 1327 = a PTB epoch; 5 with --quick)")
-    parser.add_argument("--eval-windows", type=int, help="validation and test windows per run (default: 20; 2 with --quick)")
+    parser.add_argument(
+        "--windows", type=int, help="training windows per run (default: 1327 = a PTB epoch; 5 with --quick)"
+    )
+    parser.add_argument(
+        "--eval-windows", type=int, help="validation and test windows per run (default: 20; 2 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny budget, N = 1 2: checks that it works (CPU)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--prepared", type=Path, help="prepared corpus (default: data/prepared/<corpus>)")
     parser.add_argument("--params", default="params.yaml", help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.quick and args.parallel == [1, 2, 4]:
         args.parallel = [1, 2]
@@ -107,16 +138,22 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_training"] = round(r["aggregate_tokens_per_s_training"] / base["aggregate_tokens_per_s_training"], 3)
         r["runs_per_hour"] = round(r["parallel"] / r["wall_s"] * 3600, 1)
     info = env.describe(device)
-    payload = {"benchmark": "multi_run", "environment": info,
-               "settings": {"run": args.run, "windows": windows, "eval_windows": eval_windows, "quick": args.quick},
-               "rows": rows}
+    payload = {
+        "benchmark": "multi_run",
+        "environment": info,
+        "settings": {"run": args.run, "windows": windows, "eval_windows": eval_windows, "quick": args.quick},
+        "rows": rows,
+    }
     path = env.write_json(args.out, "multi-run", payload)
     print(f"{info['device_name']}, torch {info['torch']}: {args.run}, {windows} training windows per run")
     print("| runs at once | wall (s) | runs/hour | tokens/s (wall) | × one run | tokens/s (training) | × one run |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['parallel']} | {r['wall_s']:.1f} | {r['runs_per_hour']:.0f} | {r['aggregate_tokens_per_s_wall']:,.0f} "
-              f"| {r['speedup_wall']:.2f} | {r['aggregate_tokens_per_s_training']:,.0f} | {r['speedup_training']:.2f} |")
+        print(
+            f"| {r['parallel']} | {r['wall_s']:.1f} | {r['runs_per_hour']:.0f} "
+            f"| {r['aggregate_tokens_per_s_wall']:,.0f} "
+            f"| {r['speedup_wall']:.2f} | {r['aggregate_tokens_per_s_training']:,.0f} | {r['speedup_training']:.2f} |"
+        )
     print(f"\nwrote {path}")
     return 0
 

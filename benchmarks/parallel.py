@@ -10,6 +10,7 @@ output in <logs>/<run>.log.
 
 Outputs land where ``dvc repro`` expects them; record them afterwards with ``dvc commit``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,22 @@ def launch(runs: list[str], parallel: int, extra_args: list[str], log_dir: Path,
                 handle.close()
                 codes[run] = proc.returncode
                 del active[run]
-                log(f"finished {run}: exit {proc.returncode}" + ("" if proc.returncode == 0 else f" (see {log_dir / run}.log)"))
+                log(
+                    f"finished {run}: exit {proc.returncode}"
+                    + ("" if proc.returncode == 0 else f" (see {log_dir / run}.log)")
+                )
         time.sleep(0.2)
     return codes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.parallel", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.parallel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("runs", nargs="+", help="run names (keys of runs: in params.yaml)")
-    parser.add_argument("--parallel", type=int, default=4, help="processes at once on the device (default: %(default)s)")
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="processes at once on the device (default: %(default)s)"
+    )
     parser.add_argument("--logs", type=Path, default=Path("logs/parallel"), help="log directory (default: %(default)s)")
     args, extra = parser.parse_known_args(argv)  # anything else goes to stages.train (--profile, --device, ...)
     if args.parallel < 1:

@@ -10,6 +10,7 @@ pipeline/models/triton_recurrence.py are set from what this measured (benchmarks
 
     python -m benchmarks.recurrence_micro --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ from pathlib import Path
 import torch
 
 from benchmarks import environment as env
-from pipeline.models import recurrence
 from pipeline.models.scrn import hidden_states
 
 BATCH, STEPS = 20, 35
@@ -32,7 +32,7 @@ def make_inputs(d: int, device):
     gen = torch.Generator().manual_seed(d)
     a = torch.randn(BATCH, STEPS, d, generator=gen).to(device).requires_grad_()
     h0 = torch.rand(BATCH, d, generator=gen).to(device).requires_grad_()
-    W = (torch.randn(d, d, generator=gen) * (2.0 / d ** 0.5)).to(device).requires_grad_()
+    W = (torch.randn(d, d, generator=gen) * (2.0 / d**0.5)).to(device).requires_grad_()
     weights = torch.linspace(-1, 1, BATCH * STEPS * d, device=device).reshape(BATCH, STEPS, d)
     return a, h0, W, weights
 
@@ -43,6 +43,7 @@ def step_fn(kernel: str, inputs):
     def fn():
         h, _ = hidden_states(a, h0, W, None, True, kernel)
         return torch.autograd.grad((h * weights).sum(), [a, h0, W])
+
     return fn
 
 
@@ -81,16 +82,22 @@ def max_error(fn, reference) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recurrence_micro", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.recurrence_micro",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--widths", nargs="+", type=int, default=[240, 750], help="hidden sizes (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=50, help="timed repetitions (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     device = env.resolve("cuda")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     from pipeline.models import triton_recurrence as tr
+
     defaults = (tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION)
     rows = []
     for d in args.widths:
@@ -103,19 +110,39 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 fn = step_fn(kernel, inputs)
                 err = max_error(fn, reference)
-                row = {"width": d, "kernel": kernel, "shape": shape, "max_rel_error": err,
-                       "eager_ms": round(time_ms(fn, args.steps, 5), 4),
-                       "graph_ms": round(time_ms(graphed(fn), args.steps, 5), 4)}
+                row = {
+                    "width": d,
+                    "kernel": kernel,
+                    "shape": shape,
+                    "max_rel_error": err,
+                    "eager_ms": round(time_ms(fn, args.steps, 5), 4),
+                    "graph_ms": round(time_ms(graphed(fn), args.steps, 5), 4),
+                }
             except Exception as exc:  # noqa: BLE001 - a shape that does not compile is a row, not the end
                 row = {"width": d, "kernel": kernel, "shape": shape, "error": f"{type(exc).__name__}: {exc}"[:300]}
             rows.append(row)
-            print(f"d={d} {label:36s} " + (f"eager {row['eager_ms']:.3f} ms, graph {row['graph_ms']:.3f} ms, "
-                                           f"max rel error {row['max_rel_error']:.1e}" if "error" not in row
-                                           else row["error"]), flush=True)
+            print(
+                f"d={d} {label:36s} "
+                + (
+                    f"eager {row['eager_ms']:.3f} ms, graph {row['graph_ms']:.3f} ms, "
+                    f"max rel error {row['max_rel_error']:.1e}"
+                    if "error" not in row
+                    else row["error"]
+                ),
+                flush=True,
+            )
     tr.BLOCK_N, tr.NUM_WARPS, tr.PRECISION = defaults
     info = env.describe(device)
-    path = env.write_json(args.out, "recurrence-micro", {"benchmark": "recurrence_micro", "environment": info,
-                                                         "settings": {"batch": BATCH, "steps": STEPS}, "rows": rows})
+    path = env.write_json(
+        args.out,
+        "recurrence-micro",
+        {
+            "benchmark": "recurrence_micro",
+            "environment": info,
+            "settings": {"batch": BATCH, "steps": STEPS},
+            "rows": rows,
+        },
+    )
     print(f"wrote {path}")
     return 0
 

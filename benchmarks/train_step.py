@@ -15,6 +15,7 @@ them all alike, and the median over all timed steps is reported after warm-up.
 
 Writes <out>/train-step-<device>-<time>.json and prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,9 @@ class Candidate:
     bf16: bool = False  # the training forward under autocast, as `stages.train --precision bf16`
 
 
-def build(params: dict, size: str, run: str, kernel: str | None, device: torch.device, graph: bool = False) -> Candidate:
+def build(
+    params: dict, size: str, run: str, kernel: str | None, device: torch.device, graph: bool = False
+) -> Candidate:
     cfg = run_config(params, run)
     model_cfg = cfg.model if kernel is None else dataclasses.replace(cfg.model, recurrence_impl=kernel)
     torch.manual_seed(cfg.training.seed)
@@ -82,7 +85,9 @@ def build(params: dict, size: str, run: str, kernel: str | None, device: torch.d
         c.graphed = GraphedStep(model, BATCH, BPTT, device, c.clip, capture=device.type == "cuda")
         c.graphed.set_lr(c.lr)
         c.graphed.start_epoch()
-        c.name = c.name.replace(" [auto]", "") + (" + CUDA graph" if c.graphed.graph is not None else " + static step (uncaptured)")
+        c.name = c.name.replace(" [auto]", "") + (
+            " + CUDA graph" if c.graphed.graph is not None else " + static step (uncaptured)"
+        )
     return c
 
 
@@ -133,29 +138,41 @@ def summarise(cands: list[Candidate]) -> list[dict]:
     for c in cands:
         train, ev = statistics.median(c.train_ms), statistics.median(c.eval_ms)
         ref, plain = lstm.get(c.size), loop.get(c.size)
-        rows.append({
-            "model": c.name, "size": c.size, "run": c.run, "kernel": c.kernel, "cuda_graph": c.graphed is not None,
-            "precision": "bf16" if c.bf16 else "fp32",
-            "train_ratio_to_fp32": (round(train / statistics.median(fp32[(c.size, c.run, c.kernel)].train_ms), 3)
-                                    if c.bf16 else None),
-            "parameters": count_parameters(c.model),
-            "train_ms_per_batch": round(train, 3),
-            "train_tokens_per_s": round(BATCH * BPTT / train * 1e3),
-            "train_epoch_s": round(train * PTB_TRAIN_WINDOWS / 1e3, 2),
-            "train_ratio_to_lstm": round(train / statistics.median(ref.train_ms), 3) if ref else None,
-            "train_speedup_over_loop": round(statistics.median(plain.train_ms) / train, 3) if plain and c.kernel else None,
-            "eval_ms_per_batch": round(ev, 3),
-            "eval_tokens_per_s": round(BATCH * BPTT / ev * 1e3),
-            "eval_valid_pass_s": round(ev * PTB_VALID_WINDOWS / 1e3, 3),
-            "eval_ratio_to_lstm": round(ev / statistics.median(ref.eval_ms), 3) if ref else None,
-            "train_samples": len(c.train_ms), "eval_samples": len(c.eval_ms),
-        })
+        rows.append(
+            {
+                "model": c.name,
+                "size": c.size,
+                "run": c.run,
+                "kernel": c.kernel,
+                "cuda_graph": c.graphed is not None,
+                "precision": "bf16" if c.bf16 else "fp32",
+                "train_ratio_to_fp32": (
+                    round(train / statistics.median(fp32[(c.size, c.run, c.kernel)].train_ms), 3) if c.bf16 else None
+                ),
+                "parameters": count_parameters(c.model),
+                "train_ms_per_batch": round(train, 3),
+                "train_tokens_per_s": round(BATCH * BPTT / train * 1e3),
+                "train_epoch_s": round(train * PTB_TRAIN_WINDOWS / 1e3, 2),
+                "train_ratio_to_lstm": round(train / statistics.median(ref.train_ms), 3) if ref else None,
+                "train_speedup_over_loop": round(statistics.median(plain.train_ms) / train, 3)
+                if plain and c.kernel
+                else None,
+                "eval_ms_per_batch": round(ev, 3),
+                "eval_tokens_per_s": round(BATCH * BPTT / ev * 1e3),
+                "eval_valid_pass_s": round(ev * PTB_VALID_WINDOWS / 1e3, 3),
+                "eval_ratio_to_lstm": round(ev / statistics.median(ref.eval_ms), 3) if ref else None,
+                "train_samples": len(c.train_ms),
+                "eval_samples": len(c.eval_ms),
+            }
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| model | train ms/batch | tokens/s | PTB epoch (s) | × LSTM | × loop speed-up "
-            "| eval ms/batch | eval tokens/s | eval × LSTM |")
+    head = (
+        "| model | train ms/batch | tokens/s | PTB epoch (s) | × LSTM | × loop speed-up "
+        "| eval ms/batch | eval tokens/s | eval × LSTM |"
+    )
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def fmt(v, spec):
@@ -171,32 +188,59 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_step", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_step",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--quick", action="store_true", help="few steps: a CPU run within a few minutes")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
-    parser.add_argument("--kernels", nargs="+", choices=KERNELS,
-                        help="SCRN hidden-recurrence kernels to time (default: loop, scan, tanh-rnn, and triton on "
-                        "CUDA where installed; loop is the plain path)")
-    parser.add_argument("--graph-kernels", nargs="*", default=["auto"], choices=("auto",) + KERNELS,
-                        help="SCRN kernels also timed with the whole training step as one CUDA graph "
-                        "(training.cuda_graph; uncaptured on a CPU); default: the device's auto kernel; none: no such rows")
-    parser.add_argument("--graph-lstm", action="store_true",
-                        help="also time the LSTM with its training step captured (a labelled extra row; the "
-                        "x LSTM ratios always use the eager cuDNN LSTM)")
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        choices=KERNELS,
+        help="SCRN hidden-recurrence kernels to time (default: loop, scan, tanh-rnn, and triton on "
+        "CUDA where installed; loop is the plain path)",
+    )
+    parser.add_argument(
+        "--graph-kernels",
+        nargs="*",
+        default=["auto"],
+        choices=("auto",) + KERNELS,
+        help="SCRN kernels also timed with the whole training step as one CUDA graph "
+        "(training.cuda_graph; uncaptured on a CPU); default: the device's auto kernel; none: no such rows",
+    )
+    parser.add_argument(
+        "--graph-lstm",
+        action="store_true",
+        help="also time the LSTM with its training step captured (a labelled extra row; the "
+        "x LSTM ratios always use the eager cuDNN LSTM)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: CPU 6 quick, 12 otherwise; CUDA 5)")
-    parser.add_argument("--steps", type=int, help="timed training steps per model per round (default: CPU 1; CUDA "
-                        "40, 10 with --quick)")
-    parser.add_argument("--eval-steps", type=int, help="timed evaluation steps per model per round (default: half of --steps)")
+    parser.add_argument(
+        "--steps", type=int, help="timed training steps per model per round (default: CPU 1; CUDA 40, 10 with --quick)"
+    )
+    parser.add_argument(
+        "--eval-steps", type=int, help="timed evaluation steps per model per round (default: half of --steps)"
+    )
     parser.add_argument("--warmup", type=int, help="untimed steps per model first (default: 2 on CPU, 10 on CUDA)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default on a CPU: 1, because on a shared "
-                        "2-core machine a second thread thrashes as soon as another process runs; recorded)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="also time every eager model with its training forward in bfloat16 (autocast), as "
-                        "`stages.train --precision bf16`: a labelled extra row per model")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default on a CPU: 1, because on a shared "
+        "2-core machine a second thread thrashes as soon as another process runs; recorded)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time every eager model with its training forward in bfloat16 (autocast), as "
+        "`stages.train --precision bf16`: a labelled extra row per model",
+    )
     parser.add_argument("--params", default="params.yaml", help="params file with the runs (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     device = env.resolve(args.device)
@@ -227,28 +271,47 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - an extra row; report why it is missing
                 log(f"LSTM {size} with a captured step: capture failed ({type(exc).__name__}: {exc}); row skipped")
     if args.bf16:
-        twins = [dataclasses.replace(c, name=f"{c.name} bf16", bf16=True, model=copy.deepcopy(c.model), train_ms=[],
-                                     eval_ms=[]) for c in cands if c.graphed is None]
+        twins = [
+            dataclasses.replace(
+                c, name=f"{c.name} bf16", bf16=True, model=copy.deepcopy(c.model), train_ms=[], eval_ms=[]
+            )
+            for c in cands
+            if c.graphed is None
+        ]
         cands += twins
     info = env.describe(device)
-    log(f"benchmarking on {info['device_name']} (torch {info['torch']}, {info['threads']} threads): "
-        f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up")
+    log(
+        f"benchmarking on {info['device_name']} (torch {info['torch']}, {info['threads']} threads): "
+        f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up"
+    )
     measure(cands, device, rounds, steps, eval_steps, warmup, log)
     rows = summarise(cands)
     payload = {
         "benchmark": "train_step",
         "environment": info,
-        "settings": {"vocab": VOCAB, "batch": BATCH, "bptt": BPTT, "rounds": rounds, "train_steps": steps,
-                     "eval_steps": eval_steps, "warmup": warmup, "quick": args.quick,
-                     "ptb_train_windows": PTB_TRAIN_WINDOWS, "ptb_valid_windows": PTB_VALID_WINDOWS,
-                     "auto_kernel": {size: default_kernel(device, run_config(params, SIZES[size][1]).model.hidden)
-                                     for size in args.sizes}},
+        "settings": {
+            "vocab": VOCAB,
+            "batch": BATCH,
+            "bptt": BPTT,
+            "rounds": rounds,
+            "train_steps": steps,
+            "eval_steps": eval_steps,
+            "warmup": warmup,
+            "quick": args.quick,
+            "ptb_train_windows": PTB_TRAIN_WINDOWS,
+            "ptb_valid_windows": PTB_VALID_WINDOWS,
+            "auto_kernel": {
+                size: default_kernel(device, run_config(params, SIZES[size][1]).model.hidden) for size in args.sizes
+            },
+        },
         "rows": rows,
     }
     path = env.write_json(args.out, "train-step", payload)
-    print(f"{info['device_name']}, torch {info['torch']}"
-          + (f", CUDA {info['cuda']}, cuDNN {info['cudnn']}" if cuda else f", {info['threads']} threads")
-          + f"; median of {rounds * steps} training / {rounds * eval_steps} evaluation steps per model")
+    print(
+        f"{info['device_name']}, torch {info['torch']}"
+        + (f", CUDA {info['cuda']}, cuDNN {info['cudnn']}" if cuda else f", {info['threads']} threads")
+        + f"; median of {rounds * steps} training / {rounds * eval_steps} evaluation steps per model"
+    )
     print(table(rows))
     print(f"\nwrote {path}")
     return 0

@@ -4,6 +4,7 @@ Stages read params.yaml once and hand these objects to the library; nothing else
 Every error names the offending key (``runs.ptb-baseline-40-10.training.lr``) and what was
 expected, so a typo fails before any work starts.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,8 +27,17 @@ ON_MISSING = ("error", "skip")
 # The corpora of the main tables: data.on_missing: skip never applies to them (data.optional)
 REQUIRED_CORPORA = ("ptb", "wikitext-2")
 # Every section a stage or tool reads; any other top-level key is a typo that would be ignored
-TOP_LEVEL_KEYS = ("profile", "profiles", "data", "device", "scaleout", "model_presets", "training_presets", "runs",
-                  "search")
+TOP_LEVEL_KEYS = (
+    "profile",
+    "profiles",
+    "data",
+    "device",
+    "scaleout",
+    "model_presets",
+    "training_presets",
+    "runs",
+    "search",
+)
 ARCHS = ("scrn-baseline", "scrn", "lstm")
 DROPOUT_REGIMES = ("none", "naive", "variational")
 VD_H_MASKS = ("tied", "independent")
@@ -196,8 +206,10 @@ def _check_duplicate_keys(node: yaml.Node, path: Path, where: str) -> None:
         line = key_node.start_mark.line + 1
         key_path = f"{where}.{key}" if where else key
         if key in first_line:
-            raise ParamsError(f"{path}: {key_path}: the key appears twice, at lines {first_line[key]} and {line}; "
-                              "YAML would keep only the second, so remove or rename one of them")
+            raise ParamsError(
+                f"{path}: {key_path}: the key appears twice, at lines {first_line[key]} and {line}; "
+                "YAML would keep only the second, so remove or rename one of them"
+            )
         first_line[key] = line
         _check_duplicate_keys(value_node, path, key_path)
 
@@ -243,14 +255,18 @@ def data_settings(params: dict) -> DataSettings:
             raise fail(f"data.source.{name}", f"unknown corpus (known corpora: {', '.join(sorted(CORPUS_NAMES))})")
         allowed = CORPUS_SOURCES[name]
         if value not in allowed:
-            why = "" if len(allowed) > 1 else " (only the published files: this corpus cannot be rebuilt from raw WMT13)"
+            why = (
+                "" if len(allowed) > 1 else " (only the published files: this corpus cannot be rebuilt from raw WMT13)"
+            )
             raise fail(f"data.source.{name}", f"expected one of {', '.join(allowed)}, got {value!r}{why}")
     return DataSettings(
         mirror=mirror,
         on_missing=choice(section.get("on_missing", "error"), ON_MISSING, "data.on_missing"),
         corpora=tuple(corpora),
         source=dict(source),
-        optional=_optional_corpora(section.get("optional", [c for c in sorted(CORPUS_NAMES) if c not in REQUIRED_CORPORA])),
+        optional=_optional_corpora(
+            section.get("optional", [c for c in sorted(CORPUS_NAMES) if c not in REQUIRED_CORPORA])
+        ),
     )
 
 
@@ -264,8 +280,11 @@ def _optional_corpora(optional: Any) -> tuple[str, ...]:
     for i, name in enumerate(optional):
         choice(name, tuple(sorted(CORPUS_NAMES)), f"data.optional[{i}]")
         if name in REQUIRED_CORPORA:
-            raise fail(f"data.optional[{i}]", f"{name} carries the main tables and cannot be optional: a missing "
-                        f"{name} must fail, never become 'data missing'; remove it from data.optional")
+            raise fail(
+                f"data.optional[{i}]",
+                f"{name} carries the main tables and cannot be optional: a missing "
+                f"{name} must fail, never become 'data missing'; remove it from data.optional",
+            )
     return tuple(optional)
 
 
@@ -273,8 +292,9 @@ def device_setting(params: dict) -> str:
     return choice(params.get("device", "auto"), DEVICES, "device")
 
 
-def _with_preset(params: dict, section: dict, presets_key: str, known: set[str], where: str
-                 ) -> tuple[dict, Callable[[str], str]]:
+def _with_preset(
+    params: dict, section: dict, presets_key: str, known: set[str], where: str
+) -> tuple[dict, Callable[[str], str]]:
     """``section`` merged over the preset it names in ``params[presets_key]`` (if any), and a
     function giving the key path to name in an error: the preset's where the value comes from it."""
     check_known(section, known | {"preset"}, where)
@@ -352,17 +372,28 @@ def _model_config(params: dict, section: dict, where: str) -> ModelConfig:
         raise fail(f"{where}.arch", "lstm has no context state: remove context and alpha")
     if not is_scrn and "recurrence_impl" in m:
         raise fail(f"{where}.recurrence_impl", "applies to the SCRN only (the LSTM runs nn.LSTM); remove it")
-    if cfg.recurrence_impl not in ("auto", "loop") and cfg.dropout.regime == "variational" \
-            and cfg.dropout.vd_mask_scope == "sequence" and cfg.dropout.p_h > 0:
-        raise fail(f"{where}.recurrence_impl", f"{cfg.recurrence_impl} cannot hold a per-sequence h mask "
-                    "(vd_mask_scope: sequence); use auto or loop")
+    if (
+        cfg.recurrence_impl not in ("auto", "loop")
+        and cfg.dropout.regime == "variational"
+        and cfg.dropout.vd_mask_scope == "sequence"
+        and cfg.dropout.p_h > 0
+    ):
+        raise fail(
+            f"{where}.recurrence_impl",
+            f"{cfg.recurrence_impl} cannot hold a per-sequence h mask (vd_mask_scope: sequence); use auto or loop",
+        )
     if not is_scrn and cfg.sobolev.beta:
         raise fail(f"{where}.sobolev", "the Sobolev penalty is defined for SCRN layers only")
     if not cfg.context_in_softmax and not is_scrn:
         raise fail(f"{where}.context_in_softmax", "only the SCRN has a context state")
     if arch == "scrn-baseline":
-        plain = (layers == 1 and not cfg.tie and cfg.dropout == DropoutConfig() and cfg.sobolev == SobolevConfig()
-                 and cfg.context_in_softmax)
+        plain = (
+            layers == 1
+            and not cfg.tie
+            and cfg.dropout == DropoutConfig()
+            and cfg.sobolev == SobolevConfig()
+            and cfg.context_in_softmax
+        )
         if not plain:
             raise fail(f"{where}.arch", "scrn-baseline is the unregularised one-layer model of Table 2; use arch: scrn")
     return cfg
@@ -486,9 +517,12 @@ def _check_budget_fills_a_window(run_budget: Budget, training: TrainConfig, wher
     for cap in ("max_train_tokens", "max_eval_tokens"):
         tokens = getattr(run_budget, cap)
         if tokens is not None and tokens < window:
-            raise fail(f"{where}.{cap}", f"{tokens} tokens cannot fill one window of run {run} "
-                        f"({training.batch_size} streams x {training.bptt + 1} tokens = {window}); raise it to "
-                        f"at least {window} or set it to null")
+            raise fail(
+                f"{where}.{cap}",
+                f"{tokens} tokens cannot fill one window of run {run} "
+                f"({training.batch_size} streams x {training.bptt + 1} tokens = {window}); raise it to "
+                f"at least {window} or set it to null",
+            )
 
 
 def validate(params: dict) -> None:
@@ -502,6 +536,9 @@ def validate(params: dict) -> None:
     for name in run_names(params):
         corpus = {run_config(params, name, profile).corpus for profile in PROFILES}.pop()  # every profile's caps
         if corpus not in corpora:
-            raise fail(f"runs.{name}.corpus", f"{corpus} is not in data.corpora ({', '.join(corpora)}), so "
-                        "nothing downloads or prepares it; add it there")
+            raise fail(
+                f"runs.{name}.corpus",
+                f"{corpus} is not in data.corpora ({', '.join(corpora)}), so "
+                "nothing downloads or prepares it; add it there",
+            )
     seed_groups(params)

@@ -3,6 +3,7 @@
 They live here, apart from the code that raises them, so that every stage can recognise them
 without importing (and so depending on) the whole library.
 """
+
 from __future__ import annotations
 
 
@@ -41,5 +42,14 @@ class RunInProgress(RuntimeError):
     """Another process is training the same run (same name and params hash) right now."""
 
 
-EXPECTED_ERRORS = (ParamsError, DataUnavailableError, ChecksumError, DataFormatError, TrainingDiverged, FileNotFoundError,
-                   SearchError, ScaleoutError, RunInProgress)
+EXPECTED_ERRORS = (
+    ParamsError,
+    DataUnavailableError,
+    ChecksumError,
+    DataFormatError,
+    TrainingDiverged,
+    FileNotFoundError,
+    SearchError,
+    ScaleoutError,
+    RunInProgress,
+)

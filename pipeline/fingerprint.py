@@ -11,6 +11,7 @@ re-runs the ``code`` stage (seconds) and, after it, only the stages whose code i
 files are hashed by their syntax tree without docstrings (:func:`code_digest`), so comments and
 docstrings change nothing.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,9 +31,11 @@ def source_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory to fingerprint")
-    return sorted(p for p in path.rglob("*")
-                  if p.is_file() and p.suffix not in IGNORED_SUFFIXES
-                  and not IGNORED_DIRS.intersection(p.relative_to(path).parts))
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and p.suffix not in IGNORED_SUFFIXES and not IGNORED_DIRS.intersection(p.relative_to(path).parts)
+    )
 
 
 DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -50,8 +53,13 @@ def code_digest(path: Path) -> str:
             return hashlib.sha256(data).hexdigest()
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if (isinstance(node, DOCSTRING_OWNERS) and body and isinstance(body[0], ast.Expr)
-                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            if (
+                isinstance(node, DOCSTRING_OWNERS)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
         data = ast.dump(tree, include_attributes=False).encode()
     return hashlib.sha256(data).hexdigest()
@@ -83,7 +91,7 @@ def absolute_module(node: ast.ImportFrom, path: Path, root: Path) -> str:
         return node.module
     package = list(path.relative_to(root).with_suffix("").parts)
     package = package[:-1]  # a module's package; for __init__.py, the package itself
-    package = package[:len(package) - (node.level - 1)]
+    package = package[: len(package) - (node.level - 1)]
     return ".".join(package + ([node.module] if node.module else []))
 
 
@@ -92,7 +100,8 @@ def is_type_checking_block(node: ast.stmt) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
         (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
 
 
 def statements(body: list[ast.stmt]):
@@ -129,8 +138,9 @@ def import_closure(module: str, root: Path) -> set[Path]:
                 elif isinstance(node, ast.ImportFrom):
                     base = absolute_module(node, path, root)
                     # `from package import module` imports a submodule; `from module import name` does not
-                    todo += [base] + [f"{base}.{alias.name}" for alias in node.names
-                                      if module_file(f"{base}.{alias.name}", root)]
+                    todo += [base] + [
+                        f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}", root)
+                    ]
     return seen
 
 
@@ -140,8 +150,9 @@ def package_data(package_dir: Path) -> list[Path]:
     found = []
     for path in source_files(package_dir):
         rel = path.relative_to(package_dir)
-        in_subpackage = any((package_dir.joinpath(*rel.parts[:i]) / "__init__.py").is_file()
-                            for i in range(1, len(rel.parts)))
+        in_subpackage = any(
+            (package_dir.joinpath(*rel.parts[:i]) / "__init__.py").is_file() for i in range(1, len(rel.parts))
+        )
         if path.suffix != ".py" and not in_subpackage:
             found.append(path)
     return found

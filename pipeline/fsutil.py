@@ -4,6 +4,7 @@ Every output of the pipeline is written to a temporary sibling first and then re
 place; ``os.replace`` is atomic on POSIX when source and target share a filesystem, which
 siblings always do.
 """
+
 from __future__ import annotations
 
 import contextlib

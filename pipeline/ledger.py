@@ -5,6 +5,7 @@ runs in the order that fills the most important cells first (``PRIORITY``), skip
 committed result has the run's current ``params_hash``, resumes one that has a checkpoint, and
 projects each run's wall time on this device. ``stages.ledger`` is its command line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,11 +24,29 @@ PROFILE = "paper"
 # belongs to the first group whose predicate accepts it; runs of no group come last, in params order.
 PRIORITY: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
     ("table2", "Table 2: the one-layer baselines", lambda r: re.fullmatch(r"ptb-baseline-\d+-\d+", r) is not None),
-    ("table4-small", "Table 4: PTB small", lambda r: r in (
-        "ptb-small-scrn-nd", "ptb-small-scrn-vd", "ptb-small-lstm-nd-kim", "ptb-small-lstm-vd-inan",
-        "ptb-small-lstm-vd-wt-inan", "ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt")),
-    ("table5-small", "Table 5: PTB small ablations", lambda r: r in (
-        "ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt-no-ctx-dropout", "ptb-small-scrn-nd-wt-no-ctx-softmax")),
+    (
+        "table4-small",
+        "Table 4: PTB small",
+        lambda r: (
+            r
+            in (
+                "ptb-small-scrn-nd",
+                "ptb-small-scrn-vd",
+                "ptb-small-lstm-nd-kim",
+                "ptb-small-lstm-vd-inan",
+                "ptb-small-lstm-vd-wt-inan",
+                "ptb-small-scrn-nd-wt",
+                "ptb-small-scrn-vd-wt",
+            )
+        ),
+    ),
+    (
+        "table5-small",
+        "Table 5: PTB small ablations",
+        lambda r: (
+            r in ("ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt-no-ctx-dropout", "ptb-small-scrn-nd-wt-no-ctx-softmax")
+        ),
+    ),
     ("section7-small", "Section 7: PTB small Sobolev runs", lambda r: r.startswith("ptb-small-") and "-sob" in r),
     ("seeds-small", "seed repeats of PTB small and the baseline", lambda r: r.startswith("ptb-") and "-seed" in r),
     ("ptb-medium", "PTB medium (Tables 4, 5, 7)", lambda r: r.startswith("ptb-medium-")),
@@ -62,8 +81,9 @@ def select_runs(params: dict, only: list[str] | None) -> list[str]:
         return runs
     unknown = [x for x in only if x not in runs and x not in GROUPS]
     if unknown:
-        raise ValueError(f"--only: {', '.join(unknown)} is neither a run of params.yaml nor a group "
-                         f"({', '.join(GROUPS)})")
+        raise ValueError(
+            f"--only: {', '.join(unknown)} is neither a run of params.yaml nor a group ({', '.join(GROUPS)})"
+        )
     return [r for r in runs if r in only or group_of(r) in only]
 
 
@@ -103,14 +123,24 @@ def standing(params: dict, run: str, results_root: Path, checkpoint_root: Path, 
     cfg = run_config(params, run, PROFILE)
     prepared = Path(prepared_root) / cfg.corpus
     if read_missing_marker(prepared) is not None or not (prepared / "train.npy").is_file():
-        return Entry(run, cfg, "no-data", f"corpus {cfg.corpus} is not prepared (python -m stages.prepare "
-                                          f"--corpus {cfg.corpus}) or its data is missing")
+        return Entry(
+            run,
+            cfg,
+            "no-data",
+            f"corpus {cfg.corpus} is not prepared (python -m stages.prepare "
+            f"--corpus {cfg.corpus}) or its data is missing",
+        )
     out = result_dir(results_root, run)
     metrics = read_json(out / "metrics.json")
     if metrics and metrics.get("status") == "ok" and metrics.get("profile") == PROFILE:
         if metrics.get("params_hash") == cfg.params_hash:
-            return Entry(run, cfg, "done", f"result with params hash {cfg.params_hash} exists: skipped "
-                                           f"(test ppl {metrics['test_ppl']:.2f})", metrics.get("epochs", 0))
+            return Entry(
+                run,
+                cfg,
+                "done",
+                f"result with params hash {cfg.params_hash} exists: skipped (test ppl {metrics['test_ppl']:.2f})",
+                metrics.get("epochs", 0),
+            )
         stale = f"result has params hash {metrics.get('params_hash')}, the run now {cfg.params_hash}: re-run"
     else:
         stale = None
@@ -122,7 +152,9 @@ def standing(params: dict, run: str, results_root: Path, checkpoint_root: Path, 
         return Entry(run, cfg, "busy", f"being trained by {trainer}: skipped")
     if checkpoint.is_file():
         done = epochs_logged(out / "epochs.csv")
-        return Entry(run, cfg, "resumable", f"resumes from {checkpoint} (about {done} of {cfg.epochs} epochs done)", done)
+        return Entry(
+            run, cfg, "resumable", f"resumes from {checkpoint} (about {done} of {cfg.epochs} epochs done)", done
+        )
     if stale:
         return Entry(run, cfg, "stale", stale)
     return Entry(run, cfg, "todo", "not trained yet")
@@ -148,8 +180,19 @@ def measured_epoch_seconds(results_root: Path, run: str, device_name: str) -> fl
 def shape_key(cfg: RunConfig) -> tuple:
     """What a training step's cost depends on: runs that differ only in rates, seeds or schedules share it."""
     m = cfg.model
-    return (cfg.corpus, m.arch, m.layers, m.hidden, m.context, m.tie, m.context_in_softmax,
-            m.dropout.regime, m.sobolev.beta > 0, cfg.training.batch_size, cfg.training.bptt)
+    return (
+        cfg.corpus,
+        m.arch,
+        m.layers,
+        m.hidden,
+        m.context,
+        m.tie,
+        m.context_in_softmax,
+        m.dropout.regime,
+        m.sobolev.beta > 0,
+        cfg.training.batch_size,
+        cfg.training.bptt,
+    )
 
 
 def format_duration(seconds: float) -> str:
@@ -203,7 +246,9 @@ class Projection:
         return entry.cfg.epochs * self.epoch_seconds
 
 
-def project(entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str) -> dict[str, Projection]:
+def project(
+    entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str
+) -> dict[str, Projection]:
     """Each run's epoch time on this device: its own measured epochs where it has them, else a
     probe, shared by runs of one step shape (``shape_key``)."""
     probes: dict[tuple, float] = {}

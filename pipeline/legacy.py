@@ -16,6 +16,7 @@ What is refused, with the file (and line) named: a log with no line of that form
 log of this code), and a perplexity that is not a finite number above 1, except the non-finite
 ones of a run that reports ``Not a Number detected`` (that divergence is a result).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,11 +38,15 @@ RUNS = {  # run name -> (hidden, context), the four Table 2 configurations
 
 _NUM = r"([-+]?(?:\d+\.\d+|inf|nan))"  # %.2f / %.5f, or what C prints for inf and nan
 _EPOCH = re.compile(r"^Epoch: (\d+)\. Training time: (\d+\.\d{2})s\. Words/s: (\d+\.\d{2}|[-+]?inf|[-+]?nan)$")
-_SPLIT = re.compile(r"^(Training|Validation|Testing): Entropy \(base 2\) : " + _NUM + r" \|\| Perplexity : " + _NUM + "$")
+_SPLIT = re.compile(
+    r"^(Training|Validation|Testing): Entropy \(base 2\) : " + _NUM + r" \|\| Perplexity : " + _NUM + "$"
+)
 _LR = re.compile(r"^Decreasing the learning rate to (\S+)$")
 _NAN = "Not a Number detected"
-_STARTUP = re.compile(r"^\[\[ (building dictionary|generating training data using new dictionary|"
-                      r"Loading dataset and dictionary|Data not found: fetching a fresh copy) \]\]$")
+_STARTUP = re.compile(
+    r"^\[\[ (building dictionary|generating training data using new dictionary|"
+    r"Loading dataset and dictionary|Data not found: fetching a fresh copy) \]\]$"
+)
 _DUMP_SECTIONS = ("dataset", "model", "trainer")  # the sections of the parameter dump
 _SECTION = re.compile(r"^(\w+):$")
 _PARAM = re.compile(r"^(\w+): (.*)$")
@@ -122,8 +127,10 @@ def parse_text(text: str, path: Path) -> ParsedLog:
                 lr = float(log.params.get("trainer", {}).get("initial_learning_rate", DEFAULT_LR))
             number = int(m.group(1))
             if log.epochs and number != log.epochs[-1].epoch + 1:
-                raise LegacyLogError(f"{path}:{lineno}: epoch {number} follows epoch {log.epochs[-1].epoch}: "
-                                     "two runs' output in one log?")
+                raise LegacyLogError(
+                    f"{path}:{lineno}: epoch {number} follows epoch {log.epochs[-1].epoch}: "
+                    "two runs' output in one log?"
+                )
             log.epochs.append(Epoch(number, _number(m.group(2), path, lineno), _number(m.group(3), path, lineno), lr))
             section = None
         elif m := _SPLIT.match(line):
@@ -151,22 +158,34 @@ def parse_text(text: str, path: Path) -> ParsedLog:
 
 
 def _recognised(line: str) -> bool:
-    return bool(_EPOCH.match(line) or _SPLIT.match(line) or _LR.match(line) or _STARTUP.match(line)
-                or line.strip() == _NAN or (_SECTION.match(line) and line[:-1] in _DUMP_SECTIONS))
+    return bool(
+        _EPOCH.match(line)
+        or _SPLIT.match(line)
+        or _LR.match(line)
+        or _STARTUP.match(line)
+        or line.strip() == _NAN
+        or (_SECTION.match(line) and line[:-1] in _DUMP_SECTIONS)
+    )
 
 
 def check_log(log: ParsedLog, path: Path) -> None:
     """Refuse a file that is no log of train.lua, and perplexities no model can have."""
     if not log.recognised:
-        raise LegacyLogError(f"{path}: no line of the legacy train.lua format (startup lines, a parameter dump, "
-                             "'Epoch:' or 'Perplexity' lines): not a log of the legacy container's run")
+        raise LegacyLogError(
+            f"{path}: no line of the legacy train.lua format (startup lines, a parameter dump, "
+            "'Epoch:' or 'Perplexity' lines): not a log of the legacy container's run"
+        )
     for lineno, split, ppl in log.perplexities:
         if math.isfinite(ppl) and ppl <= 1:
-            raise LegacyLogError(f"{path}:{lineno}: {split} perplexity {ppl} is not above 1, which no model "
-                                 "can score: the log is corrupt or edited")
+            raise LegacyLogError(
+                f"{path}:{lineno}: {split} perplexity {ppl} is not above 1, which no model "
+                "can score: the log is corrupt or edited"
+            )
         if not math.isfinite(ppl) and not log.nan_detected:
-            raise LegacyLogError(f"{path}:{lineno}: {split} perplexity {ppl} is not finite, and the log has no "
-                                 f"'{_NAN}' line (the code's own report of a diverged run): the log is corrupt")
+            raise LegacyLogError(
+                f"{path}:{lineno}: {split} perplexity {ppl} is not finite, and the log has no "
+                f"'{_NAN}' line (the code's own report of a diverged run): the log is corrupt"
+            )
 
 
 def _finite(x: float | None) -> bool:
@@ -193,12 +212,20 @@ def summarise(log: ParsedLog, run: str, source_log: str, path: Path) -> dict:
         if all(e.test_ppl is None for e in log.epochs) and any(e.valid_ppl is not None for e in log.epochs):
             raise LegacyLogError(f"{path}: no 'Testing:' lines; the run needs -istest 1 (the default is 0)")
     finite = [e for e in complete if _finite(e.valid_ppl) and _finite(e.test_ppl)]
-    blown = next((e for e in log.epochs if any(
-        v is not None and not math.isfinite(v) for v in (e.train_ppl, e.valid_ppl, e.test_ppl))), None)
+    blown = next(
+        (
+            e
+            for e in log.epochs
+            if any(v is not None and not math.isfinite(v) for v in (e.train_ppl, e.valid_ppl, e.test_ppl))
+        ),
+        None,
+    )
     diverged = log.nan_detected or blown is not None
     if not finite and not diverged:
-        raise NoCompleteEpoch(f"{path}: no complete epoch (an 'Epoch:' line followed by 'Validation:' and "
-                             "'Testing:' lines): the run was stopped, or is still in, its first epoch")
+        raise NoCompleteEpoch(
+            f"{path}: no complete epoch (an 'Epoch:' line followed by 'Validation:' and "
+            "'Testing:' lines): the run was stopped, or is still in, its first epoch"
+        )
 
     budget = int(trainer.get("n_epochs", PAPER_EPOCHS))
     truncated = not diverged and len(complete) < budget
@@ -217,33 +244,49 @@ def summarise(log: ParsedLog, run: str, source_log: str, path: Path) -> dict:
         "device": "cpu (Torch7, float64)",
         "source_log": source_log,
         # the reported numbers; null when no epoch finished with finite perplexities (a NaN run)
-        "best_valid_ppl": None, "test_ppl": None, "best_epoch": None, "words_per_s": None, "train_time_s": None,
+        "best_valid_ppl": None,
+        "test_ppl": None,
+        "best_epoch": None,
+        "words_per_s": None,
+        "train_time_s": None,
     }
     if finite:
         best = min(finite, key=lambda e: (e.valid_ppl, e.epoch))  # the earliest of equal minima
         speeds = [e.words_per_s for e in complete if _finite(e.words_per_s)]
-        metrics.update({
-            "best_valid_ppl": best.valid_ppl,
-            "test_ppl": best.test_ppl,
-            "best_epoch": best.epoch,
-            "words_per_s": sum(speeds) / len(speeds) if speeds else None,
-            "train_time_s": round(sum(e.train_time_s for e in complete), 2),
-        })
+        metrics.update(
+            {
+                "best_valid_ppl": best.valid_ppl,
+                "test_ppl": best.test_ppl,
+                "best_epoch": best.epoch,
+                "words_per_s": sum(speeds) / len(speeds) if speeds else None,
+                "train_time_s": round(sum(e.train_time_s for e in complete), 2),
+            }
+        )
     if diverged:
         if blown is not None:
             metrics["diverged_epoch"] = blown.epoch
         else:  # the NaN check runs every 1000 training steps, before the epoch's own lines
             metrics["diverged_epoch"] = (log.epochs[-1].epoch + 1) if log.epochs else 1
     lr_start = float(trainer.get("initial_learning_rate", DEFAULT_LR))
-    metrics.update({
-        "lr_initial": lr_start,
-        "lr_final": log.lr_decreases[-1]["lr"] if log.lr_decreases else lr_start,
-        "lr_decreases": log.lr_decreases,
-        "history": [{"epoch": e.epoch, "lr": e.lr, "train_ppl": _json_number(e.train_ppl),
-                     "valid_ppl": _json_number(e.valid_ppl), "test_ppl": _json_number(e.test_ppl),
-                     "words_per_s": _json_number(e.words_per_s), "train_time_s": e.train_time_s}
-                    for e in log.epochs],
-    })
+    metrics.update(
+        {
+            "lr_initial": lr_start,
+            "lr_final": log.lr_decreases[-1]["lr"] if log.lr_decreases else lr_start,
+            "lr_decreases": log.lr_decreases,
+            "history": [
+                {
+                    "epoch": e.epoch,
+                    "lr": e.lr,
+                    "train_ppl": _json_number(e.train_ppl),
+                    "valid_ppl": _json_number(e.valid_ppl),
+                    "test_ppl": _json_number(e.test_ppl),
+                    "words_per_s": _json_number(e.words_per_s),
+                    "train_time_s": e.train_time_s,
+                }
+                for e in log.epochs
+            ],
+        }
+    )
     return metrics
 
 

@@ -5,6 +5,7 @@ Shared by pipeline/config.py and the sections it does not parse itself (``scaleo
 pipeline/cluster/config.py, ``search:`` in pipeline/search/core.py), so that every message has
 one form.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,8 +41,9 @@ def choice(value: Any, choices: tuple[str, ...], where: str) -> str:
     return value
 
 
-def as_int(value: Any, where: str, minimum: int = 1, allow_none: bool = False,
-           maximum: int | None = None) -> int | None:
+def as_int(
+    value: Any, where: str, minimum: int = 1, allow_none: bool = False, maximum: int | None = None
+) -> int | None:
     if value is None and allow_none:
         return None
     in_range = isinstance(value, int) and value >= minimum and (maximum is None or value <= maximum)

@@ -1,4 +1,5 @@
 """What every stage shares: clear one-paragraph errors instead of tracebacks for expected failures."""
+
 from __future__ import annotations
 
 import sys

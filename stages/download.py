@@ -7,6 +7,7 @@ data.optional (never PTB or WikiText-2) becomes a MISSING.json marker (beside an
 it does have) that every dependent stage propagates. A mirror that does not exist or is empty is
 an error whatever on_missing says, and a failed download leaves a verified copy as it was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,12 @@ ENVIRONMENT = f"""environment variables:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.download", description=__doc__, epilog=ENVIRONMENT,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.download",
+        description=__doc__,
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--corpus", required=True, choices=sorted(CORPORA))
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="output directory (default: data/raw/<corpus>)")
@@ -37,15 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     mirror = resolve_mirror(settings.mirror)
     out = args.out or Path("data/raw") / corpus.name
     source = settings.source_for(corpus.name)
-    print(f"download {corpus.name}: {corpus.description}; source: {source}; "
-          f"mirror: {mirror or f'none (set {MIRROR_ENV})'}")
-    record = download_corpus(corpus, out, mirror, on_missing=settings.on_missing, source_setting=source,
-                             optional=corpus.name in settings.optional)
+    print(
+        f"download {corpus.name}: {corpus.description}; source: {source}; "
+        f"mirror: {mirror or f'none (set {MIRROR_ENV})'}"
+    )
+    record = download_corpus(
+        corpus,
+        out,
+        mirror,
+        on_missing=settings.on_missing,
+        source_setting=source,
+        optional=corpus.name in settings.optional,
+    )
     if record.get("status") == "data_missing":
         kept = record.get("present_splits") or []
         kept_text = f"; kept the verified {', '.join(kept)} split(s) beside the marker" if kept else ""
-        print(f"download {corpus.name}: NOT OBTAINED, marked missing in {out} (data.on_missing: skip){kept_text}\n"
-              f"{record['reason']}")
+        print(
+            f"download {corpus.name}: NOT OBTAINED, marked missing in {out} (data.on_missing: skip){kept_text}\n"
+            f"{record['reason']}"
+        )
     else:
         print(f"download {corpus.name}: verified {len(corpus.files)} files from {record['source']} into {out}")
     return 0

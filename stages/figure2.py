@@ -8,6 +8,7 @@ they stay out of git). Without both models, summary.json says Figure 2 awaits pa
 models and no figure is drawn: a smoke-run model has seen a few thousand tokens and shows nothing
 the paper's figure is about.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,16 @@ PROFILE = "paper"  # Figure 2 is a result: never drawn from smoke-run (quick) mo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.figure2", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.figure2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument("--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("reports/figures/figure2"), help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/figures/figure2"), help="output directory (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     summary: dict = {"profile": PROFILE, "models": []}
@@ -49,11 +55,25 @@ def main(argv: list[str] | None = None) -> int:
             model = hd.load_trained(model_dir)
             deltas = hd.l1_deltas(hd.top_hidden_states(model, test))
             split = hd.frequency_split(test, deltas, arrays["train"])
-            summary["models"].append({"model": label, "run": run, "tokens": int(len(test)),
-                                      "top_types": hd.TOP_TYPES, "top_mean": split.top_mean, "rest_mean": split.rest_mean,
-                                      "top_tokens": split.top_tokens, "rest_tokens": split.rest_tokens, "ratio": split.ratio})
-            panels.append((f"{label} ({run})", [([vocab[i] for i in test[s:e]], hd.span_deltas(model, test, s, e).tolist())
-                                                for s, e in spans]))
+            summary["models"].append(
+                {
+                    "model": label,
+                    "run": run,
+                    "tokens": int(len(test)),
+                    "top_types": hd.TOP_TYPES,
+                    "top_mean": split.top_mean,
+                    "rest_mean": split.rest_mean,
+                    "top_tokens": split.top_tokens,
+                    "rest_tokens": split.rest_tokens,
+                    "ratio": split.ratio,
+                }
+            )
+            panels.append(
+                (
+                    f"{label} ({run})",
+                    [([vocab[i] for i in test[s:e]], hd.span_deltas(model, test, s, e).tolist()) for s, e in spans],
+                )
+            )
         summary["status"] = "ok"
         hidden_change_figure(panels, staging / "figure2.png")
         atomic_write_json(staging / "summary.json", summary)

@@ -7,6 +7,7 @@ listing code paths (dvc.lock, which DVC parses and rewrites around every stage, 
 train@ stages through their run spec, which carries the digest of results/code/train.json. The
 folder is replaced whole, so a fingerprint of a stage that no longer exists does not linger.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def stage_modules(dvc_yaml: Path) -> list[str]:
         cmd = str(body.get("do", body).get("cmd", ""))
         match = STAGE_COMMAND.match(cmd)
         if not match:
-            raise ParamsError(f"stage {name!r} of {dvc_yaml} runs {cmd!r}; every stage must run "
-                              f"`python -m stages.<module>` so that its code can be fingerprinted")
+            raise ParamsError(
+                f"stage {name!r} of {dvc_yaml} runs {cmd!r}; every stage must run "
+                f"`python -m stages.<module>` so that its code can be fingerprinted"
+            )
         modules.add(match.group(1))
     return sorted(modules)
 
@@ -43,8 +46,9 @@ def code_file(out: Path, module: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.fingerprint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.fingerprint", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"), help="pipeline file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results/code"), help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)

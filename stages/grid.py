@@ -20,6 +20,7 @@ Run the same command again to resubmit only what is missing (runs already ok at 
 skipped; --force resubmits them too, and the run-cache answers for them at the cost of a clone).
 This is not a DVC stage: it drives DVC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,21 @@ from pipeline.errors import ParamsError, ScaleoutError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.grid", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=BACKENDS, help="where the runs train (required unless --list)")
-    parser.add_argument("--runs", help="comma-separated run names or globs ('ptb-*'); required unless --list, "
-                                       "which lists every run without it")
+    parser.add_argument(
+        "--runs",
+        help="comma-separated run names or globs ('ptb-*'); required unless --list, which lists every run without it",
+    )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="resubmit runs already ok at this commit too")
-    parser.add_argument("--resubmit-failed", action="store_true",
-                        help="the default behaviour, spelled out: submit only runs not ok at this commit")
+    parser.add_argument(
+        "--resubmit-failed",
+        action="store_true",
+        help="the default behaviour, spelled out: submit only runs not ok at this commit",
+    )
     parser.add_argument("--no-fan-in", action="store_true", help="do not run the fan-in `dvc repro --pull` here")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit (no --backend needed)")
     slurm = parser.add_argument_group("overrides of the scaleout: section of params.yaml")
@@ -62,16 +69,30 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = load_params(args.params)
-        overrides = {k: getattr(args, k) for k in ("partition", "account", "time_min", "gpus_per_task",
-                                                    "cpus_per_task", "mem_gb", "array_parallelism", "git_remote",
-                                                    "workdir", "log_dir", "local_jobs")}
+        overrides = {
+            k: getattr(args, k)
+            for k in (
+                "partition",
+                "account",
+                "time_min",
+                "gpus_per_task",
+                "cpus_per_task",
+                "mem_gb",
+                "array_parallelism",
+                "git_remote",
+                "workdir",
+                "log_dir",
+                "local_jobs",
+            )
+        }
         settings = scaleout_settings(params, overrides)
         runs = select_runs(params, args.runs or "*")
         if args.list:
             print("\n".join(runs))
             return 0
-        result = run_grid(Path.cwd(), params, runs, args.backend, settings, force=args.force,
-                          do_fan_in=not args.no_fan_in)
+        result = run_grid(
+            Path.cwd(), params, runs, args.backend, settings, force=args.force, do_fan_in=not args.no_fan_in
+        )
     except (ParamsError, ScaleoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

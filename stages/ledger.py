@@ -19,6 +19,7 @@ recorded in metrics.json, that the report accepts only with a paired check (docs
 
 Environment: none of its own; stages.train reads the prepared corpora under data/prepared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,29 +39,55 @@ MARGIN_S = 60.0  # kept free at the end of a budget for the final test pass and 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stages.ledger", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--plan", action="store_true", help="print the order, each run's status and projected wall "
-                        "time on this device, and the totals; train nothing")
-    parser.add_argument("--only", nargs="+", metavar="RUN_OR_GROUP",
-                        help=f"restrict to these runs or groups ({', '.join(ledger.GROUPS)})")
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.ledger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the order, each run's status and projected wall time on this device, and the totals; train nothing",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="RUN_OR_GROUP",
+        help=f"restrict to these runs or groups ({', '.join(ledger.GROUPS)})",
+    )
     parser.add_argument("--budget", help="wall-clock budget, e.g. 2h30m (default: none, train everything)")
-    parser.add_argument("--finish-only", action="store_true",
-                        help="with --budget: start a run only if all its remaining epochs fit (for a machine whose "
-                             "checkpoints do not outlive the session, such as a lent GPU)")
+    parser.add_argument(
+        "--finish-only",
+        action="store_true",
+        help="with --budget: start a run only if all its remaining epochs fit (for a machine whose "
+        "checkpoints do not outlive the session, such as a lent GPU)",
+    )
     parser.add_argument("--parallel", type=int, default=1, help="runs at once on the device (default: %(default)s)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="device (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads per run (default: the cores divided by --parallel)")
-    parser.add_argument("--lr-floor", type=float, metavar="FRACTION",
-                        help="end a run once its next LR < FRACTION x its initial LR (a numerics change)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: the training forward under autocast (a numerics change; default: %(default)s)")
-    parser.add_argument("--check-floor", action="store_true",
-                        help="with --lr-floor: train every epoch and record the floor's result (the paired check)")
+    parser.add_argument(
+        "--lr-floor",
+        type=float,
+        metavar="FRACTION",
+        help="end a run once its next LR < FRACTION x its initial LR (a numerics change)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: the training forward under autocast (a numerics change; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--check-floor",
+        action="store_true",
+        help="with --lr-floor: train every epoch and record the floor's result (the paired check)",
+    )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root (default: %(default)s)")
-    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"), help="prepared corpora (default: %(default)s)")
+    parser.add_argument(
+        "--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--prepared", type=Path, default=Path("data/prepared"), help="prepared corpora (default: %(default)s)"
+    )
     return parser
 
 
@@ -93,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
     name = device_name(device)
     if args.plan:
-        everything = [ledger.standing(params, r, args.results, args.checkpoints, args.prepared)
-                      for r in ledger.ordered_runs(params)]
+        everything = [
+            ledger.standing(params, r, args.results, args.checkpoints, args.prepared)
+            for r in ledger.ordered_runs(params)
+        ]
         print_plan(entries, everything, ledger.project(everything, args.results, args.prepared, device, name), name)
         return 0
     deadline = started + budget_s - MARGIN_S if budget_s is not None else None
@@ -111,23 +140,44 @@ def print_plan(entries: list[ledger.Entry], everything: list[ledger.Entry], proj
         p = projections.get(entry.run)
         per_epoch = f"{p.epoch_seconds:8.1f}" if p else f"{'—':>8}"
         to_go = ledger.format_duration(p.run_seconds(entry)) if p else "—"
-        print(f"{index:>3}  {entry.run:42} {ledger.group_of(entry.run):15} {entry.status:10} "
-              f"{entry.cfg.epochs:>7} {per_epoch} {to_go:>7}  {p.source if p else entry.detail}")
+        print(
+            f"{index:>3}  {entry.run:42} {ledger.group_of(entry.run):15} {entry.status:10} "
+            f"{entry.cfg.epochs:>7} {per_epoch} {to_go:>7}  {p.source if p else entry.detail}"
+        )
     listed_left = sum(projections[e.run].run_seconds(e) for e in entries if e.run in projections)
     whole = sum(projections[e.run].full_seconds(e) for e in everything if e.run in projections)
     left = sum(projections[e.run].run_seconds(e) for e in everything if e.run in projections)
     no_data = sum(e.status == "no-data" for e in everything)
     done = sum(e.status == "done" for e in everything)
     print(f"\nlisted runs still to train: {ledger.format_duration(listed_left)}")
-    print(f"whole paper on this device: {len(everything) - no_data} runs with data, {ledger.format_duration(whole)} "
-          f"in all; {done} done, {ledger.format_duration(left)} still to train; {no_data} runs have no data here")
+    print(
+        f"whole paper on this device: {len(everything) - no_data} runs with data, {ledger.format_duration(whole)} "
+        f"in all; {done} done, {ledger.format_duration(left)} still to train; {no_data} runs have no data here"
+    )
     print("Times assume every epoch of the paper's schedules; an LR floor (--lr-floor) can end runs sooner.")
 
 
 def train_command(args, run: str, device, threads: int | None, deadline: float | None) -> list[str]:
-    cmd = [sys.executable, "-m", "stages.train", "--run", run, "--profile", ledger.PROFILE, "--device", device.type,
-           "--params", str(args.params), "--results", str(args.results), "--checkpoints", str(args.checkpoints),
-           "--prepared", str(args.prepared / run_corpus(args, run)), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.train",
+        "--run",
+        run,
+        "--profile",
+        ledger.PROFILE,
+        "--device",
+        device.type,
+        "--params",
+        str(args.params),
+        "--results",
+        str(args.results),
+        "--checkpoints",
+        str(args.checkpoints),
+        "--prepared",
+        str(args.prepared / run_corpus(args, run)),
+        "--no-progress",
+    ]
     if threads:
         cmd += ["--threads", str(threads)]
     if deadline is not None:
@@ -170,8 +220,11 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
                 if need > left:
                     outcome[entry.run] = "not started"
                     what = "its remaining epochs take" if args.finish_only else "one epoch takes"
-                    print(f"[ledger] {entry.run}: not started: {what} about {ledger.format_duration(need)}, "
-                          f"{ledger.format_duration(max(0.0, left))} of the budget left", flush=True)
+                    print(
+                        f"[ledger] {entry.run}: not started: {what} about {ledger.format_duration(need)}, "
+                        f"{ledger.format_duration(max(0.0, left))} of the budget left",
+                        flush=True,
+                    )
                     continue
             active[entry.run] = start_run(args, entry, device, name, threads, deadline)
         for run, (proc, log) in list(active.items()):
@@ -200,8 +253,11 @@ def record_figure2(args, run: str) -> None:
     try:
         record = model_record(run, ledger.result_dir(args.results, run) / "model", args.prepared / cfg.corpus)
     except Exception as exc:  # an add-on: the run itself has finished and its result stands
-        print(f"[ledger] {run}: Figure 2 numbers could not be computed ({type(exc).__name__}: {exc}); "
-              f"the run's result stands", flush=True)
+        print(
+            f"[ledger] {run}: Figure 2 numbers could not be computed ({type(exc).__name__}: {exc}); "
+            f"the run's result stands",
+            flush=True,
+        )
         return
     atomic_write_json(path, record)
     print(f"[ledger] {run}: Figure 2 numbers -> {path} (other/frequent ratio {record['ratio']})", flush=True)
@@ -229,13 +285,18 @@ def report_exit(args, run: str, code: int) -> str:
     log = ledger.result_dir(args.results, run) / "train.log"
     if code == 0:
         metrics = ledger.read_json(ledger.result_dir(args.results, run) / "metrics.json") or {}
-        print(f"[ledger] {run}: finished: best valid {metrics.get('best_valid_ppl')}, test {metrics.get('test_ppl')}, "
-              f"{metrics.get('epochs')} epochs", flush=True)
+        print(
+            f"[ledger] {run}: finished: best valid {metrics.get('best_valid_ppl')}, test {metrics.get('test_ppl')}, "
+            f"{metrics.get('epochs')} epochs",
+            flush=True,
+        )
         record_figure2(args, run)
         return "finished"
     if code == PAUSED_EXIT:
-        print(f"[ledger] {run}: paused at its checkpoint before the budget ran out; the next ledger run resumes it",
-              flush=True)
+        print(
+            f"[ledger] {run}: paused at its checkpoint before the budget ran out; the next ledger run resumes it",
+            flush=True,
+        )
         return "paused"
     print(f"[ledger] {run}: failed with exit code {code}; see {log}", flush=True)
     return "failed"

@@ -12,6 +12,7 @@ report's legacy column.
 
 Not part of the default `dvc repro`: run it with `dvc repro docker/dvc.yaml` or directly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,20 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.legacy_results", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=Path("results/legacy-torch"),
-                        help="the legacy container's results directory (default: %(default)s)")
-    parser.add_argument("--run", action="append", choices=sorted(RUNS),
-                        help="parse only this run (repeatable; default: all four)")
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.legacy_results",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results/legacy-torch"),
+        help="the legacy container's results directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--run", action="append", choices=sorted(RUNS), help="parse only this run (repeatable; default: all four)"
+    )
     args = parser.parse_args(argv)
 
     failed = 0
@@ -50,10 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         atomic_write_text(out, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-        summary = (f"best valid {metrics['best_valid_ppl']:.2f} at epoch {metrics['best_epoch']}, "
-                   f"test {metrics['test_ppl']:.2f}" if metrics["best_epoch"] else "no finite epoch")
-        print(f"legacy-results: {run}: {metrics['status']}, {metrics['epochs']}/{metrics['epoch_budget']} epochs, "
-              f"{summary} -> {out}")
+        summary = (
+            f"best valid {metrics['best_valid_ppl']:.2f} at epoch {metrics['best_epoch']}, "
+            f"test {metrics['test_ppl']:.2f}"
+            if metrics["best_epoch"]
+            else "no finite epoch"
+        )
+        print(
+            f"legacy-results: {run}: {metrics['status']}, {metrics['epochs']}/{metrics['epoch_budget']} epochs, "
+            f"{summary} -> {out}"
+        )
     return 1 if failed else 0
 
 

@@ -3,6 +3,7 @@
 Reads data/raw/<corpus>/ and writes data/prepared/<corpus>/{vocab.txt,train.npy,valid.npy,
 test.npy} and data/stats/<corpus>.json; a missing-corpus marker is passed on unchanged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,9 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", required=True, choices=sorted(CORPORA))
     parser.add_argument("--raw", type=Path, help="download output (default: data/raw/<corpus>)")
     parser.add_argument("--out", type=Path, help="output directory (default: data/prepared/<corpus>)")
@@ -35,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prepare {corpus.name}: vocabulary {stats['vocab_size']:,} -> {out}")
     for split, s in stats.get("splits", {}).items():
         oov = "     —" if s["oov"] is None else f"{s['oov']:>6,}"
-        print(f"  {split:5s}  tokens {s['tokens']:>10,}  types {s['types']:>7,}  oov {oov}  "
-              f"<unk> {s['unk_share']:.2%}  type/token {s['type_token_ratio']:.4f}")
+        print(
+            f"  {split:5s}  tokens {s['tokens']:>10,}  types {s['types']:>7,}  oov {oov}  "
+            f"<unk> {s['unk_share']:.2%}  type/token {s['type_token_ratio']:.4f}"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ from reports/sobolev-grid.json the Sobolev β grid, and the training-speed secti
 benchmarks/results/. Draws the learning curves of paper-profile runs
 (reports/figures/learning-curves/) and Table 7's figure (reports/figures/table7/).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,32 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument("--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)")
-    parser.add_argument("--sobolev-grid", type=Path, default=SOBOLEV_GRID_FILE,
-                        help="the sobolev-grid stage's output (default: %(default)s)")
-    parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"),
-                        help="benchmark results, newest per device (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("reports/tables.md"),
-                        help="output (default: %(default)s); figures go to figures/ beside it")
+    parser.add_argument(
+        "--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--sobolev-grid",
+        type=Path,
+        default=SOBOLEV_GRID_FILE,
+        help="the sobolev-grid stage's output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="benchmark results, newest per device (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/tables.md"),
+        help="output (default: %(default)s); figures go to figures/ beside it",
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -50,14 +66,27 @@ def main(argv: list[str] | None = None) -> int:
         figures = draw_learning_curves(paper, args.results, staging)
     table7_dir = args.out.parent / "figures" / "table7"
     with atomic_directory(table7_dir) as staging:
-        table7_figure(table7_series(paper, args.results), table7_type_token_ratios(paper, args.stats),
-                      staging / "table7.png")
-    report = render_report(args.results, profile, cfgs, args.stats, corpora=corpora, figures=figures,
-                           figure2_dir=args.out.parent / "figures" / "figure2", sobolev_grid=args.sobolev_grid,
-                           table7_figure="figures/table7/table7.png", benchmarks_dir=args.benchmarks,
-                           report_dir=args.out.parent)
+        table7_figure(
+            table7_series(paper, args.results), table7_type_token_ratios(paper, args.stats), staging / "table7.png"
+        )
+    report = render_report(
+        args.results,
+        profile,
+        cfgs,
+        args.stats,
+        corpora=corpora,
+        figures=figures,
+        figure2_dir=args.out.parent / "figures" / "figure2",
+        sobolev_grid=args.sobolev_grid,
+        table7_figure="figures/table7/table7.png",
+        benchmarks_dir=args.benchmarks,
+        report_dir=args.out.parent,
+    )
     atomic_write_text(args.out, report)
-    print(f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} and {table7_dir}/table7.png")
+    print(
+        f"report: wrote {args.out}, {len(figures)} learning-curve figure(s) in {figures_dir} "
+        f"and {table7_dir}/table7.png"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ download stage) with one detokeniser, re-tokenises them with every candidate and
 of lines reproduced exactly per language to data/stats/tokenizer-roundtrip.json (shown in the
 report). The winner is the tokeniser of the WMT13 rebuild (pipeline/data/botha_style.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,16 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.roundtrip", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.roundtrip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="download outputs (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("data/stats/tokenizer-roundtrip.json"),
-                        help="output JSON (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/stats/tokenizer-roundtrip.json"),
+        help="output JSON (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     result = measure_corpora(args.raw, BOTHA_LANGUAGES)
     atomic_write_json(args.out, result)

@@ -9,6 +9,7 @@ a code change re-runs them all, while dvc.lock, which DVC parses and rewrites ar
 no longer copies every run's settings. The whole params file is validated first, so a bad value
 anywhere stops the DAG here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,19 +35,27 @@ def train_code_digest(path: Path) -> str:
     try:
         return digest(json.loads(Path(path).read_text())["files"])
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist: run `python -m stages.fingerprint` (the `code` "
-                                f"stage) first") from None
+        raise FileNotFoundError(
+            f"{path} does not exist: run `python -m stages.fingerprint` (the `code` stage) first"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ParamsError(f"{path} is not a code fingerprint ({exc}): re-run `python -m stages.fingerprint`") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.run_specs", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.run_specs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--code", type=Path, default=Path("results/code/train.json"),
-                        help="the train stage's code fingerprint (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("results/run-specs"), help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=Path("results/code/train.json"),
+        help="the train stage's code fingerprint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/run-specs"), help="output folder (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

@@ -8,6 +8,7 @@ penalty of 1% to 10% of the loss for the unregularised model, and lists, for eve
 in params.yaml, the share β P / L for each. Writes reports/sobolev-grid.json; the report shows it.
 Independent of the profile (nothing is trained).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,17 @@ BASES = (GRID_FROM, "ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.sobolev_grid", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.sobolev_grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)")
+    parser.add_argument(
+        "--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)"
+    )
     parser.add_argument("--windows", type=int, default=10, help="training windows averaged over (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("reports/sobolev-grid.json"), help="output (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/sobolev-grid.json"), help="output (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -39,18 +45,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sobolev-grid: PTB is missing; wrote {args.out}")
         return 0
     vocab, arrays = load_prepared(args.prepared)
-    measured = [sobolev_init.penalty_and_loss_at_init(run_config(params, run), arrays["train"], len(vocab), args.windows)
-                for run in BASES]
+    measured = [
+        sobolev_init.penalty_and_loss_at_init(run_config(params, run), arrays["train"], len(vocab), args.windows)
+        for run in BASES
+    ]
     grid = sobolev_init.beta_grid(measured[0]["ratio"])
-    configured = sorted({cfg.model.sobolev.beta for cfg in (run_config(params, n) for n in run_names(params))
-                         if cfg.model.sobolev.beta > 0})
+    configured = sorted(
+        {
+            cfg.model.sobolev.beta
+            for cfg in (run_config(params, n) for n in run_names(params))
+            if cfg.model.sobolev.beta > 0
+        }
+    )
     shares = [{"beta": beta, **{m["run"]: beta * m["ratio"] for m in measured}} for beta in configured]
-    atomic_write_json(args.out, {"status": "ok", "grid_from": GRID_FROM, **grid, "measured": measured,
-                                 "configured": shares})
+    atomic_write_json(
+        args.out, {"status": "ok", "grid_from": GRID_FROM, **grid, "measured": measured, "configured": shares}
+    )
     for m in measured:
-        print(f"sobolev-grid: {m['run']}: loss {m['loss']:.1f}, penalty at beta=1 {m['penalty_beta1']:.1f}, P/L {m['ratio']:.3f}")
-    print(f"sobolev-grid: beta for {grid['shares'][0]:.0%} .. {grid['shares'][1]:.0%} of the loss: "
-          + ", ".join(f"{b:.2g}" for b in grid["beta_exact"]) + f"; configured: {configured}")
+        print(
+            f"sobolev-grid: {m['run']}: loss {m['loss']:.1f}, "
+            f"penalty at beta=1 {m['penalty_beta1']:.1f}, P/L {m['ratio']:.3f}"
+        )
+    print(
+        f"sobolev-grid: beta for {grid['shares'][0]:.0%} .. {grid['shares'][1]:.0%} of the loss: "
+        + ", ".join(f"{b:.2g}" for b in grid["beta_exact"])
+        + f"; configured: {configured}"
+    )
     return 0
 
 

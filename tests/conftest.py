@@ -7,6 +7,7 @@ Markers (registered in pyproject.toml; `pytest -m "not dvc and not real_data"` i
 loop): ``real_data`` is added here to every test that asks for the mirror; ``dvc``, ``docker``
 and ``gpu`` are set by the tests themselves. A ``gpu`` test is skipped where CUDA is absent,
 CI included: CI has no GPU."""
+
 from __future__ import annotations
 
 import os

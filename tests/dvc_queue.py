@@ -1,4 +1,5 @@
 """DVC queue workers of a scratch repository (tests/scratch.py): find them, end them."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ def queue_worker_pids(clone: Path) -> list[int]:
 def _alive_worker(pid: int) -> bool:  # alive and still a queue worker, not a recycled pid
     try:
         os.kill(pid, 0)
-        return (Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-                and b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        return (
+            Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+            and b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
     except (OSError, IndexError):
         return False
 
@@ -54,8 +57,9 @@ class FakeDvc:
     def __init__(self, repo: Path, answers: dict):
         self.repo, self.answers, self.ran = Path(repo), answers, []
 
-    def run(self, *args: str, check: bool = True, leaves_daemons: bool = False,
-            merge_output: bool = False) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, leaves_daemons: bool = False, merge_output: bool = False
+    ) -> subprocess.CompletedProcess:
         self.ran.append(args)
         answer = self.answers[args]
         return answer.pop(0) if isinstance(answer, list) else answer

@@ -1,6 +1,7 @@
 """Scratch repositories for the end-to-end tests that drive DVC itself (test_dvc_pipeline.py,
 test_scaleout.py, test_search.py): the committed project plus the working-tree versions of its
 files, and a "cluster" around one (a bare git origin and a DVC remote directory)."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = str(Path(sys.executable).parent)  # dvc and the stages' python come from this environment
 # the quick profile of a cluster workspace: the DAG and the machinery, not the numbers
 TINY = {"max_epochs": 1, "max_train_tokens": 1440, "max_eval_tokens": 720}
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def sh(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 3600) -> subprocess.CompletedProcess:
@@ -27,8 +33,13 @@ def sh(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 3600) 
 
 def copy_project(dest: Path) -> Path:
     """The tracked and untracked (not ignored) files of this checkout, copied to ``dest``."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, files):
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -38,8 +49,13 @@ def copy_project(dest: Path) -> Path:
 
 # Runs that other stages or settings name (figure2's models, sobolev-grid's bases, the search's
 # default base run): every trimmed workspace keeps them.
-ANCHOR_RUNS = ("ptb-small-lstm-nd-kim", "ptb-small-scrn-nd-wt", "ptb-small-scrn-noreg", "ptb-small-scrn-vd-wt",
-               "ptb-small-scrn-vd")
+ANCHOR_RUNS = (
+    "ptb-small-lstm-nd-kim",
+    "ptb-small-scrn-nd-wt",
+    "ptb-small-scrn-noreg",
+    "ptb-small-scrn-vd-wt",
+    "ptb-small-scrn-vd",
+)
 
 
 def trim_runs(workspace: Path, keep: tuple[str, ...], profile: dict | None = None) -> None:
@@ -60,8 +76,11 @@ def trim_runs(workspace: Path, keep: tuple[str, ...], profile: dict | None = Non
     lock_path = workspace / "dvc.lock"
     if lock_path.is_file():
         lock = yaml.safe_load(lock_path.read_text())
-        lock["stages"] = {name: entry for name, entry in lock["stages"].items()
-                          if not name.startswith("train@") or name.split("@", 1)[1] in wanted}
+        lock["stages"] = {
+            name: entry
+            for name, entry in lock["stages"].items()
+            if not name.startswith("train@") or name.split("@", 1)[1] in wanted
+        }
         lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
 
 

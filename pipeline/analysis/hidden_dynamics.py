@@ -7,6 +7,7 @@ the zero initial state (and so left out of the averages). The paper shows these 
 sentences; we add the number the figure only suggests: the mean change at the 100 most frequent
 word types against the rest.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,11 +82,19 @@ def frequency_split(ids: np.ndarray, deltas: np.ndarray, train_ids: np.ndarray, 
     frequent = np.zeros(len(counts), dtype=bool)
     frequent[np.argsort(-counts, kind="stable")[:top]] = True
     is_top = frequent[ids]
-    return FrequencySplit(float(deltas[is_top].mean()), float(deltas[~is_top].mean()), int(is_top.sum()), int((~is_top).sum()))
+    return FrequencySplit(
+        float(deltas[is_top].mean()), float(deltas[~is_top].mean()), int(is_top.sum()), int((~is_top).sum())
+    )
 
 
-def example_sentences(ids: np.ndarray, vocab: list[str], must_contain: str = "government", count: int = 3,
-                      min_len: int = 8, max_len: int = 18) -> list[tuple[int, int]]:
+def example_sentences(
+    ids: np.ndarray,
+    vocab: list[str],
+    must_contain: str = "government",
+    count: int = 3,
+    min_len: int = 8,
+    max_len: int = 18,
+) -> list[tuple[int, int]]:
     """(start, end) token spans of ``count`` test sentences of readable length, the first one
     holding ``must_contain``; sentences end at ``<eos>``."""
     eos = vocab.index("<eos>")
@@ -112,13 +121,25 @@ def model_record(run: str, model_dir: Path, prepared_dir: Path, max_tokens: int 
     model = load_trained(model_dir)
     split = frequency_split(test, l1_deltas(top_hidden_states(model, test)), arrays["train"])
     spans = example_sentences(arrays["test"], vocab)
+
     def number(x: float) -> float | None:  # an empty group's mean is NaN, which JSON cannot hold
         return x if np.isfinite(x) else None
 
     return {
-        "run": run, "model": FIGURE2_RUNS.get(run, run), "tokens": int(len(test)), "top_types": TOP_TYPES,
-        "top_mean": number(split.top_mean), "rest_mean": number(split.rest_mean), "top_tokens": split.top_tokens,
-        "rest_tokens": split.rest_tokens, "ratio": number(split.ratio),
-        "sentences": [{"words": [vocab[i] for i in arrays["test"][s:e]],
-                       "deltas": span_deltas(model, arrays["test"], s, e).tolist()} for s, e in spans],
+        "run": run,
+        "model": FIGURE2_RUNS.get(run, run),
+        "tokens": int(len(test)),
+        "top_types": TOP_TYPES,
+        "top_mean": number(split.top_mean),
+        "rest_mean": number(split.rest_mean),
+        "top_tokens": split.top_tokens,
+        "rest_tokens": split.rest_tokens,
+        "ratio": number(split.ratio),
+        "sentences": [
+            {
+                "words": [vocab[i] for i in arrays["test"][s:e]],
+                "deltas": span_deltas(model, arrays["test"], s, e).tolist(),
+            }
+            for s, e in spans
+        ],
     }

@@ -13,6 +13,7 @@ so that β P / L is the share of the loss the penalty adds at β. The grid spans
 that share is 1% and 10% for the unregularised small SCRN, with the geometric mean in between,
 each rounded to two significant figures.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ pipeline/validation.py that pipeline/config.py uses too.
 It lives here, not in pipeline/config.py, because that module is a dependency of every training
 stage: editing it would invalidate every recorded run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

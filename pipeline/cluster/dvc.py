@@ -12,6 +12,7 @@ its workers by forking, the forks inherit the command's stdout and stderr, and a
 stays alive would keep the pipe open, so ``subprocess.run(capture_output=True)`` would wait for
 end-of-file forever. Such a command writes to temporary files instead (:func:`run_leaving_daemons`).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,9 @@ def dvc_executable() -> str:
     return str(beside) if beside.is_file() else "dvc"
 
 
-def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None,
-                        timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_leaving_daemons(
+    cmd: list[str], *, cwd=None, env: dict | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """``subprocess.run(cmd, capture_output=True, text=True)`` for a command that forks daemons.
 
     Its stdout and stderr go to temporary files, not pipes: daemons it forks (``dvc queue
@@ -47,8 +49,9 @@ def run_leaving_daemons(cmd: list[str], *, cwd=None, env: dict | None = None,
     make the caller wait for end-of-file until it exits.
     """
     with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True, timeout=timeout
+        )
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
@@ -62,8 +65,9 @@ class Dvc:
         self.executable = executable or dvc_executable()
         self.timeout_s = timeout_s
 
-    def run(self, *args: str, check: bool = True, leaves_daemons: bool = False,
-            merge_output: bool = False) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, leaves_daemons: bool = False, merge_output: bool = False
+    ) -> subprocess.CompletedProcess:
         """``dvc <args>``, its output captured as text (``merge_output``: stderr into stdout, in
         the order written). ``check``: a non-zero exit raises; a timeout or a missing ``dvc``
         always does."""
@@ -73,9 +77,16 @@ class Dvc:
             if leaves_daemons:
                 proc = run_leaving_daemons(cmd, cwd=self.repo, env=tool_env(), timeout=self.timeout_s)
             else:
-                proc = subprocess.run(cmd, cwd=self.repo, env=tool_env(), stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
-                                      text=True, timeout=self.timeout_s)
+                proc = subprocess.run(
+                    cmd,
+                    cwd=self.repo,
+                    env=tool_env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                    text=True,
+                    timeout=self.timeout_s,
+                )
         except subprocess.TimeoutExpired as exc:
             raise ScaleoutError(f"`{shown}` did not finish within {self.timeout_s:.0f}s in {self.repo}") from exc
         except FileNotFoundError as exc:

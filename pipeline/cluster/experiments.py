@@ -7,6 +7,7 @@ The task also returns the metrics file it produced, so the search can shrink its
 a Git round trip; ``dvc exp pull`` then brings the experiments into this workspace
 (``dvc exp show`` lists them).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,21 +38,50 @@ def set_params(values: Mapping[str, Any] | Sequence[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-def experiment_specs(samples: Mapping[str, Mapping[str, Any] | Sequence[str]], *, stage: str, metrics_file: str, commit: str,
-                     git_url: str, dvc_remote: str, directory: Path, settings: ScaleoutSettings,
-                     checkpoint_dir: str | None) -> list[TaskSpec]:
-    return [TaskSpec(kind="exp", name=name, git_url=git_url, commit=commit, dvc_remote=dvc_remote,
-                     targets=(stage,) if stage else (), set_params=set_params(values),
-                     metrics_files=(metrics_file,), log_path=str(directory / f"{name}.log"),
-                     status_path=str(directory / f"{name}.json"), workdir=settings.workdir,
-                     checkpoint_dir=checkpoint_dir, keep_failed_clone=settings.keep_failed_clones)
-            for name, values in samples.items()]
+def experiment_specs(
+    samples: Mapping[str, Mapping[str, Any] | Sequence[str]],
+    *,
+    stage: str,
+    metrics_file: str,
+    commit: str,
+    git_url: str,
+    dvc_remote: str,
+    directory: Path,
+    settings: ScaleoutSettings,
+    checkpoint_dir: str | None,
+) -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            kind="exp",
+            name=name,
+            git_url=git_url,
+            commit=commit,
+            dvc_remote=dvc_remote,
+            targets=(stage,) if stage else (),
+            set_params=set_params(values),
+            metrics_files=(metrics_file,),
+            log_path=str(directory / f"{name}.log"),
+            status_path=str(directory / f"{name}.json"),
+            workdir=settings.workdir,
+            checkpoint_dir=checkpoint_dir,
+            keep_failed_clone=settings.keep_failed_clones,
+        )
+        for name, values in samples.items()
+    ]
 
 
-def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]], *, stage: str, metrics_file: str,
-                         backend: str, settings: ScaleoutSettings, repo: Path = Path("."),
-                         round_name: str = "round", pull: bool = True,
-                         echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def run_experiment_round(
+    samples: Mapping[str, Mapping[str, Any] | Sequence[str]],
+    *,
+    stage: str,
+    metrics_file: str,
+    backend: str,
+    settings: ScaleoutSettings,
+    repo: Path = Path("."),
+    round_name: str = "round",
+    pull: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
     """Run one search round as one array and return ``{name: status record}``.
 
     ``samples``: experiment name (unique, a valid Git ref component) -> {params key: value},
@@ -67,15 +97,25 @@ def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]
     The workspace must be committed and pushed (the tasks clone the commit).
     """
     if backend not in slurm.EXECUTOR_BACKENDS:
-        raise ScaleoutError(f"experiment rounds run on {' or '.join(slurm.EXECUTOR_BACKENDS)}, not {backend!r} "
-                            "(locally, use DVC's queue: dvc exp run --queue)")
+        raise ScaleoutError(
+            f"experiment rounds run on {' or '.join(slurm.EXECUTOR_BACKENDS)}, not {backend!r} "
+            "(locally, use DVC's queue: dvc exp run --queue)"
+        )
     repo = Path(repo).resolve()
     commit, git_url = git_preflight(repo, settings.git_remote)
     dvc_remote = default_dvc_remote(repo)
     directory = (repo / settings.log_dir / commit[:12] / "exp" / round_name).resolve()
-    specs = experiment_specs(samples, stage=stage, metrics_file=metrics_file, commit=commit, git_url=git_url,
-                             dvc_remote=dvc_remote, directory=directory, settings=settings,
-                             checkpoint_dir=shared_checkpoint_dir(repo, settings))
+    specs = experiment_specs(
+        samples,
+        stage=stage,
+        metrics_file=metrics_file,
+        commit=commit,
+        git_url=git_url,
+        dvc_remote=dvc_remote,
+        directory=directory,
+        settings=settings,
+        checkpoint_dir=shared_checkpoint_dir(repo, settings),
+    )
     echo(f"{backend}: round {round_name}, {len(specs)} experiment(s) as one array; logs in {directory}")
     records = slurm.execute(specs, backend, settings, directory / "submitit" / "%j", f"scrn-{round_name}")
     by_name = {r["name"]: r for r in records}
@@ -86,11 +126,16 @@ def run_experiment_round(samples: Mapping[str, Mapping[str, Any] | Sequence[str]
     if pull and ok:
         proc = Dvc(repo, timeout_s=None).run("exp", "pull", "--force", settings.git_remote, *ok, check=False)
         if proc.returncode != 0:
-            echo(f"warning: `dvc exp pull {settings.git_remote} ...` failed: {(proc.stdout + proc.stderr).strip()[-1000:]}")
+            echo(
+                f"warning: `dvc exp pull {settings.git_remote} ...` failed: "
+                f"{(proc.stdout + proc.stderr).strip()[-1000:]}"
+            )
     return by_name
 
 
-def metric(records: Mapping[str, Mapping[str, Any]], metrics_file: str, key: str = "best_valid_ppl") -> dict[str, float | None]:
+def metric(
+    records: Mapping[str, Mapping[str, Any]], metrics_file: str, key: str = "best_valid_ppl"
+) -> dict[str, float | None]:
     """``{name: metrics[key]}`` of a round; None for a failed sample or a missing value."""
     out = {}
     for name, r in records.items():

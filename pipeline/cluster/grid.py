@@ -16,6 +16,7 @@ The ``local`` backend replaces the array by DVC's own experiment queue on this m
 (``dvc exp run --queue`` + ``dvc queue start -j N``): its workers share this workspace's cache,
 so the run-cache entries land here and the same fan-in (without ``--pull``) restores them.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -54,19 +55,29 @@ def grid_dir(repo: Path, settings: ScaleoutSettings, commit: str) -> Path:
     return (repo / settings.log_dir / commit[:12]).resolve()
 
 
-def repro_specs(repo: Path, params: dict, runs: list[str], settings: ScaleoutSettings, commit: str, git_url: str,
-                dvc_remote: str) -> list[TaskSpec]:
+def repro_specs(
+    repo: Path, params: dict, runs: list[str], settings: ScaleoutSettings, commit: str, git_url: str, dvc_remote: str
+) -> list[TaskSpec]:
     directory = grid_dir(repo, settings, commit)
     specs = []
     for run in runs:
         cfg = run_config(params, run)
-        specs.append(TaskSpec(
-            kind="repro", name=run, git_url=git_url, commit=commit, dvc_remote=dvc_remote,
-            targets=(TRAIN_STAGE.format(run=run),), log_path=str(directory / f"{run}.log"),
-            status_path=str(directory / f"{run}.json"),
-            metrics_files=(f"results/{cfg.profile}/{run}/metrics.json",), workdir=settings.workdir,
-            checkpoint_dir=shared_checkpoint_dir(repo, settings), keep_failed_clone=settings.keep_failed_clones,
-        ))
+        specs.append(
+            TaskSpec(
+                kind="repro",
+                name=run,
+                git_url=git_url,
+                commit=commit,
+                dvc_remote=dvc_remote,
+                targets=(TRAIN_STAGE.format(run=run),),
+                log_path=str(directory / f"{run}.log"),
+                status_path=str(directory / f"{run}.json"),
+                metrics_files=(f"results/{cfg.profile}/{run}/metrics.json",),
+                workdir=settings.workdir,
+                checkpoint_dir=shared_checkpoint_dir(repo, settings),
+                keep_failed_clone=settings.keep_failed_clones,
+            )
+        )
     return specs
 
 
@@ -83,7 +94,8 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
     date: an upstream stage that the commit left stale (a code or params change committed without
     re-running ``code`` or ``run-specs``, the code fingerprints and the resolved settings the runs
     depend on) is rebuilt here as each task rebuilt it in its clone, so the runs' dependency
-    hashes match the run-cache entries the tasks pushed. ``dvc repro --downstream train@<run>...`` then rebuilds the stages after them."""
+    hashes match the run-cache entries the tasks pushed. ``dvc repro --downstream train@<run>...``
+    then rebuilds the stages after them."""
     targets = [TRAIN_STAGE.format(run=r) for r in runs]
     calls = [["repro", *(["--pull"] if pull else []), *targets], ["repro", "--downstream", *targets]]
     dvc = Dvc(repo, timeout_s=None)  # a run the run-cache does not answer for trains here
@@ -103,15 +115,27 @@ def fan_in(repo: Path, runs: list[str], pull: bool, log_path: Path) -> dict[str,
             break  # "argv" names the call that failed
     # the second call finds what the first restored unchanged: count each stage once
     outcomes["unchanged"] = [s for s in outcomes["unchanged"] if s not in outcomes["ran"] + outcomes["restored"]]
-    return {"argv": argv, "returncode": returncode, "log": str(log_path), "output": output,
-            "trained_here": [t for t in targets if t in outcomes["ran"]], **outcomes}
+    return {
+        "argv": argv,
+        "returncode": returncode,
+        "log": str(log_path),
+        "output": output,
+        "trained_here": [t for t in targets if t in outcomes["ran"]],
+        **outcomes,
+    }
 
 
 # ---------------------------------------------------------------------------- the local backend
 
 
-def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, directory: Path,
-                    poll_s: float = 5.0, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_local_queue(
+    repo: Path,
+    runs: list[str],
+    settings: ScaleoutSettings,
+    directory: Path,
+    poll_s: float = 5.0,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Each run as a queued experiment of its train stage, run by ``dvc queue start -j N`` workers
     on this machine (they share this workspace's cache, hence its run-cache); one record per run."""
     stamp = time.strftime("%Y%m%d%H%M%S")
@@ -131,8 +155,15 @@ def run_local_queue(repo: Path, runs: list[str], settings: ScaleoutSettings, dir
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(logs)
         ok = states.get(name) == "Success"
-        record = {"name": run, "kind": "repro", "backend": "local", "experiment": name, "log": str(log_path),
-                  "status": "ok" if ok else "failed", "stages": stage_outcomes(logs)}
+        record = {
+            "name": run,
+            "kind": "repro",
+            "backend": "local",
+            "experiment": name,
+            "log": str(log_path),
+            "status": "ok" if ok else "failed",
+            "stages": stage_outcomes(logs),
+        }
         if not ok:
             record.update(failed_step="dvc queue", error=f"queued experiment {name}: {states.get(name, 'unknown')}")
         records.append(record)
@@ -156,9 +187,18 @@ class GridResult:
         return not self.failed and (self.fan_in is None or self.fan_in["returncode"] == 0)
 
 
-def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: ScaleoutSettings, *,
-             force: bool = False, do_fan_in: bool = True, echo: Callable[[str], None] = print,
-             job_name: str = "scrn-grid") -> GridResult:
+def run_grid(
+    repo: Path,
+    params: dict,
+    runs: list[str],
+    backend: str,
+    settings: ScaleoutSettings,
+    *,
+    force: bool = False,
+    do_fan_in: bool = True,
+    echo: Callable[[str], None] = print,
+    job_name: str = "scrn-grid",
+) -> GridResult:
     """Run ``runs`` through ``backend`` and fan the successful ones in; see the module docstring."""
     if backend not in BACKENDS:
         raise ScaleoutError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -183,27 +223,35 @@ def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: 
         skipped = [s.name for s in specs if s not in todo]
         submitted = [s.name for s in todo]
         if skipped:
-            echo(f"already done at {commit[:12]} (status ok; pass --force to resubmit, the run-cache answers): "
-                 f"{', '.join(skipped)}")
+            echo(
+                f"already done at {commit[:12]} (status ok; pass --force to resubmit, the run-cache answers): "
+                f"{', '.join(skipped)}"
+            )
         echo(f"{backend}: submitting {len(todo)} task(s) as one array at {commit[:12]}; logs in {directory}")
 
         def report(record: dict) -> None:
             echo(f"  {record['name']}: {record['status']} ({record.get('seconds', '?')} s) log: {record['log']}")
 
-        records = slurm.execute(todo, backend, settings, directory.parent / "submitit" / "%j", job_name,
-                                on_record=report)
+        records = slurm.execute(
+            todo, backend, settings, directory.parent / "submitit" / "%j", job_name, on_record=report
+        )
         pull = True
     result = GridResult(commit=commit, submitted=submitted, skipped=skipped, records=records)
     result.failed = [r for r in records if r["status"] != "ok"]
     for r in result.failed:
-        echo(f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n"
-             f"  log: {r['log']}" + (f"\n  job log: {r['job_log']}" if r.get("job_log") else "")
-             + (f"\n  clone kept at: {r['clone']}" if r.get("clone") else ""))
+        echo(
+            f"FAILED {r['name']} at step {r.get('failed_step')}: {r.get('error')}\n"
+            f"  log: {r['log']}"
+            + (f"\n  job log: {r['job_log']}" if r.get("job_log") else "")
+            + (f"\n  clone kept at: {r['clone']}" if r.get("clone") else "")
+        )
     if result.failed:
         names = ",".join(r["name"] for r in result.failed)
-        echo(f"{len(result.failed)} of {len(records)} task(s) failed; the others' results are pushed and fanned in. "
-             f"Resubmit only the failed ones by running the same command again, or: "
-             f"python -m stages.grid --backend {backend} --runs '{names}'")
+        echo(
+            f"{len(result.failed)} of {len(records)} task(s) failed; the others' results are pushed and fanned in. "
+            f"Resubmit only the failed ones by running the same command again, or: "
+            f"python -m stages.grid --backend {backend} --runs '{names}'"
+        )
     done = [s for s in runs if s in skipped or any(r["name"] == s and r["status"] == "ok" for r in records)]
     if do_fan_in and done:
         result.fan_in = fan_in(repo, done, pull, directory / "fan-in.log")
@@ -211,8 +259,10 @@ def run_grid(repo: Path, params: dict, runs: list[str], backend: str, settings: 
         if fi["returncode"] != 0:
             echo(f"fan-in failed (`{' '.join(fi['argv'])}`, exit {fi['returncode']}); log: {fi['log']}")
         else:
-            echo(f"fan-in: {len(fi['restored'])} stage(s) restored from the run-cache, {len(fi['unchanged'])} "
-                 f"unchanged, ran here: {', '.join(fi['ran']) or 'none'}; dvc.lock updated")
+            echo(
+                f"fan-in: {len(fi['restored'])} stage(s) restored from the run-cache, {len(fi['unchanged'])} "
+                f"unchanged, ran here: {', '.join(fi['ran']) or 'none'}; dvc.lock updated"
+            )
         if fi["trained_here"]:
             echo(f"warning: the run-cache did not answer for {', '.join(fi['trained_here'])}: they trained here")
     return result

@@ -7,6 +7,7 @@ elsewhere) fetches every output's object, the git-tracked metrics.json and epoch
 3.67 commits those to the local cache when it saves the entry but never pushes them, so without
 this step the fan-in finds them missing and trains the stage again.
 """
+
 from __future__ import annotations
 
 import sys
@@ -16,14 +17,21 @@ def push_stage_outputs(targets: list[str], repo_root: str = ".") -> int:
     from dvc.repo import Repo
 
     with Repo(repo_root) as repo:
-        infos = {out.hash_info for target in targets for stage in repo.stage.collect(target)
-                 for out in stage.outs if out.hash_info and out.hash_info.value}
+        infos = {
+            out.hash_info
+            for target in targets
+            for stage in repo.stage.collect(target)
+            for out in stage.outs
+            if out.hash_info and out.hash_info.value
+        }
         missing = [str(h) for h in infos if not repo.cache.local.exists(h.value)]
         if missing:
             raise SystemExit(f"error: not in the local cache, cannot push: {', '.join(missing)}")
         result = repo.cloud.push(infos)
-    print(f"pushed {len(result.transferred)} of {len(infos)} output object(s) of {', '.join(targets)}"
-          f" ({len(result.failed)} failed)")
+    print(
+        f"pushed {len(result.transferred)} of {len(infos)} output object(s) of {', '.join(targets)}"
+        f" ({len(result.failed)} failed)"
+    )
     return 1 if result.failed else 0
 
 

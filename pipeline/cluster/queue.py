@@ -11,6 +11,7 @@ after "shutting down due to empty queue"; :meth:`DvcQueue.stop` therefore ends t
 object started: ``dvc queue stop``, a grace period, then SIGTERM and SIGKILL by pid, only for the
 pids it started and only while they are still queue workers (a recycled pid is never signalled).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,16 @@ class DvcQueue:
     ``log`` receives progress lines, each starting with ``label``.
     """
 
-    def __init__(self, dvc: Dvc, jobs: int, log: Callable[[str], None] = print, label: str = "queue",
-                 poll_s: float = 5.0, poll_attempts: int = POLL_ATTEMPTS, retry_pause_s: float = 1.0):
+    def __init__(
+        self,
+        dvc: Dvc,
+        jobs: int,
+        log: Callable[[str], None] = print,
+        label: str = "queue",
+        poll_s: float = 5.0,
+        poll_attempts: int = POLL_ATTEMPTS,
+        retry_pause_s: float = 1.0,
+    ):
         if poll_attempts < 1:
             raise ValueError("poll_attempts must be >= 1")
         self.dvc, self.jobs, self.log, self.label = dvc, jobs, log, label
@@ -128,8 +137,10 @@ class DvcQueue:
                 return parse_queue_status(proc.stdout)
             if attempt < self.poll_attempts:
                 time.sleep(self.retry_pause_s)
-        raise ScaleoutError(f"`dvc queue status` failed (exit {proc.returncode}) {self.poll_attempts} times in a row: "
-                            f"{(proc.stderr + proc.stdout).strip()[-2000:]}")
+        raise ScaleoutError(
+            f"`dvc queue status` failed (exit {proc.returncode}) {self.poll_attempts} times in a row: "
+            f"{(proc.stderr + proc.stdout).strip()[-2000:]}"
+        )
 
     def wait(self, names: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
         """Poll until no entry of ``names`` is queued or running; returns the last states. After

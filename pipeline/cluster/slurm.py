@@ -7,6 +7,7 @@
 
 (The ``local`` backends, DVC's own queue, need no executor: see queue.py.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,8 +60,9 @@ def make_executor(backend: str, settings: ScaleoutSettings, folder: Path, job_na
     return executor
 
 
-def submit(specs: Sequence[TaskSpec], backend: str, settings: ScaleoutSettings, folder: Path,
-           job_name: str) -> list[submitit.Job]:
+def submit(
+    specs: Sequence[TaskSpec], backend: str, settings: ScaleoutSettings, folder: Path, job_name: str
+) -> list[submitit.Job]:
     """Submit ``specs`` as one array (one task per spec); returns submitit's jobs, in order."""
     executor = make_executor(backend, settings, folder, job_name)
     try:
@@ -70,7 +72,8 @@ def submit(specs: Sequence[TaskSpec], backend: str, settings: ScaleoutSettings, 
         raise ScaleoutError(
             f"submitting {len(specs)} task(s) to {backend} failed: {type(exc).__name__}: {first_line}. Run where "
             "sbatch works, and check the scaleout: section of params.yaml (partition, account, time_min, "
-            "gpus_per_task) or its flags") from exc
+            "gpus_per_task) or its flags"
+        ) from exc
 
 
 def _failure_record(spec: TaskSpec, job: submitit.Job, exc: BaseException) -> dict[str, Any]:
@@ -81,9 +84,17 @@ def _failure_record(spec: TaskSpec, job: submitit.Job, exc: BaseException) -> di
     is an earlier attempt's, whose step and error are not this failure's.
     """
     stored = read_status(Path(spec.status_path))
-    record = stored if stored and stored.get("status") == "running" else {
-        "name": spec.name, "kind": spec.kind, "log": spec.log_path, "status_path": spec.status_path,
-        "commit": spec.commit}
+    record = (
+        stored
+        if stored and stored.get("status") == "running"
+        else {
+            "name": spec.name,
+            "kind": spec.kind,
+            "log": spec.log_path,
+            "status_path": spec.status_path,
+            "commit": spec.commit,
+        }
+    )
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     record.update(status="failed", failed_step="job", error=f"{type(exc).__name__}: {first_line}")
     try:
@@ -93,8 +104,9 @@ def _failure_record(spec: TaskSpec, job: submitit.Job, exc: BaseException) -> di
     return record
 
 
-def collect(jobs: Sequence[submitit.Job], specs: Sequence[TaskSpec],
-            on_record: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+def collect(
+    jobs: Sequence[submitit.Job], specs: Sequence[TaskSpec], on_record: Callable[[dict], None] | None = None
+) -> list[dict[str, Any]]:
     """Wait for every job, in order; one status record per spec, never an exception."""
     records = []
     for job, spec in zip(jobs, specs):
@@ -114,8 +126,14 @@ def collect(jobs: Sequence[submitit.Job], specs: Sequence[TaskSpec],
     return records
 
 
-def execute(specs: Sequence[TaskSpec], backend: str, settings: ScaleoutSettings, folder: Path, job_name: str,
-            on_record: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+def execute(
+    specs: Sequence[TaskSpec],
+    backend: str,
+    settings: ScaleoutSettings,
+    folder: Path,
+    job_name: str,
+    on_record: Callable[[dict], None] | None = None,
+) -> list[dict[str, Any]]:
     """Submit ``specs`` as one array and wait for all of them."""
     if not specs:
         return []

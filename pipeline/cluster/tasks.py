@@ -20,6 +20,7 @@ task's log. The record is also written to ``spec.status_path`` (first as ``runni
 ``ok``/``failed``), so a task killed by Slurm (pre-emption, time limit, node failure) is seen as
 ``running`` with no end and resubmitted by the driver.
 """
+
 from __future__ import annotations
 
 import json
@@ -138,10 +139,20 @@ def _prepare_clone(spec: TaskSpec, clone: Path, env: dict, log) -> None:
         for key, var in (("user.name", "GIT_AUTHOR_NAME"), ("user.email", "GIT_AUTHOR_EMAIL")):
             have = subprocess.run(["git", "config", key], cwd=clone, env=env, capture_output=True, text=True).stdout
             if not have.strip() and var not in env:
-                _run("git identity", ["git", "config", key, "scrn-scaleout" if key == "user.name" else "scaleout@localhost"],
-                     clone, env, log)
-    _run("dvc remote", ["dvc", "remote", "add", "--local", "--force", "--default", DVC_REMOTE_NAME, spec.dvc_remote],
-         clone, env, log)
+                _run(
+                    "git identity",
+                    ["git", "config", key, "scrn-scaleout" if key == "user.name" else "scaleout@localhost"],
+                    clone,
+                    env,
+                    log,
+                )
+    _run(
+        "dvc remote",
+        ["dvc", "remote", "add", "--local", "--force", "--default", DVC_REMOTE_NAME, spec.dvc_remote],
+        clone,
+        env,
+        log,
+    )
     if spec.checkpoint_dir:  # resumable training state survives the clone (pre-emption, requeue)
         shared = Path(spec.checkpoint_dir)
         shared.mkdir(parents=True, exist_ok=True)
@@ -168,10 +179,16 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     log_path, status_path = Path(spec.log_path), Path(spec.status_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
-        "name": spec.name, "kind": spec.kind, "status": "running", "commit": spec.commit, "targets": list(spec.targets),
-        "log": str(log_path), "status_path": str(status_path), "host": socket.gethostname(),
-        "job_id": os.environ.get("SLURM_ARRAY_JOB_ID", "") + ("_" + os.environ["SLURM_ARRAY_TASK_ID"]
-                                                              if "SLURM_ARRAY_TASK_ID" in os.environ else ""),
+        "name": spec.name,
+        "kind": spec.kind,
+        "status": "running",
+        "commit": spec.commit,
+        "targets": list(spec.targets),
+        "log": str(log_path),
+        "status_path": str(status_path),
+        "host": socket.gethostname(),
+        "job_id": os.environ.get("SLURM_ARRAY_JOB_ID", "")
+        + ("_" + os.environ["SLURM_ARRAY_TASK_ID"] if "SLURM_ARRAY_TASK_ID" in os.environ else ""),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     atomic_write_json(status_path, record)
@@ -181,8 +198,10 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     env = _task_env(spec)
     output = ""
     with log_path.open("a") as log:
-        log.write(f"=== {record['started']} {spec.kind} task {spec.name} at {spec.commit} on {record['host']}"
-                  f"{' (' + record['job_id'] + ')' if record['job_id'] else ''}\n")
+        log.write(
+            f"=== {record['started']} {spec.kind} task {spec.name} at {spec.commit} on {record['host']}"
+            f"{' (' + record['job_id'] + ')' if record['job_id'] else ''}\n"
+        )
         try:
             _prepare_clone(spec, clone, env, log)
             for step, argv in task_steps(spec):
@@ -199,9 +218,11 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
             record["clone"] = str(clone)
         elif clone.exists():
             shutil.rmtree(clone, ignore_errors=True)
-        log.write(f"=== {spec.name}: {record['status']}"
-                  f"{' at step ' + record['failed_step'] if record['status'] == 'failed' else ''}"
-                  f" after {record['seconds']} s\n")
+        log.write(
+            f"=== {spec.name}: {record['status']}"
+            f"{' at step ' + record['failed_step'] if record['status'] == 'failed' else ''}"
+            f" after {record['seconds']} s\n"
+        )
     atomic_write_json(status_path, record)
     return record
 

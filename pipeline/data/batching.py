@@ -14,6 +14,7 @@ The token stream w_0 .. w_{N-1} is cut into ``batch_size`` contiguous streams, o
 Each row is one sequence whose recurrent state is carried from window to window; tokens that
 do not fill a whole window are never scored. Valid and test use the same layout as training.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

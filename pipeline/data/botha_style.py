@@ -16,6 +16,7 @@ original line; the figure is the share of lines reproduced exactly. It measures 
 lossy detokenisation, not accuracy on raw text: the detokeniser cannot restore everything
 (e.g. ``" - "`` between letters), which caps every candidate below 100%.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,8 +65,13 @@ def tokenizer(name: str, lang: str) -> Callable[[str], str]:
             return token
 
         def moses(line: str) -> str:
-            out = tok.tokenize(norm.normalize(line), escape=False, aggressive_dash_splits=True,
-                               return_str=True, protected_patterns=[r"\w+'\w+"])
+            out = tok.tokenize(
+                norm.normalize(line),
+                escape=False,
+                aggressive_dash_splits=True,
+                return_str=True,
+                protected_patterns=[r"\w+'\w+"],
+            )
             return " ".join(split_period(t) for t in out.replace(" @-@ ", " - ").split())
 
         return moses
@@ -110,9 +116,13 @@ def measure_corpora(raw_root: Path, languages: Iterable[str], candidates: Iterab
     Those are the released files the download stage verified (kept even when train is missing).
     A language whose files are absent gets ``status: data_missing``."""
     candidates = tuple(candidates)
-    out: dict = {"metric": "round-trip agreement: share of released valid+test lines reproduced exactly",
-                 "detokenizer": DETOKENIZER, "candidates": list(candidates), "chosen": CHOSEN_TOKENIZER,
-                 "languages": {}}
+    out: dict = {
+        "metric": "round-trip agreement: share of released valid+test lines reproduced exactly",
+        "detokenizer": DETOKENIZER,
+        "candidates": list(candidates),
+        "chosen": CHOSEN_TOKENIZER,
+        "languages": {},
+    }
     for lang in languages:
         paths = [Path(raw_root) / f"botha-{lang}" / f"{split}.txt" for split in ("valid", "test")]
         if not all(p.is_file() for p in paths):

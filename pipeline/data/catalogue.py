@@ -5,6 +5,7 @@ not the download URLs and checksums of ``pipeline/data/corpora.py``; keeping the
 edit of a URL or a pin changes the fingerprint of the download stage only, and re-trains nothing.
 ``corpora.py`` builds its registry on these names, and a test checks that the two agree.
 """
+
 from __future__ import annotations
 
 SPLITS = ("train", "valid", "test")
@@ -19,7 +20,9 @@ WMT13_REBUILDABLE = ("fr", "es", "de", "cs")
 CORPUS_SOURCES: dict[str, tuple[str, ...]] = {
     "ptb": (SOURCE_ARCHIVE,),
     "wikitext-2": (SOURCE_ARCHIVE,),
-    **{f"botha-{lang}": (SOURCE_ARCHIVE, SOURCE_WMT13_RAW) if lang in WMT13_REBUILDABLE else (SOURCE_ARCHIVE,)
-       for lang in BOTHA_LANGUAGES},
+    **{
+        f"botha-{lang}": (SOURCE_ARCHIVE, SOURCE_WMT13_RAW) if lang in WMT13_REBUILDABLE else (SOURCE_ARCHIVE,)
+        for lang in BOTHA_LANGUAGES
+    },
 }
 CORPUS_NAMES = tuple(CORPUS_SOURCES)

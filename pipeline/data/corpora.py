@@ -7,12 +7,17 @@ A file or archive is pinned by its sha256, its git blob id (``git hash-object``:
 ``blob <size>\\0`` + bytes), or both; every pin given must match. The Botha & Blunsom archive and
 its ``train.in`` files are known only by their git blob ids (no sha256 was ever published).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.data.catalogue import (BOTHA_LANGUAGES, CORPUS_SOURCES, SOURCE_ARCHIVE, SOURCE_WMT13_RAW, SPLITS,  # noqa: F401
-                                     WMT13_REBUILDABLE)
+from pipeline.data.catalogue import (
+    BOTHA_LANGUAGES,
+    CORPUS_SOURCES,
+    SOURCE_ARCHIVE,
+    SPLITS,  # noqa: F401
+)
 
 ARCHIVE_FORMATS = ("tar", "zip")
 
@@ -96,8 +101,10 @@ PTB = Corpus(
 
 # The path-style S3 URL may answer with a PermanentRedirect error document instead of the zip
 # (SOURCES.md §2); the virtual-host endpoint it names and smerity.com's mirror follow it.
-_PYTORCH_EXAMPLES = ("https://raw.githubusercontent.com/pytorch/examples/acc295dc7b90714f1bf47f06004fc19a7fe235c4/"
-                     "word_language_model/data/wikitext-2/{split}.txt")
+_PYTORCH_EXAMPLES = (
+    "https://raw.githubusercontent.com/pytorch/examples/acc295dc7b90714f1bf47f06004fc19a7fe235c4/"
+    "word_language_model/data/wikitext-2/{split}.txt"
+)
 
 WIKITEXT2 = Corpus(
     name="wikitext-2",
@@ -112,12 +119,21 @@ WIKITEXT2 = Corpus(
             urls=(_PYTORCH_EXAMPLES.format(split=split),),
         )
         for split, sha, blob in (
-            ("train", "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
-             "2d84b35af79e411d73ea7cae83c73964c6ac83b4"),
-            ("valid", "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
-             "eec944eb2d9e46061cd34a6913528797db6842fc"),
-            ("test", "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
-             "6f3fc88e4cd88456ea892971f9f12243e8428624"),
+            (
+                "train",
+                "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
+                "2d84b35af79e411d73ea7cae83c73964c6ac83b4",
+            ),
+            (
+                "valid",
+                "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+                "eec944eb2d9e46061cd34a6913528797db6842fc",
+            ),
+            (
+                "test",
+                "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
+                "6f3fc88e4cd88456ea892971f9f12243e8428624",
+            ),
         )
     ),
     archive_name="wikitext-2-v1.zip",
@@ -144,21 +160,61 @@ BOTHA_ARCHIVE_GIT_BLOB = "6bd6e3916f5e745af3e01a9b9f9b263b855c57fd"
 BOTHA_MEMBERS = {"train": "train.in", "valid": "test.in", "test": "finaltest.in"}
 # (sha256, git blob) per split; train is known by its git blob only (SOURCES.md §3).
 _BOTHA_PINS = {
-    "cs": {"train": (None, "de36fee879b23d7be88b07bbd4bff129384128a2"),
-           "valid": ("3a32e8a1060a1f183a6de5cb4ad9ff9c77d1208adb75dd8757c3a1a6f2e2e734", "40134eac9ea78ae6ceca35ec3ffa1a56401d472a"),
-           "test": ("f305f83390f8f3752b80c4c3bd5a18cf81bc1d27dc802d75badca931a3f963a7", "a42679c1a644c121c3da441e2927f55ad93197d6")},
-    "de": {"train": (None, "70082e26997237e4cf658d6b9e797dfc70ebe3f7"),
-           "valid": ("77535be8ad7113f8f461aa1939641581f5b0616c4475bc266be160cd4564f3a3", "6d61ba3d5196c808166146d5331c85463adf6247"),
-           "test": ("ddd3fa872e2a3ddc0c18c9d9cdfa17b9e6b740d903118926a97978829b3ecc7e", "a77b81fed30bbc68070f59d53b881b3390e2f5c6")},
-    "es": {"train": (None, "5178b3398ca4dc50487dc9fc4eb1334824d719b3"),
-           "valid": ("cff63248cbc4f0091c821d03aa145d21a0be5977cbfef61c5c76985d031d5b72", "ffd604f79421667f320ccef80ecfad2a7e691308"),
-           "test": ("4c89745d1be9c2ff82ab307950173830eb145ceef84a5e3e367bd195c5126322", "263ccd17a71d62f97e0462a451c0d8a0dc623b7c")},
-    "fr": {"train": (None, "04a34536f9ba19433190c970328dfb688daeb623"),
-           "valid": ("eac556920caabbb276c806e55d0b6765e1bf71fe8355ae2b5a6e6040abe415fb", "f20cbea8b9e91c504f250151330cc743ca13637b"),
-           "test": ("ff5a27a00969530ef66e4ec28f2404c5c376bff99169d54e8f05ea567beed407", "ff3f853133e757602ec5ecef1da52ad5ac2cf273")},
-    "ru": {"train": (None, "ac0db77dcd3dda95d4709cbfd2c7fde0c5a55d3a"),
-           "valid": ("a7e43647b07aa107c064d08a14cd896828b4dd406dced4c1d6786f9c27f74e4e", "e0e1f21cba85c58c2471ff37d691d1dc0c65b91d"),
-           "test": ("644112ac35c4b9d5ef2b0b97267cf5a423e40d254e658dad48084643450776da", "8a5d7c538402b9af7f50d47a31a9eedc2e2ec313")},
+    "cs": {
+        "train": (None, "de36fee879b23d7be88b07bbd4bff129384128a2"),
+        "valid": (
+            "3a32e8a1060a1f183a6de5cb4ad9ff9c77d1208adb75dd8757c3a1a6f2e2e734",
+            "40134eac9ea78ae6ceca35ec3ffa1a56401d472a",
+        ),
+        "test": (
+            "f305f83390f8f3752b80c4c3bd5a18cf81bc1d27dc802d75badca931a3f963a7",
+            "a42679c1a644c121c3da441e2927f55ad93197d6",
+        ),
+    },
+    "de": {
+        "train": (None, "70082e26997237e4cf658d6b9e797dfc70ebe3f7"),
+        "valid": (
+            "77535be8ad7113f8f461aa1939641581f5b0616c4475bc266be160cd4564f3a3",
+            "6d61ba3d5196c808166146d5331c85463adf6247",
+        ),
+        "test": (
+            "ddd3fa872e2a3ddc0c18c9d9cdfa17b9e6b740d903118926a97978829b3ecc7e",
+            "a77b81fed30bbc68070f59d53b881b3390e2f5c6",
+        ),
+    },
+    "es": {
+        "train": (None, "5178b3398ca4dc50487dc9fc4eb1334824d719b3"),
+        "valid": (
+            "cff63248cbc4f0091c821d03aa145d21a0be5977cbfef61c5c76985d031d5b72",
+            "ffd604f79421667f320ccef80ecfad2a7e691308",
+        ),
+        "test": (
+            "4c89745d1be9c2ff82ab307950173830eb145ceef84a5e3e367bd195c5126322",
+            "263ccd17a71d62f97e0462a451c0d8a0dc623b7c",
+        ),
+    },
+    "fr": {
+        "train": (None, "04a34536f9ba19433190c970328dfb688daeb623"),
+        "valid": (
+            "eac556920caabbb276c806e55d0b6765e1bf71fe8355ae2b5a6e6040abe415fb",
+            "f20cbea8b9e91c504f250151330cc743ca13637b",
+        ),
+        "test": (
+            "ff5a27a00969530ef66e4ec28f2404c5c376bff99169d54e8f05ea567beed407",
+            "ff3f853133e757602ec5ecef1da52ad5ac2cf273",
+        ),
+    },
+    "ru": {
+        "train": (None, "ac0db77dcd3dda95d4709cbfd2c7fde0c5a55d3a"),
+        "valid": (
+            "a7e43647b07aa107c064d08a14cd896828b4dd406dced4c1d6786f9c27f74e4e",
+            "e0e1f21cba85c58c2471ff37d691d1dc0c65b91d",
+        ),
+        "test": (
+            "644112ac35c4b9d5ef2b0b97267cf5a423e40d254e658dad48084643450776da",
+            "8a5d7c538402b9af7f50d47a31a9eedc2e2ec313",
+        ),
+    },
 }
 _LANGUAGE_NAMES = {"fr": "French", "es": "Spanish", "de": "German", "cs": "Czech", "ru": "Russian"}
 
@@ -166,7 +222,10 @@ _LANGUAGE_NAMES = {"fr": "French", "es": "Spanish", "de": "German", "cs": "Czech
 def _botha(lang: str) -> Corpus:
     return Corpus(
         name=f"botha-{lang}",
-        description=f"Botha & Blunsom (2014) 1M-token WMT13 data, {_LANGUAGE_NAMES[lang]} (icml14-data.tar.bz2, en-{lang}/1m-mono)",
+        description=(
+            f"Botha & Blunsom (2014) 1M-token WMT13 data, {_LANGUAGE_NAMES[lang]} "
+            f"(icml14-data.tar.bz2, en-{lang}/1m-mono)"
+        ),
         files=tuple(
             CorpusFile(
                 split=split,

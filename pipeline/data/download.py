@@ -32,6 +32,7 @@ data that was verified before (that copy is left as it was; it is never replaced
 ``data.source.<corpus>: wmt13-raw`` replaces all of this by the Botha-style rebuild from the raw
 WMT13 corpora (``pipeline/data/wmt13.py``), whose own inputs are pinned.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,8 +84,10 @@ def resolve_mirror(params_mirror: str | None) -> Path | None:
     current directory to others, and neither is what its author meant."""
     value = os.environ.get(MIRROR_ENV)
     if value is not None and not value.strip():
-        raise DataUnavailableError(f"{MIRROR_ENV} is set but empty; set it to the mirror directory (laid out like "
-                                   f"{_LAYOUT_EXAMPLE}), or unset it to use data.mirror from params.yaml")
+        raise DataUnavailableError(
+            f"{MIRROR_ENV} is set but empty; set it to the mirror directory (laid out like "
+            f"{_LAYOUT_EXAMPLE}), or unset it to use data.mirror from params.yaml"
+        )
     value = value or params_mirror
     return Path(value).expanduser() if value else None
 
@@ -94,8 +97,10 @@ _LAYOUT_EXAMPLE = "ptb/ptb.train.txt, wikitext-2/wiki.train.tokens, botha-blunso
 
 def expected_layout(corpus: Corpus) -> str:
     """Where a mirror must hold ``corpus``: its files, or its upstream archive at the root."""
-    return (f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root "
-            f"(from {corpus.archive_urls[0]})")
+    return (
+        f"{', '.join(f.mirror_path for f in corpus.files)}, or {corpus.archive_name} at its root "
+        f"(from {corpus.archive_urls[0]})"
+    )
 
 
 def check_mirror(corpus: Corpus, mirror: Path) -> None:
@@ -120,8 +125,10 @@ def check_mirror(corpus: Corpus, mirror: Path) -> None:
 def _corpus_folder_hint(corpus: Corpus, mirror: Path) -> str:
     """A mirror that is the corpus folder itself (``.../data/ptb`` instead of ``.../data``)."""
     if any((mirror / Path(f.mirror_path).name).is_file() for f in corpus.files):
-        return (f"; {mirror} holds the corpus files themselves: point {MIRROR_ENV} at the directory above the "
-                f"corpus folders (here probably {mirror.parent})")
+        return (
+            f"; {mirror} holds the corpus files themselves: point {MIRROR_ENV} at the directory above the "
+            f"corpus folders (here probably {mirror.parent})"
+        )
     return ""
 
 
@@ -135,8 +142,10 @@ def _open_members(archive: Path, fmt: str) -> tuple[dict[str, Callable[[], objec
     """Readers for the regular files of ``archive`` by name (leading "./" removed)."""
     if fmt == "zip":
         if not zipfile.is_zipfile(archive):
-            raise ArchiveError(f"{archive.name} is not a zip archive ({_describe_head(archive)}); "
-                               "the server may have answered with an error or redirect document")
+            raise ArchiveError(
+                f"{archive.name} is not a zip archive ({_describe_head(archive)}); "
+                "the server may have answered with an error or redirect document"
+            )
         zf = zipfile.ZipFile(archive)
         names = {i.filename.removeprefix("./"): i for i in zf.infolist() if not i.is_dir()}
         return {n: (lambda i=i: zf.open(i)) for n, i in names.items()}, sorted(names)
@@ -152,16 +161,20 @@ def extract_archive_members(archive: Path, corpus: Corpus, dest: Path) -> None:
         absent = [f.archive_member for f in corpus.files if f.archive_member not in readers]
         if absent:
             shown = ", ".join(names[:8]) + (f", ... ({len(names)} files)" if len(names) > 8 else "")
-            raise ArchiveError(f"{archive.name} does not have the expected layout: no member "
-                               f"{', '.join(absent)} (it holds: {shown or 'no files'})")
+            raise ArchiveError(
+                f"{archive.name} does not have the expected layout: no member "
+                f"{', '.join(absent)} (it holds: {shown or 'no files'})"
+            )
         for f in corpus.files:
             with readers[f.archive_member]() as src, open(dest / f.filename, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
     except ArchiveError:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ArchiveError(f"{archive.name} is truncated or corrupt, not a readable "
-                           f"{corpus.archive_format} archive ({type(exc).__name__}: {exc})") from exc
+        raise ArchiveError(
+            f"{archive.name} is truncated or corrupt, not a readable "
+            f"{corpus.archive_format} archive ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _checked_extract(archive: Path, corpus: Corpus, dest: Path) -> None:
@@ -210,8 +223,10 @@ def _url_archive_source(corpus: Corpus, url: str) -> Source:
         fetch_url(url, archive)
         try:
             if corpus.archive_format == "zip" and not zipfile.is_zipfile(archive):
-                raise ArchiveError(f"the answer is not a zip archive ({_describe_head(archive)}); the URL "
-                                   "may answer with a redirect or an error document")
+                raise ArchiveError(
+                    f"the answer is not a zip archive ({_describe_head(archive)}); the URL "
+                    "may answer with a redirect or an error document"
+                )
             _checked_extract(archive, corpus, dest)
         finally:
             archive.unlink(missing_ok=True)
@@ -231,8 +246,9 @@ def network_allowed() -> bool:
     return os.environ.get(OFFLINE_ENV) != "1"
 
 
-def candidate_sources(corpus: Corpus, mirror: Path | None, use_network: bool | None = None,
-                      source_setting: str = SOURCE_ARCHIVE) -> list[Source]:
+def candidate_sources(
+    corpus: Corpus, mirror: Path | None, use_network: bool | None = None, source_setting: str = SOURCE_ARCHIVE
+) -> list[Source]:
     if use_network is None:
         use_network = network_allowed()
     if source_setting == SOURCE_WMT13_RAW:
@@ -268,7 +284,8 @@ def _partial_mirror_files(corpus: Corpus, mirror: Path | None) -> tuple[list, li
     if problems:
         raise ChecksumError(
             f"corpus {corpus.name!r}: the local mirror holds files that are not the pinned ones:\n  "
-            + "\n  ".join(problems) + f"\nThe file is corrupt or a different version. Replace it with the original "
+            + "\n  ".join(problems)
+            + f"\nThe file is corrupt or a different version. Replace it with the original "
             f"(see ../shared/data/SOURCES.md) or point {MIRROR_ENV} elsewhere."
         )
     return present, absent
@@ -281,8 +298,10 @@ def verified_copy(corpus: Corpus, out_dir: Path) -> bool:
         return False
     try:
         recorded = json.loads((out_dir / "source.json").read_text())["files"]
-        return all((out_dir / f.filename).is_file() and sha256_file(out_dir / f.filename) == recorded[f.filename]
-                   for f in corpus.files)
+        return all(
+            (out_dir / f.filename).is_file() and sha256_file(out_dir / f.filename) == recorded[f.filename]
+            for f in corpus.files
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -359,11 +378,14 @@ def download_corpus(
             + "\n  ".join(mismatches)
             + f"\nNothing was written to {out_dir}. Provide a verified copy through {MIRROR_ENV}."
         )
-    hint = (f"Set {MIRROR_ENV} (or data.mirror in params.yaml) to a mirror directory that holds "
-            f"{expected_layout(corpus)}")
+    hint = (
+        f"Set {MIRROR_ENV} (or data.mirror in params.yaml) to a mirror directory that holds {expected_layout(corpus)}"
+    )
     if optional:  # the same words in both modes: the marker of a skipped corpus repeats the error
-        hint += (f". {corpus.name} is optional (data.optional): with data.on_missing: skip it is marked "
-                 "'data missing' and the rest of the DAG goes on.")
+        hint += (
+            f". {corpus.name} is optional (data.optional): with data.on_missing: skip it is marked "
+            "'data missing' and the rest of the DAG goes on."
+        )
     else:
         hint += f". {corpus.name} is not optional (data.optional): it is never skipped, whatever data.on_missing says."
     present, absent = _partial_mirror_files(corpus, mirror) if source_setting == SOURCE_ARCHIVE else ([], [])
@@ -374,8 +396,10 @@ def download_corpus(
     elif mirror is None:
         where = "no local mirror is set"
     elif present and absent:
-        where = (f"the local mirror {mirror} lacks {', '.join(f.mirror_path for f in absent)} "
-                 f"(it has {', '.join(f.mirror_path for f in present)})")
+        where = (
+            f"the local mirror {mirror} lacks {', '.join(f.mirror_path for f in absent)} "
+            f"(it has {', '.join(f.mirror_path for f in present)})"
+        )
     else:
         where = f"the local mirror {mirror} lacks it{_corpus_folder_hint(corpus, mirror)}"
     if not any(not s.is_local for s in sources):
@@ -389,9 +413,18 @@ def download_corpus(
         raise DataUnavailableError(f"{message}\nThe verified copy already in {out_dir} was left as it was.")
     if on_missing == "skip" and optional:
         kept = {f.filename: mirror / f.mirror_path for f in present} if absent else {}
-        write_missing_marker(out_dir, message, files=kept, corpus=corpus.name,
-                             missing_files=[f.mirror_path for f in absent] if kept else [],
-                             present_splits=[f.split for f in present] if kept else [])
-        return {"corpus": corpus.name, "status": "data_missing", "reason": message,
-                "present_splits": [f.split for f in present] if kept else []}
+        write_missing_marker(
+            out_dir,
+            message,
+            files=kept,
+            corpus=corpus.name,
+            missing_files=[f.mirror_path for f in absent] if kept else [],
+            present_splits=[f.split for f in present] if kept else [],
+        )
+        return {
+            "corpus": corpus.name,
+            "status": "data_missing",
+            "reason": message,
+            "present_splits": [f.split for f in present] if kept else [],
+        }
     raise DataUnavailableError(message)

@@ -20,6 +20,7 @@ ratio (types / tokens of that split). A corpus marked missing whose download kep
 splits (Botha valid/test without train) gets those splits' tokens, types and ``<unk>`` share,
 with ``status: data_missing`` and the missing splits named.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,15 +28,20 @@ import json
 import pickle
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from typing import TYPE_CHECKING
-
 from pipeline.data.catalogue import SPLITS
 from pipeline.errors import DataFormatError
-from pipeline.fsutil import (atomic_directory, atomic_write_json, atomic_write_text, read_missing_marker, sha256_file,
-                             write_missing_marker)
+from pipeline.fsutil import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    read_missing_marker,
+    sha256_file,
+    write_missing_marker,
+)
 
 if TYPE_CHECKING:  # the registry (URLs, pins) is the download stage's; preparing needs only a corpus's fields
     from pipeline.data.corpora import Corpus
@@ -121,8 +127,11 @@ def prepare_corpus(corpus: Corpus, raw_dir: Path, out_dir: Path, stats_path: Pat
         write_missing_marker(out_dir, missing["reason"], corpus=corpus.name)
         stats = {"corpus": corpus.name, "status": "data_missing", "eos_added": corpus.add_eos}
         if partial:
-            stats.update(splits=partial, missing_splits=[s for s in SPLITS if s not in partial],
-                         missing_files=missing.get("missing_files", []))
+            stats.update(
+                splits=partial,
+                missing_splits=[s for s in SPLITS if s not in partial],
+                missing_files=missing.get("missing_files", []),
+            )
         atomic_write_json(stats_path, stats)
         return stats
     for split in SPLITS:
@@ -135,7 +144,13 @@ def prepare_corpus(corpus: Corpus, raw_dir: Path, out_dir: Path, stats_path: Pat
     tokens = {split: tokenize_file(raw_dir / f"{split}.txt", corpus.add_eos) for split in SPLITS}
     vocab = build_vocab(tokens["train"])
     index = {w: i for i, w in enumerate(vocab)}
-    stats: dict = {"corpus": corpus.name, "status": "ok", "eos_added": corpus.add_eos, "vocab_size": len(vocab), "splits": {}}
+    stats: dict = {
+        "corpus": corpus.name,
+        "status": "ok",
+        "eos_added": corpus.add_eos,
+        "vocab_size": len(vocab),
+        "splits": {},
+    }
     with atomic_directory(out_dir) as tmp:
         for split in SPLITS:
             ids, oov = encode(tokens[split], index, split)
@@ -166,24 +181,31 @@ def load_prepared(prepared_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]
     absent = [n for n in names if not (prepared_dir / n).is_file()]
     if absent:
         what = "does not exist" if not prepared_dir.is_dir() else f"has no {', '.join(absent)}"
-        raise FileNotFoundError(f"{prepared_dir} {what}: the corpus was never prepared here; "
-                                f"{rerun.removeprefix('re-')}")
+        raise FileNotFoundError(
+            f"{prepared_dir} {what}: the corpus was never prepared here; {rerun.removeprefix('re-')}"
+        )
     vocab = _read_vocab(prepared_dir / VOCAB, rerun)
     manifest = _read_manifest(prepared_dir, rerun)
     expected_size = manifest.get("vocab_size") if manifest else _stats_vocab_size(prepared_dir)
     if expected_size is not None and len(vocab) != expected_size:
-        raise DataFormatError(f"{prepared_dir / VOCAB} has {len(vocab):,} words, but prepare wrote {expected_size:,}: "
-                              f"the file was cut short or replaced; {rerun}")
+        raise DataFormatError(
+            f"{prepared_dir / VOCAB} has {len(vocab):,} words, but prepare wrote {expected_size:,}: "
+            f"the file was cut short or replaced; {rerun}"
+        )
     arrays = {split: _read_ids(prepared_dir / f"{split}.npy", len(vocab), rerun) for split in SPLITS}
     for name, want in (manifest or {}).get("sha256", {}).items():
         if sha256_file(prepared_dir / name) != want:
-            raise DataFormatError(f"{prepared_dir / name} is not the file prepare wrote (its sha256 differs from "
-                                  f"{MANIFEST}): it was altered or comes from another preparation; {rerun}")
+            raise DataFormatError(
+                f"{prepared_dir / name} is not the file prepare wrote (its sha256 differs from "
+                f"{MANIFEST}): it was altered or comes from another preparation; {rerun}"
+            )
     return vocab, arrays
 
 
 def _rerun_hint(prepared_dir: Path) -> str:
-    return f"re-run `python -m stages.prepare --corpus {prepared_dir.name}` (or `dvc repro prepare@{prepared_dir.name}`)"
+    return (
+        f"re-run `python -m stages.prepare --corpus {prepared_dir.name}` (or `dvc repro prepare@{prepared_dir.name}`)"
+    )
 
 
 def _read_vocab(path: Path, rerun: str) -> list[str]:
@@ -223,18 +245,22 @@ def _read_ids(path: Path, vocab_size: int, rerun: str) -> np.ndarray:
     try:
         ids = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataFormatError(f"{path} cannot be read whole, it is truncated or corrupt ({type(exc).__name__}: "
-                              f"{exc}); {rerun}") from None
+        raise DataFormatError(
+            f"{path} cannot be read whole, it is truncated or corrupt ({type(exc).__name__}: {exc}); {rerun}"
+        ) from None
     if not isinstance(ids, np.ndarray) or ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         shape = getattr(ids, "shape", type(ids).__name__)
-        raise DataFormatError(f"{path} is not a 1-D array of integer token ids (got {getattr(ids, 'dtype', '?')}, "
-                              f"shape {shape}); {rerun}")
+        raise DataFormatError(
+            f"{path} is not a 1-D array of integer token ids (got {getattr(ids, 'dtype', '?')}, shape {shape}); {rerun}"
+        )
     if ids.size == 0:
         raise DataFormatError(f"{path} holds no tokens; {rerun}")
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= vocab_size:
         bad = low if low < 0 else high
         position = int(np.argmax(ids == bad))
-        raise DataFormatError(f"{path}: token id {bad} at position {position:,} is outside the vocabulary of "
-                              f"{vocab_size:,} words (ids 0 to {vocab_size - 1:,}); {rerun}")
+        raise DataFormatError(
+            f"{path}: token id {bad} at position {position:,} is outside the vocabulary of "
+            f"{vocab_size:,} words (ids 0 to {vocab_size - 1:,}); {rerun}"
+        )
     return ids

@@ -4,6 +4,7 @@
 The download code picks the rebuild as one of its sources and the rebuild is built from these
 pieces; keeping them here lets both import them without importing each other.
 """
+
 from __future__ import annotations
 
 import http.client

@@ -24,6 +24,7 @@ Inputs are looked for in ``<mirror>/wmt13/`` first (the archive names below, and
 ``newstest2011.<lang>`` / ``newstest2012.<lang>`` as plain text), then in the download cache
 ``data/cache/wmt13/``; the network is used only when ``SCRN_OFFLINE`` is not 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,12 +64,20 @@ class PinnedArchive:
 
 
 TRAINING_ARCHIVES = (
-    PinnedArchive("training-parallel-europarl-v7.tgz", "http://www.statmt.org/wmt13/training-parallel-europarl-v7.tgz",
-                  "0224c7c710c8a063dfd893b0cc0830202d61f4c75c17eb8e31836103d27d96e7", 657_632_379,
-                  "training/europarl-v7.{lang}-en.{side}"),
-    PinnedArchive("training-parallel-nc-v8.tgz", "http://www.statmt.org/wmt13/training-parallel-nc-v8.tgz",
-                  "df5801d6776190ea48e7241ee97100d81e2f89d7c352c9cd11432c8855c73c28", 92_821_866,
-                  "training/news-commentary-v8.{lang}-en.{side}"),
+    PinnedArchive(
+        "training-parallel-europarl-v7.tgz",
+        "http://www.statmt.org/wmt13/training-parallel-europarl-v7.tgz",
+        "0224c7c710c8a063dfd893b0cc0830202d61f4c75c17eb8e31836103d27d96e7",
+        657_632_379,
+        "training/europarl-v7.{lang}-en.{side}",
+    ),
+    PinnedArchive(
+        "training-parallel-nc-v8.tgz",
+        "http://www.statmt.org/wmt13/training-parallel-nc-v8.tgz",
+        "df5801d6776190ea48e7241ee97100d81e2f89d7c352c9cd11432c8855c73c28",
+        92_821_866,
+        "training/news-commentary-v8.{lang}-en.{side}",
+    ),
 )
 NEWSTEST = {"valid": ("wmt11", "newstest2011"), "test": ("wmt12", "newstest2012")}
 
@@ -144,8 +153,13 @@ def read_parallel(archive: Path, members: tuple[str, str]) -> Iterator[tuple[str
 # ---------------------------------------------------------------------------- preprocessing
 
 
-def length_filter(pairs: list[tuple[list[str], list[str]]], max_len: int = MAX_LEN, max_ratio: float = MAX_RATIO,
-                  max_sd: float = MAX_SD, always_keep_below: int = ALWAYS_KEEP_BELOW) -> list[bool]:
+def length_filter(
+    pairs: list[tuple[list[str], list[str]]],
+    max_len: int = MAX_LEN,
+    max_ratio: float = MAX_RATIO,
+    max_sd: float = MAX_SD,
+    always_keep_below: int = ALWAYS_KEEP_BELOW,
+) -> list[bool]:
     """cdec ``corpus/filter-length.pl -<max_len>``: which (source, target) token pairs to keep.
 
     A pair with an empty side or a side over ``max_len`` tokens goes; one with both sides shorter
@@ -185,12 +199,14 @@ def apply_vocabulary(splits: dict[str, list[list[str]]], min_count: int = 2) -> 
     Returns the lines of every split as space-joined text (no EOS token)."""
     counts = Counter(tok for sent in splits["train"] for tok in sent)
     vocab = {w for w, c in counts.items() if c >= min_count}
-    return {split: [" ".join(t if t in vocab else UNK for t in sent) for sent in sents]
-            for split, sents in splits.items()}
+    return {
+        split: [" ".join(t if t in vocab else UNK for t in sent) for sent in sents] for split, sents in splits.items()
+    }
 
 
-def training_sentences(pairs: Iterable[tuple[str, str]], lang: str, limit: int = TARGET_TOKENS,
-                       tokenizer: str = CHOSEN_TOKENIZER) -> list[list[str]]:
+def training_sentences(
+    pairs: Iterable[tuple[str, str]], lang: str, limit: int = TARGET_TOKENS, tokenizer: str = CHOSEN_TOKENIZER
+) -> list[list[str]]:
     """Tokenise pairs until ~READ_FACTOR x limit target tokens, length-filter, take the first ``limit``."""
     tokenised, n = [], 0
     for en, xx in pairs:
@@ -203,8 +219,13 @@ def training_sentences(pairs: Iterable[tuple[str, str]], lang: str, limit: int =
     return first_tokens((t for (s, t), k in zip(tokenised, keep) if k), limit)
 
 
-def build_splits(train_pairs: Iterable[tuple[str, str]], valid_lines: Iterable[str], test_lines: Iterable[str],
-                 lang: str, limit: int = TARGET_TOKENS) -> dict[str, list[str]]:
+def build_splits(
+    train_pairs: Iterable[tuple[str, str]],
+    valid_lines: Iterable[str],
+    test_lines: Iterable[str],
+    lang: str,
+    limit: int = TARGET_TOKENS,
+) -> dict[str, list[str]]:
     """The whole Botha-style preprocessing from raw text; returns the lines of each split."""
     splits = {
         "train": training_sentences(train_pairs, lang, limit),
@@ -218,7 +239,8 @@ def build_splits(train_pairs: Iterable[tuple[str, str]], valid_lines: Iterable[s
 
 
 MISSING_HINT = (
-    "Put the WMT13 inputs in <mirror>/wmt13/ (" + ", ".join(a.name for a in TRAINING_ARCHIVES)
+    "Put the WMT13 inputs in <mirror>/wmt13/ ("
+    + ", ".join(a.name for a in TRAINING_ARCHIVES)
     + ", newstest2011.<lang>, newstest2012.<lang>) or allow the network (SCRN_OFFLINE unset); or set "
     "data.source.<corpus>: archive to use the published files; or data.on_missing: skip to mark it missing."
 )
@@ -235,13 +257,18 @@ def rebuild(corpus: Corpus, dest: Path, mirror: Path | None, use_network: bool, 
         for spec, path in zip(TRAINING_ARCHIVES, archives):
             yield from read_parallel(path, spec.members(lang))
 
-    lines = build_splits(pairs(), valid.read_text(encoding="utf-8").splitlines(),
-                         test.read_text(encoding="utf-8").splitlines(), lang)
+    lines = build_splits(
+        pairs(), valid.read_text(encoding="utf-8").splitlines(), test.read_text(encoding="utf-8").splitlines(), lang
+    )
     for split, text in lines.items():
         (dest / f"{split}.txt").write_text("".join(f"{line}\n" for line in text), encoding="utf-8")
 
 
 def rebuild_source(corpus: Corpus, mirror: Path | None, use_network: bool) -> Source:
     names = ", ".join(a.name for a in TRAINING_ARCHIVES)
-    return Source(f"Botha-style rebuild from raw WMT13 ({names}; newstest2011/2012 via sacrebleu)", False,
-                  lambda dest: rebuild(corpus, dest, mirror, use_network), verify_pins=False)
+    return Source(
+        f"Botha-style rebuild from raw WMT13 ({names}; newstest2011/2012 via sacrebleu)",
+        False,
+        lambda dest: rebuild(corpus, dest, mirror, use_network),
+        verify_pins=False,
+    )

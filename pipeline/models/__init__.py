@@ -1,9 +1,9 @@
 """Language models and their construction from a run configuration."""
+
 from __future__ import annotations
 
-from torch import nn
-
 import torch
+from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.models.lm import StackedLM

@@ -1,4 +1,5 @@
 """What all language models share: their output type and the handling of carried state."""
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple

@@ -13,6 +13,7 @@ as salesforce/awd-lstm-lm's ``LockedDropout``. ``scope`` says who shares it:
 All masks are inverted dropout (kept units scaled by 1/(1-p)), so evaluation needs no rescaling;
 outside training every module here is the identity and draws nothing.
 """
+
 from __future__ import annotations
 
 import torch

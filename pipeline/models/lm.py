@@ -24,6 +24,7 @@ are built once in ``__init__`` as the modules of pipeline/models/dropout.py:
 The masks are drawn in the order of the forward pass: embedding, then per layer the h mask and
 the output masks (h before s), so a seeded run draws the same masks whatever builds the model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,7 +58,9 @@ class StackedLM(nn.Module):
         self.V = None if cfg.tie else nn.Parameter(torch.empty(vocab_size, d_h))
         self.out_bias = nn.Parameter(torch.empty(vocab_size))
         sob = cfg.sobolev
-        self.sobolev_layers = set(range(1, cfg.layers + 1) if sob.layers is None else sob.layers) if sob.beta > 0 else set()
+        self.sobolev_layers = (
+            set(range(1, cfg.layers + 1) if sob.layers is None else sob.layers) if sob.beta > 0 else set()
+        )
         self.input_dropout, self.recurrent_dropout, self.output_dropout = regularisers(cfg.dropout)
         self.h_mask_tied = cfg.dropout.vd_h_mask == "tied"
 
@@ -74,7 +77,9 @@ class StackedLM(nn.Module):
         y = self.input_dropout(self.embedding(x))
         new_state, penalty = [], None
         for index, (layer, layer_state) in enumerate(zip(self.layers, state), start=1):
-            h_mask = self.recurrent_dropout.mask(x.shape[0], self.d_h, y) if self.recurrent_dropout is not None else None
+            h_mask = (
+                self.recurrent_dropout.mask(x.shape[0], self.d_h, y) if self.recurrent_dropout is not None else None
+            )
             if self.is_scrn:
                 s, h, h_raw = layer(y, layer_state, h_mask, self.h_mask_tied)
                 new_state.append((s[:, -1], h[:, -1]))
@@ -97,7 +102,10 @@ def regularisers(drop: DropoutConfig) -> tuple[nn.Module, VariationalDropout | N
     """(embedding dropout, the mask source of the recurrent h or None, each layer's output dropout)."""
     if drop.regime == "variational":
         output = VariationalDropout(drop.p_o, drop.vd_mask_scope)
-        return (VariationalDropout(drop.p_i, drop.vd_mask_scope), VariationalDropout(drop.p_h, drop.vd_mask_scope),
-                OutputDropout(output, drop_h=drop.vd_h_mask != "tied", drop_s=drop.context, joint=False))
+        return (
+            VariationalDropout(drop.p_i, drop.vd_mask_scope),
+            VariationalDropout(drop.p_h, drop.vd_mask_scope),
+            OutputDropout(output, drop_h=drop.vd_h_mask != "tied", drop_s=drop.context, joint=False),
+        )
     p_i, p_o = (drop.p_i, drop.p_o) if drop.regime == "naive" else (0.0, 0.0)
     return NaiveDropout(p_i), None, OutputDropout(NaiveDropout(p_o), drop_h=True, drop_s=drop.context, joint=True)

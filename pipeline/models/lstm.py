@@ -8,6 +8,7 @@ nn.LSTM has two bias vectors (input and recurrent), both trained and both drawn 
 U(±init_scale), as in Zaremba et al.'s Torch code (two nn.Linear); Kim et al.'s code (no bias on
 h2h) and the TF tutorial have one. At the baselines' init scale of 0.05 the sum differs little.
 """
+
 from __future__ import annotations
 
 import torch

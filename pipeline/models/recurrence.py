@@ -19,6 +19,7 @@ Every kernel computes eq. (2) of pipeline/models/scrn.py, whose plain loop is th
   launch for all T steps (``triton_recurrence.py``); CUDA only, and only where Triton is
   installed (it is not a dependency of the CPU environment).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -85,8 +86,10 @@ def triton_scan(a: torch.Tensor, h_init: torch.Tensor, W: torch.Tensor) -> torch
     try:
         from pipeline.models.triton_recurrence import persistent_scan
     except ImportError as exc:
-        raise RuntimeError(f"recurrence_impl=triton needs the triton package ({exc}); install it beside a CUDA "
-                           "build of torch, or use auto, scan or tanh-rnn") from exc
+        raise RuntimeError(
+            f"recurrence_impl=triton needs the triton package ({exc}); install it beside a CUDA "
+            "build of torch, or use auto, scan or tanh-rnn"
+        ) from exc
     return persistent_scan(a, h_init, W)
 
 
@@ -153,8 +156,9 @@ def fold_mask(pre, h0, R, mask, mask_tied):
     return torch.cat([first, pre[:, 1:]], dim=1), torch.zeros_like(h0), W
 
 
-def run_kernel(kernel: str, pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None,
-               mask_tied: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def run_kernel(
+    kernel: str, pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None, mask_tied: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(h, h_raw) of ``scrn.hidden_states`` from the fast ``kernel`` (one :func:`select_kernel` chose)."""
     h_raw = RUNNERS[kernel](*fold_mask(pre, h0, R, mask, mask_tied))
     return (h_raw * mask[:, None, :] if mask is not None and mask_tied else h_raw), h_raw

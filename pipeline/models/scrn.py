@@ -18,6 +18,7 @@ Three things make a window of T steps cheap without changing any value:
   which also decides where a kernel is exact): cuDNN's tanh RNN on a GPU, a single-node scan on
   a CPU. :func:`hidden_states` below is the plain loop, eq. (2) as written.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,11 @@ def context_states(xb: torch.Tensor, s0: torch.Tensor, alpha: float) -> torch.Te
 
 
 def hidden_states(
-    pre: torch.Tensor, h0: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None, mask_tied: bool = True,
+    pre: torch.Tensor,
+    h0: torch.Tensor,
+    R: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    mask_tied: bool = True,
     impl: str = "loop",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All hidden states of a window, eq. (2): ``pre`` = x_t A + s_t P + b is [batch, T, d_h].
@@ -119,7 +124,12 @@ class SCRNRecurrence(nn.Module):
         )
 
     def forward(
-        self, xb: torch.Tensor, xa: torch.Tensor, state: State, h_mask: torch.Tensor | None = None, h_mask_tied: bool = True
+        self,
+        xb: torch.Tensor,
+        xa: torch.Tensor,
+        state: State,
+        h_mask: torch.Tensor | None = None,
+        h_mask_tied: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (s, h, h_raw) for the window, each [batch, T, dim]; the last step of (s, h) is
         the next state. See :func:`hidden_states` for ``h_mask``."""

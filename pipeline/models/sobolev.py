@@ -8,6 +8,7 @@ For h_t = sigmoid(z_t), z_t = a_t + h_{t-1} R, the paper's closed form is
 the time steps of a window and averaged over the batch. It is the Jacobian of the unmasked
 recurrence: under a variational mask on the recurrent h, the paper's formula (used here) ignores it.
 """
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ The gradient of W is one matmul over all steps, ``[h_0..h_{T-1}]^T [e_1..e_T]``,
 kernel, as in ``recurrence.scan``. With TRITON_INTERPRET=1 the kernels run on CPU tensors
 (one program, so the barrier never waits): the tests check the arithmetic there.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,19 @@ def _grid_barrier(counter, n_progs, epoch):
 
 
 @triton.jit
-def _block_matmul(src, m_ptr, rows, cols, batch, d, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                  ACC: tl.constexpr, PREC: tl.constexpr):
+def _block_matmul(
+    src,
+    m_ptr,
+    rows,
+    cols,
+    batch,
+    d,
+    BB: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    ACC: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """src[:batch, :d] @ M[:d, cols] for one [BB, BN] block.
 
     Other programs wrote ``src`` during this launch. The pipeliner may turn these loads into
@@ -60,8 +72,12 @@ def _block_matmul(src, m_ptr, rows, cols, batch, d, BB: tl.constexpr, BN: tl.con
     acc = tl.zeros((BB, BN), dtype=ACC)
     for k0 in range(0, d, BK):
         ks = k0 + tl.arange(0, BK)
-        x = tl.load(src + rows[:, None] * d + ks[None, :], mask=(rows[:, None] < batch) & (ks[None, :] < d),
-                    other=0.0, cache_modifier=".cg")
+        x = tl.load(
+            src + rows[:, None] * d + ks[None, :],
+            mask=(rows[:, None] < batch) & (ks[None, :] < d),
+            other=0.0,
+            cache_modifier=".cg",
+        )
         w = tl.load(m_ptr + ks[:, None] * d + cols[None, :], mask=(ks[:, None] < d) & (cols[None, :] < d), other=0.0)
         if ACC == tl.float64:  # the exactness checks only: tl.dot's float64 support varies by GPU
             acc += tl.sum(x[:, :, None] * w[None, :, :], axis=1)
@@ -79,8 +95,20 @@ def _program_block(batch, d, BB: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _forward_kernel(a_ptr, hs_ptr, w_ptr, counter, batch, d, steps,
-                    BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
+def _forward_kernel(
+    a_ptr,
+    hs_ptr,
+    w_ptr,
+    counter,
+    batch,
+    d,
+    steps,
+    BB: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    ACC: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """hs[t + 1] = sigmoid(a[t] + hs[t] @ W); a: [T, batch, d], hs: [T + 1, batch, d] with hs[0] = h_init."""
     rows, cols, block, ok = _program_block(batch, d, BB, BN)
     n_progs = tl.num_programs(0)
@@ -93,8 +121,22 @@ def _forward_kernel(a_ptr, hs_ptr, w_ptr, counter, batch, d, steps,
 
 
 @triton.jit
-def _backward_kernel(grad_ptr, hs_ptr, wt_ptr, e_ptr, carry_ptr, counter, batch, d, steps,
-                     BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr):
+def _backward_kernel(
+    grad_ptr,
+    hs_ptr,
+    wt_ptr,
+    e_ptr,
+    carry_ptr,
+    counter,
+    batch,
+    d,
+    steps,
+    BB: tl.constexpr,
+    BN: tl.constexpr,
+    BK: tl.constexpr,
+    ACC: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """e[t] = (grad[t] + e[t + 1] @ W^T) * h (1 - h) with h = hs[t + 1], t = T-1..0, e[T] = 0;
     then carry = e[0] @ W^T (the gradient of h_init). grad, e[:T]: [T, batch, d]."""
     rows, cols, block, ok = _program_block(batch, d, BB, BN)
@@ -139,15 +181,26 @@ def _launch(kernel, pointers: tuple, batch: int, d: int, steps: int, like: torch
     grid = triton.cdiv(d, bn)
     counter = torch.zeros(1, dtype=torch.int32, device=like.device)  # the barrier's arrivals, fresh per launch
     wide = like.dtype == torch.float64
-    kernel[(grid,)](*pointers, counter, batch, d, steps, BB=max(16, triton.next_power_of_2(batch)), BN=bn,
-                    BK=16 if wide else BK, ACC=tl.float64 if wide else tl.float32, PREC=PRECISION,
-                    num_warps=NUM_WARPS)
+    kernel[(grid,)](
+        *pointers,
+        counter,
+        batch,
+        d,
+        steps,
+        BB=max(16, triton.next_power_of_2(batch)),
+        BN=bn,
+        BK=16 if wide else BK,
+        ACC=tl.float64 if wide else tl.float32,
+        PREC=PRECISION,
+        num_warps=NUM_WARPS,
+    )
 
 
 def _check(a: torch.Tensor) -> None:
     if a.device.type != "cuda" and not _interpreting():
-        raise ValueError(f"recurrence_impl=triton runs on CUDA tensors only, got {a.device.type} "
-                         "(use auto, scan or tanh-rnn there)")
+        raise ValueError(
+            f"recurrence_impl=triton runs on CUDA tensors only, got {a.device.type} (use auto, scan or tanh-rnn there)"
+        )
     if a.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"recurrence_impl=triton takes float32 or float64, got {a.dtype}")
 

@@ -6,6 +6,7 @@ paired check (pipeline/report/numerics.py), "smoke run only" where only the quic
 (its numbers go to the report's appendix, never to an "ours" column), "data missing", or
 "not run". A test PPL more than FAR_FROM_PAPER from the paper's is flagged beside its difference.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -58,7 +59,7 @@ def numerics_mark(result: Result) -> str:
 
 
 def result_cell(result: Result) -> str:
-    """"valid / test" of a result that may fill its cell, else what stands in its place."""
+    """ "valid / test" of a result that may fill its cell, else what stands in its place."""
     text = status_cell(result)
     if text is not None:
         return text

@@ -6,6 +6,7 @@ Cells say what they are: a number, "data missing" (the split could not be obtain
 ``data.on_missing: skip`` the verified valid/test of a partly available corpus still have
 figures), or "not run" (no statistics file yet).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def _split_cell(stats: dict | None, split: str, fmt) -> str:
 
 
 def _splits_cell(stats: dict | None, splits, fmt) -> str:
-    """"a / b / c" over ``splits``; "not run" once when there are no statistics at all."""
+    """ "a / b / c" over ``splits``; "not run" once when there are no statistics at all."""
     return "not run" if stats is None else " / ".join(_split_cell(stats, split, fmt) for split in splits)
 
 
@@ -97,17 +98,21 @@ def corpus_stats_table(paper: dict, stats_dir: Path, corpora: list[str]) -> pd.D
             vocab_cell, ttr_cell = f"{vocab:,}", f"{vocab / train:.4f}"
         else:
             vocab_cell = ttr_cell = "not run" if stats is None else "data missing"
-        rows.append({
-            "corpus": name,
-            "paper: number of tokens": ref.get("tokens", "—"),
-            "paper: vocabulary": ref.get("vocabulary", "—"),
-            "paper: TTR": ref.get("ttr", "—"),
-            "tokens: train / valid / test": _splits_cell(stats, SPLITS, lambda s: f"{s['tokens']:,}"),
-            "vocabulary": vocab_cell,
-            "TTR": ttr_cell,
-            "<unk> share: valid / test": _splits_cell(stats, ("valid", "test"), lambda s: f"{s.get('unk_share', 0.0):.2%}"),
-            "<eos>": "—" if stats is None else ("yes" if stats.get("eos_added") else "no"),
-        })
+        rows.append(
+            {
+                "corpus": name,
+                "paper: number of tokens": ref.get("tokens", "—"),
+                "paper: vocabulary": ref.get("vocabulary", "—"),
+                "paper: TTR": ref.get("ttr", "—"),
+                "tokens: train / valid / test": _splits_cell(stats, SPLITS, lambda s: f"{s['tokens']:,}"),
+                "vocabulary": vocab_cell,
+                "TTR": ttr_cell,
+                "<unk> share: valid / test": _splits_cell(
+                    stats, ("valid", "test"), lambda s: f"{s.get('unk_share', 0.0):.2%}"
+                ),
+                "<eos>": "—" if stats is None else ("yes" if stats.get("eos_added") else "no"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -5,6 +5,7 @@ read from the per-epoch logs (results/paper/<run>/epochs.csv, what `dvc plots` s
 Figure 2: the per-word change of the top hidden state (pipeline/analysis/hidden_dynamics.py).
 Table 7: test perplexity against α per corpus, the paper's beside ours.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,7 +42,9 @@ def learning_curve(title: str, runs: list[str], results_root: Path, path: Path) 
         return False
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for i, (label, epochs, ppl) in enumerate(curves):  # a new line style after each 10 colours
-        ax.plot(epochs, ppl, marker="o", markersize=3, linewidth=1.2, linestyle=("-", "--", ":")[i // 10 % 3], label=label)
+        ax.plot(
+            epochs, ppl, marker="o", markersize=3, linewidth=1.2, linestyle=("-", "--", ":")[i // 10 % 3], label=label
+        )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation perplexity (log scale)")
@@ -57,18 +60,25 @@ def learning_curve(title: str, runs: list[str], results_root: Path, path: Path) 
 
 def report_figure_groups(paper: dict) -> dict[str, tuple[str, list[str]]]:
     """File stem -> (title, runs) for the learning-curve figures, one per results table."""
-    t4 = [(key, cell["run"]) for row in paper["table4"]["rows"] for key, cell in row["cells"].items() if cell.get("run")]
+    t4 = [
+        (key, cell["run"]) for row in paper["table4"]["rows"] for key, cell in row["cells"].items() if cell.get("run")
+    ]
     return {
         "learning-curves-table2": ("Table 2: baseline SCRN on PTB", [r["run"] for r in paper["table2"]["rows"]]),
         "learning-curves-table4-ptb": ("Table 4: PTB", [run for key, run in t4 if key.startswith("ptb-")]),
         "learning-curves-table4-wt2": ("Table 4: WikiText-2", [run for key, run in t4 if key.startswith("wt2-")]),
-        "learning-curves-table5": ("Table 5: ablations on PTB",
-                                   [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()]),
-        "learning-curves-sobolev": ("Section 7: Sobolev penalty on PTB (with the runs without it)",
-                                    [run for row in paper["sobolev"]["rows"] for run in [row["without"], *row["runs"]]]),
-        "learning-curves-table7": ("Table 7: α sweep, PTB and WikiText-2",
-                                   [row["cells"][corpus]["run"] for corpus in ("ptb", "wikitext-2")
-                                    for row in paper["table7"]["rows"]]),
+        "learning-curves-table5": (
+            "Table 5: ablations on PTB",
+            [c["run"] for row in paper["table5"]["rows"] for c in row["cells"].values()],
+        ),
+        "learning-curves-sobolev": (
+            "Section 7: Sobolev penalty on PTB (with the runs without it)",
+            [run for row in paper["sobolev"]["rows"] for run in [row["without"], *row["runs"]]],
+        ),
+        "learning-curves-table7": (
+            "Table 7: α sweep, PTB and WikiText-2",
+            [row["cells"][corpus]["run"] for corpus in ("ptb", "wikitext-2") for row in paper["table7"]["rows"]],
+        ),
     }
 
 
@@ -95,8 +105,10 @@ def hidden_change_figure(panels: list[tuple[str, list[tuple[list[str], list[floa
             ax.set_ylabel(r"$\|h_t - h_{t-1}\|_1$")
             if row == 0:
                 ax.set_title(title)
-    fig.suptitle("L1 norm of the change of the top layer's hidden state at each word (PTB test; paper-profile "
-                 "models)", fontsize=11)
+    fig.suptitle(
+        "L1 norm of the change of the top layer's hidden state at each word (PTB test; paper-profile models)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -114,7 +126,9 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
     for i, (corpus, s) in enumerate(series.items()):
         colour = plt.get_cmap("tab10")(i)
         value, source = ttr.get(corpus, (None, ""))
-        label = s["label"] + (" (TTR —)" if value is None else f" (TTR {value:.3f}{'†' if source.startswith('paper') else ''})")
+        label = s["label"] + (
+            " (TTR —)" if value is None else f" (TTR {value:.3f}{'†' if source.startswith('paper') else ''})"
+        )
         handles.append(left.plot(s["alpha"], s["paper"], marker="o", color=colour, label=label)[0])
         points = [(a, v) for a, v in zip(s["alpha"], s["ours"]) if v is not None]
         if points:
@@ -138,10 +152,16 @@ def table7_figure(series: dict[str, dict], ttr: dict[str, tuple[float | None, st
         right.set_xlim(left.get_xlim())
         right.set_ylim(left.get_ylim())
         right.text(0.5, 0.5, "no paper-profile results yet", ha="center", va="center", transform=right.transAxes)
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
-               title="corpus (type/token ratio = vocabulary / training tokens; † vocabulary / number of tokens, "
-                     "from the paper's Table 6 header)",
-               title_fontsize=8)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+        title="corpus (type/token ratio = vocabulary / training tokens; † vocabulary / number of tokens, "
+        "from the paper's Table 6 header)",
+        title_fontsize=8,
+    )
     fig.suptitle("Medium SCRN + ND + WT: test perplexity against α", fontsize=11)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=110, metadata={"Software": None})

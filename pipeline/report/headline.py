@@ -6,6 +6,7 @@ Table 7's α = 0.90 row), and each table's cell counts. Only paper-profile resul
 are accepted count (pipeline/report/numerics.py); the comparison is on test PPL, the one split
 every table gives.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,13 +33,18 @@ class PaperCell:
 
 def paper_cells(paper: dict) -> list[PaperCell]:
     """Every cell with a paper number and a run of ours, in the paper's order."""
-    cells = [PaperCell("Table 2", f"({row['hidden']}, {row['context']})", row["run"], row["paper_impl"])
-             for row in paper["table2"]["rows"]]
+    cells = [
+        PaperCell("Table 2", f"({row['hidden']}, {row['context']})", row["run"], row["paper_impl"])
+        for row in paper["table2"]["rows"]
+    ]
     for row in paper["table4"]["rows"]:
         for key, cell in row["cells"].items():
             if cell.get("run"):
-                cells.append(PaperCell("Table 4", f"{row['model']}, {table4_data_label(key)}", cell["run"],
-                                       {"test": cell["paper"]}))
+                cells.append(
+                    PaperCell(
+                        "Table 4", f"{row['model']}, {table4_data_label(key)}", cell["run"], {"test": cell["paper"]}
+                    )
+                )
     for row in paper["table5"]["rows"]:
         for size, cell in row["cells"].items():
             cells.append(PaperCell("Table 5", f"{row['model']}, {size}", cell["run"], cell["paper"]))
@@ -46,13 +52,15 @@ def paper_cells(paper: dict) -> list[PaperCell]:
     for row in paper["table6"]["rows"]:
         for corpus, cell in row["cells"].items():
             if cell.get("run"):
-                cells.append(PaperCell("Table 6", f"{row['model']}, {language[corpus]}", cell["run"],
-                                       {"test": cell["paper"]}))
+                cells.append(
+                    PaperCell("Table 6", f"{row['model']}, {language[corpus]}", cell["run"], {"test": cell["paper"]})
+                )
     label = {c["corpus"]: c["label"] for c in paper["table7"]["columns"]}
     for row in paper["table7"]["rows"]:
         for corpus, cell in row["cells"].items():
-            cells.append(PaperCell("Table 7", f"α = {row['alpha']:.2f}, {label[corpus]}", cell["run"],
-                                   {"test": cell["paper"]}))
+            cells.append(
+                PaperCell("Table 7", f"α = {row['alpha']:.2f}, {label[corpus]}", cell["run"], {"test": cell["paper"]})
+            )
     return cells
 
 
@@ -88,21 +96,29 @@ class Headline:
     def summary(self) -> str:
         """The headline's sentences (Markdown)."""
         n = len(self.reproduced)
-        text = (f"**{n} of the paper's {self.cells} cells are reproduced at the paper profile** "
-                f"(full schedules, from {self.runs} run{'s' if self.runs != 1 else ''} of ours)")
+        text = (
+            f"**{n} of the paper's {self.cells} cells are reproduced at the paper profile** "
+            f"(full schedules, from {self.runs} run{'s' if self.runs != 1 else ''} of ours)"
+        )
         if n:
             gaps = [abs(d) for d in self.differences]
             largest, (cell, _) = max(zip(gaps, self.reproduced), key=lambda x: x[0])
-            text += (f"; **{self.within} of the {n} lie within ±{FAR_FROM_PAPER:g} test PPL of the paper.** "
-                     f"|ours − paper| on test PPL: median {statistics.median(gaps):.1f}, "
-                     f"largest {largest:.1f} ({cell.table}, {cell.row}).")
+            text += (
+                f"; **{self.within} of the {n} lie within ±{FAR_FROM_PAPER:g} test PPL of the paper.** "
+                f"|ours − paper| on test PPL: median {statistics.median(gaps):.1f}, "
+                f"largest {largest:.1f} ({cell.table}, {cell.row})."
+            )
         else:
             text += "."
         if self.awaiting_check:
-            text += (f" {len(self.awaiting_check)} more cell(s) have a paper-profile result whose change of "
-                     "numerics still awaits a paired check, and are not counted.")
-        text += (f" {self.smoke_only} cell(s) have only a smoke run (the quick profile: a few windows of training "
-                 "data), which shows the pipeline works and is not a result; its numbers are in the appendix.")
+            text += (
+                f" {len(self.awaiting_check)} more cell(s) have a paper-profile result whose change of "
+                "numerics still awaits a paired check, and are not counted."
+            )
+        text += (
+            f" {self.smoke_only} cell(s) have only a smoke run (the quick profile: a few windows of training "
+            "data), which shows the pipeline works and is not a result; its numbers are in the appendix."
+        )
         return text
 
 
@@ -126,16 +142,18 @@ def reproduced_table(head: Headline, cfgs: dict[str, RunConfig]) -> pd.DataFrame
     for cell, result in head.reproduced:
         m = result.metrics
         cfg = cfgs.get(cell.run)
-        rows.append({
-            "table": cell.table,
-            "cell": cell.row,
-            "paper (test)": fmt_number(cell.paper["test"]),
-            "ours (test)": f"{m['test_ppl']:.1f}",
-            "ours − paper": difference_cell(result, {"test": cell.paper["test"]}),
-            "numerics": result.verdict.label(cfg.training.epochs if cfg else None) if result.verdict else "fp32",
-            "device": device_text(m),
-            "wall time": wall_time_text(m),
-        })
+        rows.append(
+            {
+                "table": cell.table,
+                "cell": cell.row,
+                "paper (test)": fmt_number(cell.paper["test"]),
+                "ours (test)": f"{m['test_ppl']:.1f}",
+                "ours − paper": difference_cell(result, {"test": cell.paper["test"]}),
+                "numerics": result.verdict.label(cfg.training.epochs if cfg else None) if result.verdict else "fp32",
+                "device": device_text(m),
+                "wall time": wall_time_text(m),
+            }
+        )
     return pd.DataFrame(rows)
 
 

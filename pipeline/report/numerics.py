@@ -14,6 +14,7 @@ test PPL there). A result without ``numerics`` predates the fields: fp32, every 
 - LR floor F never reached: every epoch was run, accepted as fp32.
 - A precision other than fp32: unvalidated (no paired check of precision exists).
 """
+
 from __future__ import annotations
 
 import json
@@ -70,19 +71,26 @@ class Verdict:
     def footnote(self) -> tuple[str, str]:
         """(key, text) of the footnote that states these numerics beside an accepted number."""
         if self.stop_epoch is None:
-            return "fp32", ("fp32, every epoch of the schedule (a run in check mode also records where an "
-                            "LR floor would have stopped it)")
+            return "fp32", (
+                "fp32, every epoch of the schedule (a run in check mode also records where an "
+                "LR floor would have stopped it)"
+            )
         passing = ", ".join(c.describe() for c in self.checks if c.passed)
-        return (f"floor-{self.lr_floor:g}",
-                f"fp32, training ended once the next epoch's LR fell below {self.lr_floor:g} x the initial LR; "
-                f"accepted by the paired check of {passing} (tolerance ±{CHECK_TOLERANCE} test PPL)")
+        return (
+            f"floor-{self.lr_floor:g}",
+            f"fp32, training ended once the next epoch's LR fell below {self.lr_floor:g} x the initial LR; "
+            f"accepted by the paired check of {passing} (tolerance ±{CHECK_TOLERANCE} test PPL)",
+        )
 
 
 def numerics_of(metrics: dict) -> dict:
     """The recorded numerics; a result that predates the field is fp32 with no LR floor."""
     recorded = metrics.get("numerics") or {}
-    return {"precision": recorded.get("precision", "fp32"), "lr_floor": recorded.get("lr_floor"),
-            "check_floor": bool(recorded.get("check_floor", False))}
+    return {
+        "precision": recorded.get("precision", "fp32"),
+        "lr_floor": recorded.get("lr_floor"),
+        "check_floor": bool(recorded.get("check_floor", False)),
+    }
 
 
 def as_check(metrics: dict) -> FloorCheck | None:
@@ -90,8 +98,12 @@ def as_check(metrics: dict) -> FloorCheck | None:
     n, stop = numerics_of(metrics), metrics.get("lr_floor_stop")
     if not (n["check_floor"] and n["lr_floor"] is not None and stop and stop.get("test_ppl") is not None):
         return None
-    return FloorCheck(metrics.get("run", "?"), float(n["lr_floor"]), int(stop["epoch"]),
-                      float(stop["test_ppl"]) - float(metrics["test_ppl"]))
+    return FloorCheck(
+        metrics.get("run", "?"),
+        float(n["lr_floor"]),
+        int(stop["epoch"]),
+        float(stop["test_ppl"]) - float(metrics["test_ppl"]),
+    )
 
 
 def floor_checks(results_root: Path, floor: float) -> tuple[FloorCheck, ...]:

@@ -4,6 +4,7 @@ Every table registered in pipeline/report/tables.py reaches the template under i
 name, with no change here; the sections built elsewhere (headline, smoke-run appendix, corpus
 statistics, Figure 2, training speed, random search) each have a ``*_context`` function below.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,18 +44,27 @@ def with_footnotes(text: str, footnotes: dict[str, str]) -> str:
     return text.rstrip("\n") + ("\n\n" + definitions + "\n" if used else "\n")
 
 
-def render_report(results_root: Path, profile: str, run_cfgs: dict[str, RunConfig],
-                  stats_dir: Path = corpus_tables.STATS_DIR, paper: dict | None = None,
-                  corpora: list[str] | None = None, figures: list[tuple[str, str]] | None = None,
-                  figure2_dir: Path | None = None, sobolev_grid: Path | None = None,
-                  table7_figure: str | None = None, benchmarks_dir: Path | None = None,
-                  report_dir: Path = Path("reports")) -> str:
+def render_report(
+    results_root: Path,
+    profile: str,
+    run_cfgs: dict[str, RunConfig],
+    stats_dir: Path = corpus_tables.STATS_DIR,
+    paper: dict | None = None,
+    corpora: list[str] | None = None,
+    figures: list[tuple[str, str]] | None = None,
+    figure2_dir: Path | None = None,
+    sobolev_grid: Path | None = None,
+    table7_figure: str | None = None,
+    benchmarks_dir: Path | None = None,
+    report_dir: Path = Path("reports"),
+) -> str:
     """The Markdown report; ``figures`` are (title, file name) pairs already drawn in reports/figures/,
     ``table7_figure`` the Table 7 figure's path relative to the report (None: not drawn),
     ``report_dir`` where the report lives (figures elsewhere are linked relative to it)."""
     paper = paper or load_paper()
-    inputs = tables.ReportInputs(paper, results_root, run_cfgs, stats_dir, corpus_tables.vocab_sizes(stats_dir),
-                                 load_sobolev_grid(sobolev_grid))
+    inputs = tables.ReportInputs(
+        paper, results_root, run_cfgs, stats_dir, corpus_tables.vocab_sizes(stats_dir), load_sobolev_grid(sobolev_grid)
+    )
     built = tables.build_tables(inputs)
     shown = tables.shown_results(list(built.values()))
     footnotes = dict(paper.get("footnotes", {}))

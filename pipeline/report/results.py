@@ -5,6 +5,7 @@ A run's result comes from the first source that has one (``PROFILE_PREFERENCE``:
 before the quick one); a result of the paper profile carries the verdict on its numerics
 (pipeline/report/numerics.py). Nothing here formats a cell: see pipeline/report/cells.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,10 @@ def read_metrics(path: Path) -> dict | None:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         problem = f"cannot be read ({exc})"
     if problem:
-        raise DataFormatError(f"{path} {problem}: it is truncated or corrupt. Restore it (`git checkout -- {path}` "
-                              "where it is committed) or re-run the stage that writes it")
+        raise DataFormatError(
+            f"{path} {problem}: it is truncated or corrupt. Restore it (`git checkout -- {path}` "
+            "where it is committed) or re-run the stage that writes it"
+        )
     return metrics
 
 
@@ -108,8 +111,9 @@ def wall_seconds(metrics: dict) -> float | None:
     """The run's wall time. Provenance's covers the last process from start to end (setup and test
     included); a run resumed from a checkpoint spent longer, which the sum of its epochs' times
     (``wall_time_s``, over every process) shows. The larger of the two is the better total."""
-    recorded = [t for t in ((metrics.get("provenance") or {}).get("wall_time_s"), metrics.get("wall_time_s"))
-                if t is not None]
+    recorded = [
+        t for t in ((metrics.get("provenance") or {}).get("wall_time_s"), metrics.get("wall_time_s")) if t is not None
+    ]
     return max(recorded) if recorded else None
 
 
@@ -135,8 +139,9 @@ def coverage_cells(paper: dict, seed_runs: dict[str, list[str]] | None = None) -
         "Section 7 (Sobolev)": [run for row in paper["sobolev"]["rows"] for run in row["runs"]],
         "Table 6": [c.get("run") for row in paper["table6"]["rows"] for c in row["cells"].values()],
         "Table 7": [c["run"] for row in paper["table7"]["rows"] for c in row["cells"].values()],
-        "Seeds (not in the paper)": [run for row in paper["seeds"]["rows"]
-                                     for run in seed_runs.get(row["run"], [row["run"]])],
+        "Seeds (not in the paper)": [
+            run for row in paper["seeds"]["rows"] for run in seed_runs.get(row["run"], [row["run"]])
+        ],
     }
 
 
@@ -186,8 +191,9 @@ def load_sobolev_grid(path: Path | None) -> dict | None:
     return json.loads(Path(path).read_text()) if path is not None and Path(path).is_file() else None
 
 
-def figure2_summary(stage_dir: Path | None, results_root: Path | None = None,
-                    report_dir: Path = Path("reports")) -> dict:
+def figure2_summary(
+    stage_dir: Path | None, results_root: Path | None = None, report_dir: Path = Path("reports")
+) -> dict:
     """Figure 2 from paper-profile models only: the numbers under results/paper/figure2/ (computed
     while the weights existed, which stay out of git), else the figure2 stage's output if it ran on
     paper-profile models; otherwise its status says it awaits them. ``image`` is the figure's path
@@ -198,8 +204,7 @@ def figure2_summary(stage_dir: Path | None, results_root: Path | None = None,
         summary = read_metrics(directory / "summary.json")
         if summary and summary.get("status") == "ok" and summary.get("profile") == "paper":
             image = directory / "figure2.png"
-            return {**summary, "reason": "",
-                    "image": os.path.relpath(image, report_dir) if image.is_file() else None}
+            return {**summary, "reason": "", "image": os.path.relpath(image, report_dir) if image.is_file() else None}
     stage = read_metrics(Path(stage_dir) / "summary.json") if stage_dir is not None else None
     reason = (stage or {}).get("reason") or "no paper-profile models of the two runs yet"
     return {"status": "awaiting paper-profile models", "reason": reason, "image": None}

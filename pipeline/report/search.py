@@ -3,6 +3,7 @@
 Read here as plain JSON (format 1, ∞ as ``Infinity``) so that the report stage does not depend
 on the search code; a file of another format is listed as unreadable, never fatal.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,27 +53,42 @@ def search_summaries(results_root: Path) -> list[dict]:
             rows.append(row)
         if rounds and rounds[-1].get("next_ranges"):  # where the shrinking has got to
             last = rounds[-1]["next_ranges"]
-            rows.append({"round": f"after {rounds[-1]['round']}", "samples": "—", "diverged / failed (∞)": "—",
-                         "best valid PPL": "—", "best sample": "—",
-                         **{n: f"[{_fmt(last[n][0])}, {_fmt(last[n][1])}]" for n in names if n in last}})
+            rows.append(
+                {
+                    "round": f"after {rounds[-1]['round']}",
+                    "samples": "—",
+                    "diverged / failed (∞)": "—",
+                    "best valid PPL": "—",
+                    "best sample": "—",
+                    **{n: f"[{_fmt(last[n][0])}, {_fmt(last[n][1])}]" for n in names if n in last},
+                }
+            )
         best = data.get("best")
         overrides = ", ".join(f"`{k}={v}`" for k, v in sorted((plan.get("set") or {}).items()))
-        out.append({
-            "name": data.get("name", path.stem),
-            "file": path.name,
-            "base_run": plan["base_run"],
-            "profile": plan["profile"],
-            "regime": plan["regime"],
-            "rounds_done": len(rounds),
-            "rounds_planned": data.get("rounds_planned", len(rounds)),
-            "samples_per_round": plan["samples_per_round"],
-            "budget": (f"profile {plan['profile']}, {plan['samples_per_round']} trials per round, "
-                       f"{len(rounds)} of {data.get('rounds_planned', len(rounds))} round(s) done"
-                       + (f", with {overrides}" if overrides else "")),
-            "table": pd.DataFrame(rows),
-            "best": None if not best else {
-                "name": best["name"], "valid_ppl": _ppl(best["valid_ppl"]), "test_ppl": _ppl(best.get("test_ppl")),
-                "params": ", ".join(f"{k} = {_fmt(best['params'][k])}" for k in names if k in best["params"]),
-            },
-        })
+        out.append(
+            {
+                "name": data.get("name", path.stem),
+                "file": path.name,
+                "base_run": plan["base_run"],
+                "profile": plan["profile"],
+                "regime": plan["regime"],
+                "rounds_done": len(rounds),
+                "rounds_planned": data.get("rounds_planned", len(rounds)),
+                "samples_per_round": plan["samples_per_round"],
+                "budget": (
+                    f"profile {plan['profile']}, {plan['samples_per_round']} trials per round, "
+                    f"{len(rounds)} of {data.get('rounds_planned', len(rounds))} round(s) done"
+                    + (f", with {overrides}" if overrides else "")
+                ),
+                "table": pd.DataFrame(rows),
+                "best": None
+                if not best
+                else {
+                    "name": best["name"],
+                    "valid_ppl": _ppl(best["valid_ppl"]),
+                    "test_ppl": _ppl(best.get("test_ppl")),
+                    "params": ", ".join(f"{k} = {_fmt(best['params'][k])}" for k in names if k in best["params"]),
+                },
+            }
+        )
     return out

@@ -4,6 +4,7 @@ The quick profile checks that the whole pipeline runs on a CPU in minutes: a cou
 over a few windows. Its numbers are no reproduction, so no main table shows them; this appendix
 does, with the Section 7 gains that compare two smoke runs (like with like).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -32,6 +33,7 @@ def smoke_results(cfgs: dict[str, RunConfig], results_root: Path) -> list[Result
 
 def budget_sentence(results: list[Result]) -> str:
     """What a typical smoke run trained and was tested on, from its metrics ("" if they do not say)."""
+
     def typical(values):
         return Counter(values).most_common(1)[0][0] if results else None
 
@@ -40,7 +42,9 @@ def budget_sentence(results: list[Result]) -> str:
     test = typical((r.metrics.get("eval_tokens") or {}).get("test") for r in results)
     if None in (epochs, train, test):
         return ""
-    return f"A typical smoke run trains {epochs} epoch(s) of {train:,} training tokens and is tested on {test:,} tokens."
+    return (
+        f"A typical smoke run trains {epochs} epoch(s) of {train:,} training tokens and is tested on {test:,} tokens."
+    )
 
 
 def uniform_sentence(vocab: dict[str, int]) -> str:
@@ -75,10 +79,15 @@ def smoke_table(paper: dict, results_root: Path, cfgs: dict[str, RunConfig]) -> 
     results = smoke_results(cfgs, results_root)
     tables = _tables_of(paper, cfgs)
     gains = _gain_notes(paper, results_root, cfgs)
-    return pd.DataFrame([{
-        "run": r.run,
-        "in": ", ".join(tables.get(r.run, [])) or "—",
-        "valid / test": f"{r.metrics['best_valid_ppl']:,.0f} / {r.metrics['test_ppl']:,.0f}",
-        "epochs": str(r.metrics.get("epochs", "—")),
-        "note": gains.get(r.run, ""),
-    } for r in results])
+    return pd.DataFrame(
+        [
+            {
+                "run": r.run,
+                "in": ", ".join(tables.get(r.run, [])) or "—",
+                "valid / test": f"{r.metrics['best_valid_ppl']:,.0f} / {r.metrics['test_ppl']:,.0f}",
+                "epochs": str(r.metrics.get("epochs", "—")),
+                "note": gains.get(r.run, ""),
+            }
+            for r in results
+        ]
+    )

@@ -3,6 +3,7 @@
 Reads benchmarks/results/**/train-step-*.json (written by ``python -m benchmarks.train_step``);
 a device's newest file wins, so rerunning the benchmark updates the report.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,19 +30,21 @@ def latest_per_device(directory: Path) -> list[dict]:
 
 
 def speed_table(result: dict) -> pd.DataFrame:
-    return pd.DataFrame([
-        {
-            "model": r["model"],
-            "train ms/batch": _fmt(r["train_ms_per_batch"], ".2f"),
-            "tokens/s": _fmt(r["train_tokens_per_s"], ","),
-            "PTB epoch (s)": _fmt(r["train_epoch_s"], ".1f"),
-            "× LSTM": _fmt(r["train_ratio_to_lstm"], ".2f"),
-            "× loop": _fmt(r["train_speedup_over_loop"], ".2f"),
-            "eval ms/batch": _fmt(r["eval_ms_per_batch"], ".2f"),
-            "eval × LSTM": _fmt(r["eval_ratio_to_lstm"], ".2f"),
-        }
-        for r in result["rows"]
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model": r["model"],
+                "train ms/batch": _fmt(r["train_ms_per_batch"], ".2f"),
+                "tokens/s": _fmt(r["train_tokens_per_s"], ","),
+                "PTB epoch (s)": _fmt(r["train_epoch_s"], ".1f"),
+                "× LSTM": _fmt(r["train_ratio_to_lstm"], ".2f"),
+                "× loop": _fmt(r["train_speedup_over_loop"], ".2f"),
+                "eval ms/batch": _fmt(r["eval_ms_per_batch"], ".2f"),
+                "eval × LSTM": _fmt(r["eval_ratio_to_lstm"], ".2f"),
+            }
+            for r in result["rows"]
+        ]
+    )
 
 
 def _auto(kernel) -> str:
@@ -56,11 +59,17 @@ def speed_sections(directory: Path | None) -> list[dict]:
     sections = []
     for result in latest_per_device(directory):
         e, s = result["environment"], result["settings"]
-        versions = f"torch {e['torch']}" + (f", CUDA {e['cuda']}, cuDNN {e['cudnn']}" if e.get("cudnn") else f", {e['threads']} thread(s)")
-        sections.append({
-            "title": e["device_name"],
-            "caption": f"{versions}; {e['timestamp']}; median of {s['rounds'] * s['train_steps']} training steps per model"
-                       + (" (--quick)" if s.get("quick") else "") + f"; auto = {_auto(s['auto_kernel'])}",
-            "table": speed_table(result),
-        })
+        versions = f"torch {e['torch']}" + (
+            f", CUDA {e['cuda']}, cuDNN {e['cudnn']}" if e.get("cudnn") else f", {e['threads']} thread(s)"
+        )
+        sections.append(
+            {
+                "title": e["device_name"],
+                "caption": f"{versions}; {e['timestamp']}; "
+                f"median of {s['rounds'] * s['train_steps']} training steps per model"
+                + (" (--quick)" if s.get("quick") else "")
+                + f"; auto = {_auto(s['auto_kernel'])}",
+                "table": speed_table(result),
+            }
+        )
     return sections

@@ -11,6 +11,7 @@ Results of the paper profile are preferred wherever they exist; differences betw
 runs (a Sobolev gain, a mean over seeds) compare the same profile on both sides: here the paper
 profile; the quick profile's like-for-like gains are in the appendix (pipeline/report/smoke.py).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -148,13 +149,15 @@ def table1(inputs: ReportInputs) -> Table:
     for row in paper["table1"]["rows"]:
         ours = _summarise(cfgs, OUR_TABLE1_VALUES[row["key"]])
         same = "yes" if ours == row["paper_ours"] else ("—" if row["paper_ours"] == "—" else "no")
-        rows.append({
-            "Hyperparameter": row["name"],
-            "Mikolov et al. (2015)": row["mikolov"],
-            "paper: our implementation": row["paper_ours"],
-            "ours (params.yaml)": ours,
-            "same as paper": same,
-        })
+        rows.append(
+            {
+                "Hyperparameter": row["name"],
+                "Mikolov et al. (2015)": row["mikolov"],
+                "paper: our implementation": row["paper_ours"],
+                "ours (params.yaml)": ours,
+                "same as paper": same,
+            }
+        )
     return Table(pd.DataFrame(rows))
 
 
@@ -169,17 +172,20 @@ def table2(inputs: ReportInputs) -> Table:
         ours = find_result(inputs.results_root, row["run"])
         legacy = find_result(inputs.results_root, row["run"], sources=(LEGACY_DIR,))
         shown += [r for r in (ours, legacy) if r.status != "not_run"]
-        rows.append({
-            "d_h": row["hidden"],
-            "d_s": row["context"],
-            "Mikolov et al. (2015), reported": " ".join(filter(None, [fmt_pair(row["reported"]),
-                                                                      footnote_refs(row.get("notes", []))])),
-            "their code, run by the paper": fmt_pair(row["their_code"]),
-            "paper's implementation": fmt_pair(row["paper_impl"]),
-            "legacy container (their code, run by us)": result_cell(legacy),
-            "ours": result_cell(ours),
-            "ours − paper's implementation": difference_cell(ours, row["paper_impl"]),
-        })
+        rows.append(
+            {
+                "d_h": row["hidden"],
+                "d_s": row["context"],
+                "Mikolov et al. (2015), reported": " ".join(
+                    filter(None, [fmt_pair(row["reported"]), footnote_refs(row.get("notes", []))])
+                ),
+                "their code, run by the paper": fmt_pair(row["their_code"]),
+                "paper's implementation": fmt_pair(row["paper_impl"]),
+                "legacy container (their code, run by us)": result_cell(legacy),
+                "ours": result_cell(ours),
+                "ours − paper's implementation": difference_cell(ours, row["paper_impl"]),
+            }
+        )
     return Table(pd.DataFrame(rows), shown)
 
 
@@ -200,8 +206,11 @@ OUR_TABLE3_VALUES: dict[str, Callable[[RunConfig], str]] = {
     "alpha": lambda c: f"{c.model.alpha:g}",
     "lr": lambda c: f"{c.training.lr:g}",
     "lr_decay": lambda c: f"{c.training.lr_decay:g}",
-    "lr_schedule": lambda c: ("when valid PPL does not improve" if c.training.lr_schedule == "plateau"
-                              else f"after {c.training.decay_after} epochs"),
+    "lr_schedule": lambda c: (
+        "when valid PPL does not improve"
+        if c.training.lr_schedule == "plateau"
+        else f"after {c.training.decay_after} epochs"
+    ),
     "init_scale": lambda c: f"{c.training.init_scale:g}",
     "epochs": lambda c: str(c.training.epochs),
 }
@@ -265,16 +274,18 @@ def test_ppl_table(spec: dict, inputs: ReportInputs, describe: Callable[[str], t
             result = find_result(inputs.results_root, run) if run else NOT_RUN
             if result.status != "not_run":
                 shown.append(result)
-            rows.append({
-                "model": row["model"],
-                "data": data,
-                "run": run or "—",
-                "parameters": parameters_cell(inputs.cfgs.get(run), inputs.vocab, budget),
-                "paper (test)": fmt_number(cell["paper"]),
-                "ours (valid / test)": result_cell(result) if run else "—",
-                "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
-                "notes": _notes_cell(cell, run, inputs.cfgs),
-            })
+            rows.append(
+                {
+                    "model": row["model"],
+                    "data": data,
+                    "run": run or "—",
+                    "parameters": parameters_cell(inputs.cfgs.get(run), inputs.vocab, budget),
+                    "paper (test)": fmt_number(cell["paper"]),
+                    "ours (valid / test)": result_cell(result) if run else "—",
+                    "ours − paper (test)": difference_cell(result, {"test": cell["paper"]}) if run else "—",
+                    "notes": _notes_cell(cell, run, inputs.cfgs),
+                }
+            )
     return Table(pd.DataFrame(rows), shown)
 
 
@@ -300,15 +311,17 @@ def table5(inputs: ReportInputs) -> Table:
             result = find_result(inputs.results_root, cell["run"])
             if result.status != "not_run":
                 shown.append(result)
-            rows.append({
-                "model": row["model"],
-                "size": size,
-                "run": cell["run"],
-                "parameters": parameters_cell(inputs.cfgs.get(cell["run"]), inputs.vocab, None),
-                "paper (valid / test)": fmt_pair(cell["paper"]),
-                "ours (valid / test)": result_cell(result),
-                "ours − paper": difference_cell(result, cell["paper"]),
-            })
+            rows.append(
+                {
+                    "model": row["model"],
+                    "size": size,
+                    "run": cell["run"],
+                    "parameters": parameters_cell(inputs.cfgs.get(cell["run"]), inputs.vocab, None),
+                    "paper (valid / test)": fmt_pair(cell["paper"]),
+                    "ours (valid / test)": result_cell(result),
+                    "ours − paper": difference_cell(result, cell["paper"]),
+                }
+            )
     return Table(pd.DataFrame(rows), shown)
 
 
@@ -331,17 +344,19 @@ def sobolev_table(inputs: ReportInputs) -> Table:
         beta = cfgs[run].model.sobolev.beta if run in cfgs else None
         share = shares.get((row["without"], beta))
         gain = sobolev_gain(without_paper, with_paper)
-        rows.append({
-            "model": row["model"],
-            "β": "not configured" if beta is None else f"{beta:g}",
-            "penalty / loss at init": f"{share:.1%}" if share is not None else "— (run the sobolev-grid stage)",
-            "run": run,
-            "test without": test_ppl_cell(without),
-            "test with": test_ppl_cell(with_),
-            "gain": "—" if gain is None else f"{gain:+.1f}",
-            "seed std of the run without": noise_cell(row["without"], cfgs, root, "paper"),
-            "paper: gain": row["paper_gain"],
-        })
+        rows.append(
+            {
+                "model": row["model"],
+                "β": "not configured" if beta is None else f"{beta:g}",
+                "penalty / loss at init": f"{share:.1%}" if share is not None else "— (run the sobolev-grid stage)",
+                "run": run,
+                "test without": test_ppl_cell(without),
+                "test with": test_ppl_cell(with_),
+                "gain": "—" if gain is None else f"{gain:+.1f}",
+                "seed std of the run without": noise_cell(row["without"], cfgs, root, "paper"),
+                "paper: gain": row["paper_gain"],
+            }
+        )
     return Table(pd.DataFrame(rows), shown)
 
 
@@ -351,14 +366,21 @@ def sobolev_grid_table(inputs: ReportInputs) -> Table:
     grid = inputs.sobolev_grid
     if not grid or grid.get("status") != "ok":
         return Table(pd.DataFrame())
-    return Table(pd.DataFrame([{
-        "model at init (run)": m["run"],
-        "windows": str(m["windows"]),
-        "loss L (CE summed over 35 steps, batch mean)": f"{m['loss']:.1f}",
-        "penalty P at β = 1 (both layers)": f"{m['penalty_beta1']:.0f}",
-        "P / L": f"{m['ratio']:.3f}",
-        "β for 1% / 10% of L": f"{0.01 / m['ratio']:.2g} / {0.1 / m['ratio']:.2g}",
-    } for m in grid["measured"]]))
+    return Table(
+        pd.DataFrame(
+            [
+                {
+                    "model at init (run)": m["run"],
+                    "windows": str(m["windows"]),
+                    "loss L (CE summed over 35 steps, batch mean)": f"{m['loss']:.1f}",
+                    "penalty P at β = 1 (both layers)": f"{m['penalty_beta1']:.0f}",
+                    "P / L": f"{m['ratio']:.3f}",
+                    "β for 1% / 10% of L": f"{0.01 / m['ratio']:.2g} / {0.1 / m['ratio']:.2g}",
+                }
+                for m in grid["measured"]
+            ]
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- Table 6
@@ -377,8 +399,13 @@ def table6(inputs: ReportInputs) -> Table:
 def _table7_rows(paper: dict) -> list[dict]:
     """Table 7's rows as test_ppl_table reads them, α for the model; the α = 0.90 cells note the
     Table 4 or 6 run they share."""
-    elsewhere = {cell["run"]: name for name in ("table4", "table6") for row in paper[name]["rows"]
-                 for cell in row["cells"].values() if cell.get("run")}
+    elsewhere = {
+        cell["run"]: name
+        for name in ("table4", "table6")
+        for row in paper[name]["rows"]
+        for cell in row["cells"].values()
+        if cell.get("run")
+    }
     rows = []
     for row in paper["table7"]["rows"]:
         cells = {}
@@ -451,13 +478,15 @@ def table7_best_alpha(inputs: ReportInputs) -> Table:
         ours = _best_alphas(s["alpha"], s["ours"])
         if n_ours and n_ours < len(s["alpha"]):
             ours += f" (only {n_ours} of {len(s['alpha'])} α reproduced)"
-        rows.append({
-            "corpus": s["label"],
-            "TTR": "—" if value is None else f"{value:.4f}",
-            "TTR from": source,
-            "paper: best α": _best_alphas(s["alpha"], s["paper"]),
-            "ours: best α": ours if n_ours else f"— ({_none_reason(s['statuses'])})",
-        })
+        rows.append(
+            {
+                "corpus": s["label"],
+                "TTR": "—" if value is None else f"{value:.4f}",
+                "TTR from": source,
+                "paper: best α": _best_alphas(s["alpha"], s["paper"]),
+                "ours: best α": ours if n_ours else f"— ({_none_reason(s['statuses'])})",
+            }
+        )
     return Table(pd.DataFrame(rows))
 
 
@@ -465,7 +494,7 @@ def table7_best_alpha(inputs: ReportInputs) -> Table:
 
 
 def _seeds_finished(runs: list[str], results: list[Result], results_root: Path) -> str:
-    """"n of m", and where the smoke profile has more seeds finished, how many (so that a single
+    """ "n of m", and where the smoke profile has more seeds finished, how many (so that a single
     paper-profile seed beside three smoke runs does not read as two seeds missing)."""
     text = f"{len(results)} of {len(runs)}"
     smoke = len(seed_results(runs, results_root, (SMOKE_PROFILE,)))
@@ -503,8 +532,10 @@ def _seed_numbers(results: list[Result], cfgs: dict[str, RunConfig]) -> dict[str
 def _mean_minus_paper(results: list[Result], ref: dict | None) -> str:
     if not results or ref is None:
         return "—"
-    means = {"valid": mean_std([r.metrics["best_valid_ppl"] for r in results])[0],
-             "test": mean_std([r.metrics["test_ppl"] for r in results])[0]}
+    means = {
+        "valid": mean_std([r.metrics["best_valid_ppl"] for r in results])[0],
+        "test": mean_std([r.metrics["test_ppl"] for r in results])[0],
+    }
     return " / ".join(f"{means[k] - ref[k]:+.1f}" for k in ("valid", "test") if k in ref)
 
 
@@ -520,8 +551,11 @@ def seeds_table(inputs: ReportInputs) -> Table:
         shown += results
         ref = paper_reference(inputs.paper, row["table"], row["run"])
         repeats = ", ".join(name.removeprefix(row["run"]) for name in group[1:])
-        out = {"model": row["model"], "runs": row["run"] + (f" (and {repeats})" if repeats else ""),
-               "seeds finished": _seeds_finished(group, results, root)}
+        out = {
+            "model": row["model"],
+            "runs": row["run"] + (f" (and {repeats})" if repeats else ""),
+            "seeds finished": _seeds_finished(group, results, root),
+        }
         if results:
             out.update(_seed_numbers(results, inputs.cfgs))
         else:
@@ -538,8 +572,14 @@ def seeds_table(inputs: ReportInputs) -> Table:
 # ---------------------------------------------------------------------------- coverage
 
 
-COVERAGE_COLUMNS = ("paper profile", "awaiting a paired check", "smoke run only", "data missing", "not run",
-                    "published only")
+COVERAGE_COLUMNS = (
+    "paper profile",
+    "awaiting a paired check",
+    "smoke run only",
+    "data missing",
+    "not run",
+    "published only",
+)
 
 
 def coverage_category(result: Result | None) -> str:
@@ -577,16 +617,18 @@ def sources_table(results: list[Result]) -> pd.DataFrame:
             continue
         m = r.metrics
         seconds = wall_seconds(m)
-        rows.append({
-            "run": r.run,
-            "from": r.profile,
-            "numerics": r.verdict.label() if r.verdict else "—",
-            "params hash": m.get("params_hash", "—"),
-            "commit": commit_text(m),
-            "device": device_name(m),
-            "epochs": str(m.get("epochs", "—")),
-            "wall time (s)": "—" if seconds is None else f"{seconds:.0f}",
-        })
+        rows.append(
+            {
+                "run": r.run,
+                "from": r.profile,
+                "numerics": r.verdict.label() if r.verdict else "—",
+                "params hash": m.get("params_hash", "—"),
+                "commit": commit_text(m),
+                "device": device_name(m),
+                "epochs": str(m.get("epochs", "—")),
+                "wall time (s)": "—" if seconds is None else f"{seconds:.0f}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -595,9 +637,15 @@ def sources_table(results: list[Result]) -> pd.DataFrame:
 
 def figure2_table(summary: dict) -> pd.DataFrame | None:
     """Figure 2's numbers per model (None: no model measured)."""
-    rows = [{
-        "model": m["model"], "run": m["run"], "test tokens": f"{m['tokens']:,}",
-        f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
-        "mean change, other tokens": f"{m['rest_mean']:.4g}", "other / frequent": f"{m['ratio']:.3f}",
-    } for m in summary.get("models", [])]
+    rows = [
+        {
+            "model": m["model"],
+            "run": m["run"],
+            "test tokens": f"{m['tokens']:,}",
+            f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
+            "mean change, other tokens": f"{m['rest_mean']:.4g}",
+            "other / frequent": f"{m['ratio']:.3f}",
+        }
+        for m in summary.get("models", [])
+    ]
     return pd.DataFrame(rows) if rows else None

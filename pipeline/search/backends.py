@@ -19,6 +19,7 @@ Backends register in :data:`BACKENDS`; ``python -m stages.search --backend NAME`
   with ``dvc exp pull`` here. Resources come from ``scaleout:`` in params.yaml; ``jobs`` is the
   array's throttle (``sbatch --array=0-N%jobs``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,15 @@ class LocalQueueBackend:
 
     name = "local"
 
-    def __init__(self, repo: Path, jobs: int, timeout_s: float | None = None, log: Log = print,
-                 poll_s: float = 5.0, dvc: str | None = None):
+    def __init__(
+        self,
+        repo: Path,
+        jobs: int,
+        timeout_s: float | None = None,
+        log: Log = print,
+        poll_s: float = 5.0,
+        dvc: str | None = None,
+    ):
         self.queue = DvcQueue(Dvc(repo, dvc), jobs, log=log, label="search", poll_s=poll_s)
         self.jobs, self.timeout_s, self.log = jobs, timeout_s, log
 
@@ -105,22 +113,35 @@ def record_outcome(record: Mapping[str, Any] | None, metrics_file: str) -> Outco
         text += f"\nerror: {record['error']}"  # a Slurm-level failure (time limit, node) is only here
     outcome = failure_outcome(text)
     step = record.get("failed_step")
-    return dataclasses.replace(outcome, message=f"{outcome.message} (step {step}; log {log})"[:500]) if step else outcome
+    return (
+        dataclasses.replace(outcome, message=f"{outcome.message} (step {step}; log {log})"[:500]) if step else outcome
+    )
 
 
 class ArrayBackend:
     """One array of experiment tasks per round (``executor``: ``slurm`` or ``debug``)."""
 
-    def __init__(self, repo: Path, jobs: int, timeout_s: float | None = None, log: Log = print, *,
-                 executor: str, scaleout: ScaleoutSettings | None = None, params_file: str | Path = "params.yaml"):
+    def __init__(
+        self,
+        repo: Path,
+        jobs: int,
+        timeout_s: float | None = None,
+        log: Log = print,
+        *,
+        executor: str,
+        scaleout: ScaleoutSettings | None = None,
+        params_file: str | Path = "params.yaml",
+    ):
         self.name = executor
         self.repo = Path(repo)
         settings = scaleout or scaleout_settings(load_params(self.repo / params_file))
         self.settings = dataclasses.replace(settings, array_parallelism=jobs)
         self.log = log
         if timeout_s is not None:
-            log(f"search: --timeout-s does not apply to the {executor} backend; each task is bounded by "
-                f"scaleout.time_min ({self.settings.time_min} min, --time-min)")
+            log(
+                f"search: --timeout-s does not apply to the {executor} backend; each task is bounded by "
+                f"scaleout.time_min ({self.settings.time_min} min, --time-min)"
+            )
 
     def execute_round(self, samples: Sequence[Sample]) -> dict[str, Outcome]:
         if not samples:
@@ -132,8 +153,15 @@ class ArrayBackend:
         round_name = samples[0].name.rsplit("-", 1)[0]  # <search>-r<round>
         records = run_experiment_round(
             {s.name: tuple(s.set_args()[1::2]) for s in samples},  # exactly the search's `-S ++key=value`
-            stage=stage, metrics_file=metrics_file, backend=self.name, settings=self.settings, repo=self.repo,
-            round_name=round_name, pull=True, echo=self.log)
+            stage=stage,
+            metrics_file=metrics_file,
+            backend=self.name,
+            settings=self.settings,
+            repo=self.repo,
+            round_name=round_name,
+            pull=True,
+            echo=self.log,
+        )
         return {s.name: record_outcome(records.get(s.name), metrics_file) for s in samples}
 
     def close(self) -> None:
@@ -159,8 +187,7 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
 }
 
 
-def make_backend(name: str, repo: Path, jobs: int, timeout_s: float | None, log: Log = print,
-                 scaleout=None) -> Backend:
+def make_backend(name: str, repo: Path, jobs: int, timeout_s: float | None, log: Log = print, scaleout=None) -> Backend:
     """The backend registered as ``name``; every factory takes (repo, jobs, timeout_s, log, scaleout),
     ``scaleout`` being the :class:`~pipeline.cluster.config.ScaleoutSettings` of the array
     backends (None: the ``scaleout:`` section of the repository's params.yaml)."""

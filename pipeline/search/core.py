@@ -18,6 +18,7 @@ has PPL ∞ the ranges stay as they were.
 
 Nothing here runs anything: execution is behind :class:`pipeline.search.backends.Backend`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -97,8 +98,9 @@ def best_quarter(ppls: Sequence[float]) -> list[int]:
     return [i for _, i in finite[:k]]
 
 
-def shrink(original: dict[str, Range], current: dict[str, Range], samples: Sequence[dict[str, float]],
-           ppls: Sequence[float]) -> dict[str, Range]:
+def shrink(
+    original: dict[str, Range], current: dict[str, Range], samples: Sequence[dict[str, float]], ppls: Sequence[float]
+) -> dict[str, Range]:
     """The next round's ranges (module docstring): span of the best quarter, widened by
     ``WIDEN`` of the original width on each side, clipped to the original range."""
     if len(samples) != len(ppls):
@@ -146,7 +148,9 @@ class Outcome:
         if not metrics:
             return cls(math.inf, "failed", message="no metrics.json")
         if metrics.get("status") != "ok":
-            return cls(math.inf, "failed", message=f"status {metrics.get('status')!r}: {metrics.get('reason', '')}".strip())
+            return cls(
+                math.inf, "failed", message=f"status {metrics.get('status')!r}: {metrics.get('reason', '')}".strip()
+            )
         ppl = metrics.get("best_valid_ppl")
         if not isinstance(ppl, (int, float)) or not math.isfinite(ppl):
             return cls(math.inf, "diverged", message=f"best_valid_ppl {ppl!r}")
@@ -186,7 +190,9 @@ class SearchSettings:
     timeout_s: float | None  # per round; samples still running then are stopped and count as failed
 
 
-def search_settings(params: dict, cli: dict[str, Any] | None = None, backends: Sequence[str] = ("local",)) -> SearchSettings:
+def search_settings(
+    params: dict, cli: dict[str, Any] | None = None, backends: Sequence[str] = ("local",)
+) -> SearchSettings:
     """``search:`` of params.yaml, with ``cli`` values (None = not given) taking precedence.
 
     Errors name the key (``search.rounds``), and the flag when the value came from the command line."""
@@ -252,7 +258,7 @@ def with_overrides(params: dict, overrides: dict[str, str]) -> dict:
         for i, part in enumerate(parts[:-1]):
             nxt = node.setdefault(part, {})
             if not isinstance(nxt, dict):
-                raise ParamsError(f"params.yaml: {'.'.join(parts[:i + 1])}: is not a mapping, cannot set {key}")
+                raise ParamsError(f"params.yaml: {'.'.join(parts[: i + 1])}: is not a mapping, cannot set {key}")
             node = nxt
         try:
             value = yaml.safe_load(raw) if raw != "" else None
@@ -289,7 +295,9 @@ def read_results(path: Path) -> dict | None:
     except json.JSONDecodeError as exc:
         raise SearchError(f"{path}: not a search results file ({exc}); move it away or use --restart") from exc
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        raise SearchError(f"{path}: not a search results file of format {RESULTS_FORMAT}; move it away or use --restart")
+        raise SearchError(
+            f"{path}: not a search results file of format {RESULTS_FORMAT}; move it away or use --restart"
+        )
     return data
 
 
@@ -303,4 +311,3 @@ def ranges_to_json(ranges: dict[str, Range]) -> dict[str, list[float]]:
 
 def ranges_from_json(data: dict[str, list[float]]) -> dict[str, Range]:
     return {k: (float(v[0]), float(v[1])) for k, v in data.items()}
-

@@ -4,12 +4,12 @@ The results file (``results/search/<name>.json``) is rewritten atomically after 
 an interrupted search resumes at its first unfinished round (draws are seeded per round, hence
 identical), and the report can render whatever rounds exist.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 from pathlib import Path
+from typing import Callable
 
 from pipeline.config import run_config
 from pipeline.errors import SearchError
@@ -26,9 +26,11 @@ def plan(params: dict, settings: SearchSettings, sets: dict[str, str]) -> dict:
     for name in space:
         path = core.param_path(settings.base_run, name)
         if path in sets:
-            raise SearchError(f"--set {path}: {name} is searched, and the override would replace every sample's "
-                              "draw (the results would record values never trained); remove it, or use "
-                              "--sample-set ROUND:INDEX:KEY=VALUE for one sample")
+            raise SearchError(
+                f"--set {path}: {name} is searched, and the override would replace every sample's "
+                "draw (the results would record values never trained); remove it, or use "
+                "--sample-set ROUND:INDEX:KEY=VALUE for one sample"
+            )
     return {
         "base_run": settings.base_run,
         "stage": f"train@{settings.base_run}",
@@ -38,15 +40,23 @@ def plan(params: dict, settings: SearchSettings, sets: dict[str, str]) -> dict:
         "seed": settings.seed,
         "samples_per_round": settings.samples,
         "searched": list(space),  # the paper's order (the file's keys are sorted)
-        "space": {name: {"range": [lo, hi], "path": core.param_path(settings.base_run, name)}
-                  for name, (lo, hi) in space.items()},
+        "space": {
+            name: {"range": [lo, hi], "path": core.param_path(settings.base_run, name)}
+            for name, (lo, hi) in space.items()
+        },
         "set": dict(sets),
     }
 
 
-def make_samples(params: dict, settings: SearchSettings, the_plan: dict, round_no: int,
-                 ranges: dict[str, core.Range], sets: dict[str, str],
-                 forced: dict[tuple[int, int], dict[str, str]]) -> tuple[list[Sample], list[dict[str, float]]]:
+def make_samples(
+    params: dict,
+    settings: SearchSettings,
+    the_plan: dict,
+    round_no: int,
+    ranges: dict[str, core.Range],
+    sets: dict[str, str],
+    forced: dict[tuple[int, int], dict[str, str]],
+) -> tuple[list[Sample], list[dict[str, float]]]:
     draws = core.sample_round(ranges, settings.samples, settings.seed, round_no)
     samples = []
     for i, values in enumerate(draws, start=1):
@@ -66,9 +76,16 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def run_search(params: dict, settings: SearchSettings, backend: Backend, results_file: Path,
-               sets: dict[str, str] | None = None, forced: dict[tuple[int, int], dict[str, str]] | None = None,
-               restart: bool = False, log: Callable[[str], None] = print) -> dict:
+def run_search(
+    params: dict,
+    settings: SearchSettings,
+    backend: Backend,
+    results_file: Path,
+    sets: dict[str, str] | None = None,
+    forced: dict[tuple[int, int], dict[str, str]] | None = None,
+    restart: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Run (or resume) the search; returns the results written to ``results_file``."""
     sets, forced = dict(sets or {}), dict(forced or {})
     the_plan = plan(params, settings, sets)
@@ -79,14 +96,18 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
         if diff:
             raise SearchError(
                 f"{results_file} holds a search with different settings ({', '.join(diff)}); "
-                "continue it with the same settings, or use --restart or another --name")
+                "continue it with the same settings, or use --restart or another --name"
+            )
     results = previous or {
         "format": core.RESULTS_FORMAT,
         "name": settings.name,
-        "rule": {"best_fraction": core.BEST_FRACTION, "widen": core.WIDEN,
-                 "text": "next range = [min, max] of the best quarter (PPL ∞ never counts, nor a sample whose "
-                         "searched value was forced), widened on each side by "
-                         f"{core.WIDEN:.0%} of the original width, clipped to the original range"},
+        "rule": {
+            "best_fraction": core.BEST_FRACTION,
+            "widen": core.WIDEN,
+            "text": "next range = [min, max] of the best quarter (PPL ∞ never counts, nor a sample whose "
+            "searched value was forced), widened on each side by "
+            f"{core.WIDEN:.0%} of the original width, clipped to the original range",
+        },
         "plan": the_plan,
         "rounds": [],
     }
@@ -102,8 +123,10 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
     try:
         for round_no in range(done + 1, settings.rounds + 1):
             samples, draws = make_samples(params, settings, the_plan, round_no, ranges, sets, forced)
-            log(f"search {settings.name}: round {round_no}/{settings.rounds}, {len(samples)} sample(s), ranges "
-                + ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in ranges.items()))
+            log(
+                f"search {settings.name}: round {round_no}/{settings.rounds}, {len(samples)} sample(s), ranges "
+                + ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in ranges.items())
+            )
             outcomes = backend.execute_round(samples)
             record = _round_record(round_no, ranges, samples, draws, outcomes, forced)
             ppls = [math.inf if _forces_a_draw(s, the_plan) else s["valid_ppl"] for s in record["samples"]]
@@ -113,14 +136,17 @@ def run_search(params: dict, settings: SearchSettings, backend: Backend, results
             results["best"] = _overall_best(results["rounds"])
             core.write_results(results_file, results)
             best = record["best"]
-            log(f"search {settings.name}: round {round_no} done: "
+            log(
+                f"search {settings.name}: round {round_no} done: "
                 + (f"best valid PPL {best['valid_ppl']:.2f} ({best['name']})" if best else "no sample finished")
-                + f"; {sum(not math.isfinite(p) for p in ppls)} at ∞; wrote {results_file}")
+                + f"; {sum(not math.isfinite(p) for p in ppls)} at ∞; wrote {results_file}"
+            )
             if all(s["status"] == "failed" for s in record["samples"]):
                 raise SearchError(
                     f"every sample of round {round_no} failed without diverging (first: "
                     f"{record['samples'][0]['message']}); a setup problem, not the hyperparameters"
-                    + (f": see `dvc queue logs {record['samples'][0]['name']}`" if backend.name == "local" else ""))
+                    + (f": see `dvc queue logs {record['samples'][0]['name']}`" if backend.name == "local" else "")
+                )
     except BaseException:
         try:  # clean up, but never hide the error that got us here
             backend.close()
@@ -138,14 +164,26 @@ def _forces_a_draw(row: dict, the_plan: dict) -> bool:
     return bool(searched & set(row.get("forced", {})))
 
 
-def _round_record(round_no: int, ranges: dict, samples: list[Sample], draws: list[dict[str, float]],
-                  outcomes: dict[str, Outcome], forced: dict) -> dict:
+def _round_record(
+    round_no: int,
+    ranges: dict,
+    samples: list[Sample],
+    draws: list[dict[str, float]],
+    outcomes: dict[str, Outcome],
+    forced: dict,
+) -> dict:
     rows = []
     for i, (s, values) in enumerate(zip(samples, draws), start=1):
         o = outcomes.get(s.name) or Outcome(math.inf, "failed", message="the backend returned no outcome")
         ppl = o.valid_ppl if math.isfinite(o.valid_ppl) else math.inf  # NaN is ∞ too
-        row = {"name": s.name, "index": i, "params": values, "valid_ppl": ppl, "test_ppl": o.test_ppl,
-               "status": o.status if math.isfinite(ppl) or o.status != "ok" else "diverged"}
+        row = {
+            "name": s.name,
+            "index": i,
+            "params": values,
+            "valid_ppl": ppl,
+            "test_ppl": o.test_ppl,
+            "status": o.status if math.isfinite(ppl) or o.status != "ok" else "diverged",
+        }
         if o.message:
             row["message"] = o.message
         if (round_no, i) in forced:

@@ -8,6 +8,7 @@ resumed, so a code change never mixes two implementations.
 Once a run has written its results, its checkpoint directory is deleted: the best model is in
 the results, and a medium WikiText-2 checkpoint alone is ~450 MB (the quick DAG left 7 GB).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -124,8 +125,10 @@ def exclusive(directory: Path):
             f.seek(0)
             who = f.read().strip() or "another process"
             f.close()
-            raise RunInProgress(f"{Path(directory).name} is being trained by {who} (lock {path}); wait for it to "
-                                "finish or stop it, then run this again") from None
+            raise RunInProgress(
+                f"{Path(directory).name} is being trained by {who} (lock {path}); wait for it to "
+                "finish or stop it, then run this again"
+            ) from None
         if _still_linked(f, path):
             break
         f.close()  # its holder removed the file between our open and our lock: lock the new one

@@ -1,4 +1,5 @@
 """Perplexity with the training layout: batch x bptt windows, state carried, zero state at the start."""
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,10 @@ def evaluate_ppl(model: torch.nn.Module, layout: BatchLayout, device: torch.devi
     total = torch.zeros((), dtype=torch.float64, device=device)
     for x, y in layout.windows():
         logits, state, _ = model(x.to(device), state)
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1), reduction="sum").double()
+        total += F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1), reduction="sum"
+        ).double()
     mean_ce = total.item() / layout.tokens_per_pass
-    return math.exp(mean_ce) if mean_ce < MAX_LOG_PPL else math.inf  # inf, not OverflowError, for a diverged (or NaN) model
+    return (
+        math.exp(mean_ce) if mean_ce < MAX_LOG_PPL else math.inf
+    )  # inf, not OverflowError, for a diverged (or NaN) model

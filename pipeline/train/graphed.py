@@ -24,6 +24,7 @@ on every replay: masks differ from window to window, but not bit for bit from ea
 ``capture=False`` runs the same static-buffer step eagerly (any device), which is what the CPU
 tests compare with the eager trainer.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,8 +53,17 @@ def unflatten_state(like, flat: list[torch.Tensor]):
 class GraphedStep:
     """Static buffers and the training step on them; ``capture`` records it as a CUDA graph."""
 
-    def __init__(self, model: torch.nn.Module, batch: int, bptt: int, device, clip: float, capture: bool,
-                 warmup: int = 2, loss_fn=None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        batch: int,
+        bptt: int,
+        device,
+        clip: float,
+        capture: bool,
+        warmup: int = 2,
+        loss_fn=None,
+    ):
         self.model, self.clip, self.device = model, float(clip), torch.device(device)
         self.loss_fn = loss_fn or window_loss
         self.params = trainable_parameters(model)
@@ -135,4 +145,3 @@ class GraphedStep:
         """(sum of the windows' mean cross-entropy, first non-finite step or 0, its loss); one sync."""
         values = torch.stack([self.total, self.bad_step.double(), self.bad_loss]).tolist()
         return values[0], int(values[1]), values[2]
-

@@ -8,6 +8,7 @@ every pass and carried from window to window; the best-valid parameters are test
 A run has three phases: ``_set_up`` (data, model, resume, timing probe, the graphed step),
 ``_train_epochs`` and ``_finish`` (test, outputs). The LR rules are pipeline/train/schedule.py's.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,14 +29,14 @@ from pipeline.data.prepare import load_prepared
 from pipeline.errors import ParamsError, TrainingDiverged
 from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_json, read_missing_marker
 from pipeline.models import build_model, count_parameters, init_uniform
+from pipeline.models.common import detach_state
 from pipeline.train import checkpoint as ckpt
+from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
+from pipeline.train.outputs import write_epoch_log as _write_epoch_log
 from pipeline.train.provenance import provenance
 from pipeline.train.schedule import LRSchedule
-from pipeline.train.outputs import write_epoch_log as _write_epoch_log
-from pipeline.models.common import detach_state
-from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
 from pipeline.train.step import sgd_step, window_loss
 
 
@@ -115,8 +116,17 @@ def format_seconds(seconds: float) -> str:
 PROBE_MIN_WINDOWS = 100
 
 
-def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int, device, lr: float, clip: float,
-                      warmup: int = 1, timed: int = 2) -> float:
+def project_wall_time(
+    model,
+    train: BatchLayout,
+    eval_windows: int,
+    epochs: int,
+    device,
+    lr: float,
+    clip: float,
+    warmup: int = 1,
+    timed: int = 2,
+) -> float:
     """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
     probe = copy.deepcopy(model)
     windows = list(zip(range(warmup + timed), train.windows()))
@@ -138,18 +148,23 @@ def project_wall_time(model, train: BatchLayout, eval_windows: int, epochs: int,
     return epochs * per_window * (train.num_windows + eval_windows / 3)
 
 
-def _train_epoch(model, layout: BatchLayout, device, lr: float, clip: float, epoch: int, progress: bool,
-                 bf16: bool = False) -> float:
+def _train_epoch(
+    model, layout: BatchLayout, device, lr: float, clip: float, epoch: int, progress: bool, bf16: bool = False
+) -> float:
     model.train()
     state = model.zero_state(layout.data.shape[0], device=device)
     total = torch.zeros((), dtype=torch.float64, device=device)
-    bar = tqdm(total=layout.num_windows, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True)
+    bar = tqdm(
+        total=layout.num_windows, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True
+    )
     for step, (x, y) in enumerate(layout.windows(), start=1):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state))
         if not torch.isfinite(loss):
             bar.close()
-            raise TrainingDiverged(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}/{layout.num_windows}")
+            raise TrainingDiverged(
+                f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}/{layout.num_windows}"
+            )
         sgd_step(model, loss, lr, clip)
         total += mean_ce.detach().double()
         bar.update(1)
@@ -181,11 +196,13 @@ def make_graphed_step(model, layout: BatchLayout, device, clip: float) -> Graphe
         raise ParamsError(
             f"capturing the training step as a CUDA graph failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
             "train without it: set training.cuda_graph: off for this run "
-            "(e.g. dvc exp run -S runs.<run>.training.cuda_graph=off)") from exc
+            "(e.g. dvc exp run -S runs.<run>.training.cuda_graph=off)"
+        ) from exc
 
 
-def _train_epoch_graphed(step: GraphedStep, data: torch.Tensor, layout: BatchLayout, lr: float, epoch: int,
-                         progress: bool) -> float:
+def _train_epoch_graphed(
+    step: GraphedStep, data: torch.Tensor, layout: BatchLayout, lr: float, epoch: int, progress: bool
+) -> float:
     """``_train_epoch`` with the step replayed; ``data`` is the layout's data on the device.
 
     The NaN guard reads the device's record of the first non-finite window once, at the end of
@@ -209,7 +226,12 @@ def _train_epoch_graphed(step: GraphedStep, data: torch.Tensor, layout: BatchLay
 
 def _floor_stop(model, run: RunState, test: BatchLayout, device, epoch: int, next_lr: float, measure: bool) -> dict:
     """Where the LR floor stops the run; in check mode also the test PPL the stop would report."""
-    stop = {"epoch": epoch, "next_lr": next_lr, "best_epoch": run.best_epoch, "best_valid_ppl": round(run.best_valid, 4)}
+    stop = {
+        "epoch": epoch,
+        "next_lr": next_lr,
+        "best_epoch": run.best_epoch,
+        "best_valid_ppl": round(run.best_valid, 4),
+    }
     if measure:
         probe = copy.deepcopy(model)
         probe.load_state_dict(run.best_state)
@@ -273,8 +295,9 @@ class EpochResult(NamedTuple):
     seconds: float  # training and validation: what epochs.csv and the deadline check use
 
 
-def run_training(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
-                 **options) -> dict:
+def run_training(
+    cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device, **options
+) -> dict:
     """Train ``cfg`` (see ``_train``) while holding the run's lock: a second process of the same run
     stops with ``RunInProgress`` instead of writing the same checkpoint and results."""
     with ckpt.exclusive(ckpt.checkpoint_dir(checkpoint_root, cfg)):
@@ -311,17 +334,34 @@ def _train(
 # --- setup and resume ---------------------------------------------------------------------------
 
 
-def _set_up(cfg: RunConfig, prepared_dir: Path, out_dir: Path, checkpoint_root: Path, device: torch.device,
-            progress: bool, log, numerics: Numerics) -> Session:
+def _set_up(
+    cfg: RunConfig,
+    prepared_dir: Path,
+    out_dir: Path,
+    checkpoint_root: Path,
+    device: torch.device,
+    progress: bool,
+    log,
+    numerics: Numerics,
+) -> Session:
     """Load the corpus, build the initialised model, resume from the run's checkpoint if there is
     one, project the wall time and prepare the training step."""
     layouts, vocab_size = _load_layouts(cfg, prepared_dir)
     model = _initial_model(cfg, vocab_size, device)
     session = Session(
-        cfg=cfg, device=device, out_dir=out_dir, ckpt_dir=ckpt.checkpoint_dir(checkpoint_root, cfg),
-        fingerprint=ckpt.code_fingerprint(), layouts=layouts, vocab_size=vocab_size, model=model,
-        run=RunState(lr=cfg.training.lr), schedule=LRSchedule(cfg.training, floor=numerics.lr_floor),
-        numerics=numerics, log=log, progress=progress,
+        cfg=cfg,
+        device=device,
+        out_dir=out_dir,
+        ckpt_dir=ckpt.checkpoint_dir(checkpoint_root, cfg),
+        fingerprint=ckpt.code_fingerprint(),
+        layouts=layouts,
+        vocab_size=vocab_size,
+        model=model,
+        run=RunState(lr=cfg.training.lr),
+        schedule=LRSchedule(cfg.training, floor=numerics.lr_floor),
+        numerics=numerics,
+        log=log,
+        progress=progress,
     )
     _resume(session)
     _log_model_and_budget(session)
@@ -364,8 +404,13 @@ def _save_checkpoint(s: Session) -> None:
     """What ``_resume`` reads back: changing these keys would stop existing checkpoints resuming."""
     ckpt.save_checkpoint(
         s.ckpt_dir,
-        {"model": s.model.state_dict(), "run": s.run,
-         "rng": ckpt.rng_states(), "code_fingerprint": s.fingerprint, "config": s.cfg.to_dict()},
+        {
+            "model": s.model.state_dict(),
+            "run": s.run,
+            "rng": ckpt.rng_states(),
+            "code_fingerprint": s.fingerprint,
+            "config": s.cfg.to_dict(),
+        },
     )
 
 
@@ -393,10 +438,13 @@ def _projected_epoch_seconds(s: Session) -> float:
     if windows <= PROBE_MIN_WINDOWS:
         s.log(f"{s.cfg.name}: {windows} training windows to go: too short to be worth a timing probe")
         return 0.0
-    projected = project_wall_time(s.model, train, s.layouts.valid.num_windows, remaining, s.device, s.run.lr,
-                                  s.cfg.training.clip_norm)
-    s.log(f"{s.cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
-          + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(s.cfg.training.cuda_graph, s.device) else ""))
+    projected = project_wall_time(
+        s.model, train, s.layouts.valid.num_windows, remaining, s.device, s.run.lr, s.cfg.training.clip_norm
+    )
+    s.log(
+        f"{s.cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"
+        + (" (eager steps; the CUDA graph is faster)" if use_cuda_graph(s.cfg.training.cuda_graph, s.device) else "")
+    )
     return projected / remaining
 
 
@@ -406,12 +454,16 @@ def _prepare_graphed_step(s: Session) -> None:
     if s.epochs_left <= 0 or not use_cuda_graph(t.cuda_graph, s.device):
         return
     if s.numerics.precision != "fp32":
-        raise ParamsError(f"{s.cfg.name}: precision {s.numerics.precision} runs the eager step only; set "
-                          "training.cuda_graph: off for this run or train in fp32")
+        raise ParamsError(
+            f"{s.cfg.name}: precision {s.numerics.precision} runs the eager step only; set "
+            "training.cuda_graph: off for this run or train in fp32"
+        )
     s.graphed = make_graphed_step(s.model, s.layouts.train, s.device, t.clip_norm)
     s.train_data = s.layouts.train.data.to(s.device)
-    s.log(f"{s.cfg.name}: training step "
-          f"{'captured as a CUDA graph' if s.graphed.graph is not None else 'on static buffers (not captured)'}")
+    s.log(
+        f"{s.cfg.name}: training step "
+        f"{'captured as a CUDA graph' if s.graphed.graph is not None else 'on static buffers (not captured)'}"
+    )
 
 
 # --- the epoch loop -----------------------------------------------------------------------------
@@ -442,8 +494,10 @@ def _pause_if_past_deadline(s: Session, epoch: int, deadline: float | None) -> N
     its last checkpoint (the previous epoch's)."""
     if deadline is not None and time.time() + s.epoch_estimate > deadline:
         where = s.ckpt_dir / ckpt.CHECKPOINT_NAME if s.run.epoch else "no checkpoint yet"
-        raise Paused(f"{s.cfg.name}: paused before epoch {epoch}/{s.cfg.epochs}: it would end after the deadline "
-                     f"(about {format_seconds(s.epoch_estimate)} an epoch); resumes from {where}")
+        raise Paused(
+            f"{s.cfg.name}: paused before epoch {epoch}/{s.cfg.epochs}: it would end after the deadline "
+            f"(about {format_seconds(s.epoch_estimate)} an epoch); resumes from {where}"
+        )
 
 
 def _train_and_validate(s: Session, epoch: int, lr: float) -> EpochResult:
@@ -453,8 +507,16 @@ def _train_and_validate(s: Session, epoch: int, lr: float) -> EpochResult:
         if s.graphed is not None:
             train_ppl = _train_epoch_graphed(s.graphed, s.train_data, s.layouts.train, lr, epoch, s.progress)
         else:
-            train_ppl = _train_epoch(s.model, s.layouts.train, s.device, lr, s.cfg.training.clip_norm, epoch,
-                                     s.progress, bf16=s.numerics.precision == "bf16")
+            train_ppl = _train_epoch(
+                s.model,
+                s.layouts.train,
+                s.device,
+                lr,
+                s.cfg.training.clip_norm,
+                epoch,
+                s.progress,
+                bf16=s.numerics.precision == "bf16",
+            )
         train_seconds = time.perf_counter() - start
         valid_ppl = evaluate_ppl(s.model, s.layouts.valid, s.device)
         if not math.isfinite(valid_ppl):
@@ -476,8 +538,13 @@ def _record_epoch(s: Session, epoch: int, epoch_lr: float, result: EpochResult) 
     run.train_seconds += result.train_seconds
     run.train_tokens += s.layouts.train.tokens_per_pass
     run.history.append(
-        {"epoch": epoch, "lr": epoch_lr, "train_ppl": round(result.train_ppl, 4),
-         "valid_ppl": round(result.valid_ppl, 4), "seconds": round(result.seconds, 3)}
+        {
+            "epoch": epoch,
+            "lr": epoch_lr,
+            "train_ppl": round(result.train_ppl, 4),
+            "valid_ppl": round(result.valid_ppl, 4),
+            "seconds": round(result.seconds, 3),
+        }
     )
     s.log(
         f"{s.cfg.name}: epoch {epoch}/{s.cfg.epochs}  train ppl {result.train_ppl:8.2f}  "
@@ -494,9 +561,15 @@ def _check_floor(s: Session, epoch: int) -> None:
     if not s.schedule.below_floor(next_lr):
         return
     s.run.floor_stop = _floor_stop(s.model, s.run, s.layouts.test, s.device, epoch, next_lr, s.numerics.check_floor)
-    s.log(f"{s.cfg.name}: the next LR {next_lr:.3g} is below the floor {s.schedule.floor:g} x {s.schedule.initial:g}; "
-          + (f"the stop would keep best epoch {s.run.best_epoch}, test ppl {s.run.floor_stop['test_ppl']:.2f}; "
-             "training on (check mode)" if s.numerics.check_floor else "stopping here"))
+    s.log(
+        f"{s.cfg.name}: the next LR {next_lr:.3g} is below the floor {s.schedule.floor:g} x {s.schedule.initial:g}; "
+        + (
+            f"the stop would keep best epoch {s.run.best_epoch}, test ppl {s.run.floor_stop['test_ppl']:.2f}; "
+            "training on (check mode)"
+            if s.numerics.check_floor
+            else "stopping here"
+        )
+    )
 
 
 # --- finish -------------------------------------------------------------------------------------

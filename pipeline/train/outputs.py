@@ -5,6 +5,7 @@ Kept apart from the training loop so that a data-missing run (``data.on_missing:
 its outputs without importing torch: ``stages.train`` checks for the marker first, which saves
 about 1.5 s of imports per data-missing stage of the DAG.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,13 @@ def write_data_missing(cfg: RunConfig, out_dir: Path, reason: str) -> dict:
             f"the run as data missing."
         )
     metrics = {
-        "run": cfg.name, "status": "data_missing", "reason": reason, "corpus": cfg.corpus,
-        "profile": cfg.profile, "params_hash": cfg.params_hash, "git_rev": git_revision(),
+        "run": cfg.name,
+        "status": "data_missing",
+        "reason": reason,
+        "corpus": cfg.corpus,
+        "profile": cfg.profile,
+        "params_hash": cfg.params_hash,
+        "git_rev": git_revision(),
     }
     with atomic_directory(out_dir / "model") as tmp:
         atomic_write_json(tmp / "MISSING.json", {"status": "data_missing", "reason": reason})

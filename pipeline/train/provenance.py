@@ -4,6 +4,7 @@ A number in the report is only as good as what it can be traced to, so every fin
 this next to its metrics. ``git_dirty`` is true when the working tree differed from the commit, in
 which case the commit alone does not identify the code that ran.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def git_dirty() -> bool | None:
     if os.environ.get(GIT_REV_ENV):
         return None
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return bool(out.stdout.strip())

@@ -6,6 +6,7 @@ Kim et al.'s with a threshold) multiplies the LR by the decay after a validation
 the best valid PPL so far by more than ``plateau_threshold``. A run applies both hooks every epoch;
 each is a no-op under the other rule, so the trainer never branches on the rule's name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

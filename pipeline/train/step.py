@@ -5,6 +5,7 @@ Conventions follow the authors' TensorFlow code: the loss of a window is the cro
 summed over its time steps and averaged over the batch; the global gradient norm of that loss is
 clipped; the update is plain SGD (no momentum, no weight decay, as in the paper).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,9 @@ def sgd_step(model, loss, lr: float, clip_norm: float) -> None:
     sgd_update(trainable_parameters(model), loss, lr, clip_norm)
 
 
-def sgd_update(params: list[torch.nn.Parameter], loss: torch.Tensor, lr: float | torch.Tensor,
-               clip_norm: float) -> None:
+def sgd_update(
+    params: list[torch.nn.Parameter], loss: torch.Tensor, lr: float | torch.Tensor, clip_norm: float
+) -> None:
     """Backward, global-norm clipping and p <- p - lr * grad, with no host sync.
 
     The backward creates fresh gradients (``.grad`` is None before it), so a captured CUDA graph

@@ -1,6 +1,7 @@
 """The cluster layer's DVC commands (pipeline/cluster/dvc.py) and queue (pipeline/cluster/queue.py):
 `dvc queue start` without waiting on the workers it leaves behind, one error type and one
 timeout for every command, and the `dvc queue status` poll that the grid and the search share."""
+
 from __future__ import annotations
 
 import os
@@ -123,21 +124,34 @@ def test_a_failed_queue_status_poll_is_retried(tmp_path):
 def test_a_queue_status_poll_that_keeps_failing_stops_with_dvcs_message(tmp_path):
     answers = [BAD, BAD, BAD, OK]
     queue = DvcQueue(FakeDvc(tmp_path, {("queue", "status"): answers}), jobs=2, log=lambda _: None, retry_pause_s=0)
-    with pytest.raises(ScaleoutError, match=r"`dvc queue status` failed \(exit 255\) 3 times in a row: "
-                                            r"ERROR: unexpected error - Expecting value"):
+    with pytest.raises(
+        ScaleoutError,
+        match=r"`dvc queue status` failed \(exit 255\) 3 times in a row: "
+        r"ERROR: unexpected error - Expecting value",
+    ):
         queue.states()
     assert answers == [OK]  # three tries, no more
 
 
 def test_a_queue_wait_past_its_timeout_kills_and_removes_what_is_left(tmp_path):
-    status = subprocess.CompletedProcess([], 0, "Task  Name  Created  Status\n"
-                                                "a1b2c3d  s-1  10:25 AM  Success\nb2c3d4e  s-2  10:25 AM  Running\n"
-                                                "c3d4e5f  s-3  10:25 AM  Queued\n", "")
+    status = subprocess.CompletedProcess(
+        [],
+        0,
+        "Task  Name  Created  Status\n"
+        "a1b2c3d  s-1  10:25 AM  Success\nb2c3d4e  s-2  10:25 AM  Running\n"
+        "c3d4e5f  s-3  10:25 AM  Queued\n",
+        "",
+    )
     done = subprocess.CompletedProcess([], 0, "", "")
-    dvc = FakeDvc(tmp_path, {("queue", "status"): status, ("queue", "kill", "s-2", "s-3"): done,
-                             ("queue", "remove", "s-2", "s-3"): done})
+    dvc = FakeDvc(
+        tmp_path,
+        {("queue", "status"): status, ("queue", "kill", "s-2", "s-3"): done, ("queue", "remove", "s-2", "s-3"): done},
+    )
     lines: list[str] = []
     queue = DvcQueue(dvc, jobs=1, log=lines.append, label="search", poll_s=0)
     states = queue.wait(["s-1", "s-2", "s-3"], timeout_s=0)
-    assert states["s-1"] == "Success" and dvc.ran[-2:] == [("queue", "kill", "s-2", "s-3"), ("queue", "remove", "s-2", "s-3")]
+    assert states["s-1"] == "Success" and dvc.ran[-2:] == [
+        ("queue", "kill", "s-2", "s-3"),
+        ("queue", "remove", "s-2", "s-3"),
+    ]
     assert lines == ["search: 1/3 finished", "search: timed out after 0s; stopping 2 run(s)"]

@@ -4,6 +4,7 @@ resubmission, and the experiment tasks the random search submits.
 
 The loop tests use a local bare git repository as the origin and a local directory as the DVC
 remote, as a cluster's shared filesystem would provide them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,6 @@ from pipeline.errors import ParamsError, ScaleoutError
 from tests.dvc_queue import end_queue_workers, queue_worker_pids
 from tests.scratch import REPO, TINY, commit_all, sh, tool_env
 
-
 # ---------------------------------------------------------------------------- configuration
 
 
@@ -36,9 +36,13 @@ def test_scaleout_section_is_validated_and_flags_override_it():
     settings = scaleout_settings(load_params(REPO / "params.yaml"))
     assert settings.git_remote == "origin" and settings.array_parallelism >= 1
     assert scaleout_settings({"scaleout": {"time_min": 30}}, {"time_min": 45, "partition": None}).time_min == 45
-    for section, key in (({"time_min": 0}, "scaleout.time_min"), ({"gpus_per_task": -1}, "scaleout.gpus_per_task"),
-                         ({"mem_gb": "lots"}, "scaleout.mem_gb"), ({"setup": "module load x"}, "scaleout.setup"),
-                         ({"partiton": "gpu"}, "scaleout.partiton")):
+    for section, key in (
+        ({"time_min": 0}, "scaleout.time_min"),
+        ({"gpus_per_task": -1}, "scaleout.gpus_per_task"),
+        ({"mem_gb": "lots"}, "scaleout.mem_gb"),
+        ({"setup": "module load x"}, "scaleout.setup"),
+        ({"partiton": "gpu"}, "scaleout.partiton"),
+    ):
         with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
             scaleout_settings({"scaleout": section})
 
@@ -52,18 +56,40 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
     for f in fake.iterdir():
         f.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    params = {"scaleout": {"partition": "gpu-a100", "account": "nlp", "time_min": 90, "gpus_per_task": 1,
-                           "cpus_per_task": 8, "mem_gb": 32, "array_parallelism": 2,
-                           "setup": ["module load cuda/12.4"]}}
+    params = {
+        "scaleout": {
+            "partition": "gpu-a100",
+            "account": "nlp",
+            "time_min": 90,
+            "gpus_per_task": 1,
+            "cpus_per_task": 8,
+            "mem_gb": 32,
+            "array_parallelism": 2,
+            "setup": ["module load cuda/12.4"],
+        }
+    }
     settings = scaleout_settings(params, {"time_min": 75})  # a flag overrides the section
-    specs = [TaskSpec(kind="repro", name=f"run{i}", git_url="/git/origin.git", commit="0" * 40, dvc_remote="/dvc",
-                      targets=(f"train@run{i}",), log_path=str(tmp_path / f"run{i}.log"),
-                      status_path=str(tmp_path / f"run{i}.json")) for i in range(3)]
+    specs = [
+        TaskSpec(
+            kind="repro",
+            name=f"run{i}",
+            git_url="/git/origin.git",
+            commit="0" * 40,
+            dvc_remote="/dvc",
+            targets=(f"train@run{i}",),
+            log_path=str(tmp_path / f"run{i}.log"),
+            status_path=str(tmp_path / f"run{i}.json"),
+        )
+        for i in range(3)
+    ]
     jobs = slurm.submit(specs, "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1", "4242_2"]
     script = (tmp_path / "submitted.sh").read_text()
-    flags = dict(line[len("#SBATCH --"):].split("=", 1) for line in script.splitlines()
-                 if line.startswith("#SBATCH --") and "=" in line)
+    flags = dict(
+        line[len("#SBATCH --") :].split("=", 1)
+        for line in script.splitlines()
+        if line.startswith("#SBATCH --") and "=" in line
+    )
     assert flags["partition"] == "gpu-a100" and flags["account"] == "nlp"
     assert flags["time"] == "75" and flags["gpus-per-task"] == "1" and flags["cpus-per-task"] == "8"
     assert flags["mem"] == "32GB" and flags["array"] == "0-2%2" and flags["job-name"] == "scrn-grid"
@@ -74,9 +100,16 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
 
 
 def _spec(tmp_path: Path, name: str = "run0") -> TaskSpec:
-    return TaskSpec(kind="repro", name=name, git_url="/git/origin.git", commit="0" * 40, dvc_remote="/dvc",
-                    targets=(f"train@{name}",), log_path=str(tmp_path / f"{name}.log"),
-                    status_path=str(tmp_path / f"{name}.json"))
+    return TaskSpec(
+        kind="repro",
+        name=name,
+        git_url="/git/origin.git",
+        commit="0" * 40,
+        dvc_remote="/dvc",
+        targets=(f"train@{name}",),
+        log_path=str(tmp_path / f"{name}.log"),
+        status_path=str(tmp_path / f"{name}.json"),
+    )
 
 
 def test_a_refused_submission_is_a_scaleout_error_naming_the_cause(tmp_path, monkeypatch):
@@ -96,10 +129,19 @@ def test_a_refused_submission_is_a_scaleout_error_naming_the_cause(tmp_path, mon
 def test_a_job_that_dies_is_reported_with_its_own_error(tmp_path, stored_status):
     """Cancelled, timed out or pre-empted: the job's error, never an earlier attempt's stored one."""
     spec = _spec(tmp_path)
-    Path(spec.status_path).write_text(json.dumps({
-        "name": spec.name, "status": stored_status, "host": "node7", "failed_step": "repro",
-        "error": "CUDA out of memory (an earlier attempt)"} if stored_status == "failed" else
-        {"name": spec.name, "status": stored_status, "host": "node7"}))
+    Path(spec.status_path).write_text(
+        json.dumps(
+            {
+                "name": spec.name,
+                "status": stored_status,
+                "host": "node7",
+                "failed_step": "repro",
+                "error": "CUDA out of memory (an earlier attempt)",
+            }
+            if stored_status == "failed"
+            else {"name": spec.name, "status": stored_status, "host": "node7"}
+        )
+    )
 
     class DeadJob:
         paths = type("Paths", (), {"stdout": tmp_path / "4242_0_log.out"})
@@ -144,8 +186,17 @@ def test_grid_debug_backend_runs_in_clones_and_fans_in(cluster):
     main, env = cluster["main"], cluster["env"]
     runs = ["ptb-baseline-40-10", "ptb-baseline-90-10"]
     committed = _lock(main)
-    cmd = [sys.executable, "-m", "stages.grid", "--backend", "debug", "--runs", ",".join(runs),
-           "--workdir", str(cluster["clones"])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.grid",
+        "--backend",
+        "debug",
+        "--runs",
+        ",".join(runs),
+        "--workdir",
+        str(cluster["clones"]),
+    ]
     out = sh(cmd, main, env, timeout=900).stdout
 
     records = _records(main, runs)
@@ -274,16 +325,25 @@ def test_experiment_round_runs_pushes_and_pulls(toy, tmp_path, monkeypatch):
     settings = ScaleoutSettings(workdir=str(tmp_path / "clones"))
     samples = {"r1-s1": {"x": 3}, "r1-s2": {"x": 5}}
     with pytest.raises(ScaleoutError, match="git push origin HEAD"):  # the commit is not on the origin yet
-        run_experiment_round(samples, stage="train", metrics_file="metrics.json", backend="debug",
-                             settings=settings, repo=toy)
+        run_experiment_round(
+            samples, stage="train", metrics_file="metrics.json", backend="debug", settings=settings, repo=toy
+        )
     sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, tool_env())
     (toy / "step.py").write_text(STEP + "# edited\n")
     with pytest.raises(ScaleoutError, match="uncommitted changes to step.py"):
         git_preflight(toy, "origin")
     sh(["git", "checkout", "step.py"], toy, tool_env())
 
-    records = run_experiment_round(samples, stage="train", metrics_file="metrics.json", backend="debug",
-                                   settings=settings, repo=toy, round_name="r1", echo=lambda _: None)
+    records = run_experiment_round(
+        samples,
+        stage="train",
+        metrics_file="metrics.json",
+        backend="debug",
+        settings=settings,
+        repo=toy,
+        round_name="r1",
+        echo=lambda _: None,
+    )
     assert {n: r["status"] for n, r in records.items()} == {"r1-s1": "ok", "r1-s2": "ok"}
     assert metric(records, "metrics.json") == {"r1-s1": 97, "r1-s2": 95}
     refs = sh(["git", "ls-remote", "origin", "refs/exps/*"], toy, tool_env()).stdout
@@ -304,9 +364,15 @@ def test_failed_experiment_is_reported_not_raised(toy, tmp_path, monkeypatch):
             monkeypatch.setenv(key, value)
     sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], toy, tool_env())
     settings = ScaleoutSettings(workdir=str(tmp_path / "clones"))
-    records = run_experiment_round({"bad": {"x": "not a number"}, "good": {"x": 2}}, stage="train",
-                                   metrics_file="metrics.json", backend="debug", settings=settings, repo=toy,
-                                   echo=lambda _: None)
+    records = run_experiment_round(
+        {"bad": {"x": "not a number"}, "good": {"x": 2}},
+        stage="train",
+        metrics_file="metrics.json",
+        backend="debug",
+        settings=settings,
+        repo=toy,
+        echo=lambda _: None,
+    )
     assert records["good"]["status"] == "ok" and metric(records, "metrics.json") == {"bad": None, "good": 98}
     bad = records["bad"]
     assert bad["status"] == "failed" and bad["failed_step"] == "exp run" and "TypeError" in Path(bad["log"]).read_text()
@@ -354,8 +420,9 @@ def test_local_backend_queues_runs_and_fans_in_from_the_local_run_cache(tmp_path
     commit_all(proj)
     lines: list[str] = []
     try:
-        records = grid.run_local_queue(proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1,
-                                       echo=lines.append)
+        records = grid.run_local_queue(
+            proj, ["a", "bb"], ScaleoutSettings(local_jobs=2), tmp_path / "logs", poll_s=1, echo=lines.append
+        )
         assert queue_worker_pids(proj) == []  # the workers it started are stopped (dvc 3.67 leaves one alive)
     finally:
         end_queue_workers(proj)

@@ -7,6 +7,7 @@ than 80 columns are re-wrapped, lists lose their style and the comments after th
 becomes an empty value. params.yaml is written as a fixed point of that rewrite, so that the
 issue's commands (`dvc exp run -S profile=quick`, `-S profile=paper`) change the line they set
 and nothing else."""
+
 from __future__ import annotations
 
 import copy
@@ -32,32 +33,41 @@ def _rewrite_as_dvc_exp_run(tmp_path: Path, *overrides: str) -> list[str]:
 
 
 def _changed(before: list[str], after: list[str]) -> list[str]:
-    return [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
-            if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    return [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
 
 
 def test_dvc_exp_run_set_param_leaves_params_yaml_unchanged(tmp_path):
     text = PARAMS.read_text()
     before, profile = text.splitlines(), yaml.safe_load(text)["profile"]
     changed = _changed(before, _rewrite_as_dvc_exp_run(tmp_path, f"profile={profile}"))
-    assert not changed, ("`dvc exp run -S` would rewrite params.yaml (write it as ruamel.yaml dumps "
-                         "it: no anchors or merges, value lines within 80 columns, no `null`):\n"
-                         + "\n".join(changed[:40]))
+    assert not changed, (
+        "`dvc exp run -S` would rewrite params.yaml (write it as ruamel.yaml dumps "
+        "it: no anchors or merges, value lines within 80 columns, no `null`):\n" + "\n".join(changed[:40])
+    )
 
 
 def test_dvc_exp_run_set_param_changes_only_the_lines_it_sets(tmp_path):
     before = PARAMS.read_text().splitlines()
     after = _rewrite_as_dvc_exp_run(tmp_path, "profile=paper", "data.on_missing=error")
-    assert sorted(_changed(before, after)) == ["+  on_missing: error", "+profile: paper",
-                                               "-  on_missing: skip", "-profile: quick"]
+    assert sorted(_changed(before, after)) == [
+        "+  on_missing: error",
+        "+profile: paper",
+        "-  on_missing: skip",
+        "-profile: quick",
+    ]
 
 
 def test_params_yaml_has_no_anchors_or_aliases():
     """A merge or alias would be expanded into a copy by the first `dvc exp run -S`: later edits of
     the original would silently stop reaching the copies."""
     events = yaml.parse(PARAMS.read_text())
-    shared = [f"line {e.start_mark.line + 1}" for e in events
-              if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)]
+    shared = [
+        f"line {e.start_mark.line + 1}" for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)
+    ]
     assert not shared, f"params.yaml uses YAML anchors/aliases at {', '.join(shared)}"
 
 
@@ -83,8 +93,12 @@ def _table7_pairs() -> list[tuple[str, str, float]]:
     """(α run, the Table 4 / Table 6 run it varies, α) for every Table 7 cell off α = 0.90."""
     rows = _paper_spec()["table7"]["rows"]
     base = next(row for row in rows if row["alpha"] == 0.9)["cells"]
-    return [(cell["run"], base[corpus]["run"], row["alpha"])
-            for row in rows if row["alpha"] != 0.9 for corpus, cell in row["cells"].items()]
+    return [
+        (cell["run"], base[corpus]["run"], row["alpha"])
+        for row in rows
+        if row["alpha"] != 0.9
+        for corpus, cell in row["cells"].items()
+    ]
 
 
 @pytest.mark.parametrize("run, base, alpha", _table7_pairs())

@@ -1,5 +1,6 @@
 """params.yaml mistakes that YAML or a lenient reader would let pass: a duplicated key (YAML keeps
 the last one), an unknown top-level key (a typo of a section), and the optional-corpus list."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,11 +22,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def _line_of(text: str, needle: str, start: int = 0) -> int:
-    return text[:text.index(needle, start)].count("\n") + 1
+    return text[: text.index(needle, start)].count("\n") + 1
 
 
-@pytest.mark.parametrize("typo, meant", [("profle: paper", "profile"), ("devce: cuda", "device"),
-                                         ("run:\n  x: {}", "runs"), ("datas: {}", "data")])
+@pytest.mark.parametrize(
+    "typo, meant",
+    [("profle: paper", "profile"), ("devce: cuda", "device"), ("run:\n  x: {}", "runs"), ("datas: {}", "data")],
+)
 def test_an_unknown_top_level_key_fails_naming_it_and_the_nearest_known_key(tmp_path, typo, meant):
     path = _write(tmp_path, PARAMS_TEXT + f"\n{typo}\n")
     with pytest.raises(config.ParamsError) as err:
@@ -42,8 +45,10 @@ def test_an_unknown_top_level_key_fails_validation_of_a_dict_too():
 
 def test_a_duplicated_run_fails_with_both_line_numbers(tmp_path):
     """Outside DVC, a second entry of one run would silently replace the first."""
-    entry = ("  ptb-baseline-40-10:\n    corpus: ptb\n    model: {preset: scrn-baseline, hidden: 40, context: 10}\n"
-             "    training: {preset: baseline-ours}\n")
+    entry = (
+        "  ptb-baseline-40-10:\n    corpus: ptb\n    model: {preset: scrn-baseline, hidden: 40, context: 10}\n"
+        "    training: {preset: baseline-ours}\n"
+    )
     text = PARAMS_TEXT.replace(entry, entry + entry.replace("baseline-ours}", "baseline-ours, lr: 0.5}"), 1)
     first = _line_of(text, entry)
     with pytest.raises(config.ParamsError) as err:
@@ -51,12 +56,18 @@ def test_a_duplicated_run_fails_with_both_line_numbers(tmp_path):
     assert f"runs.ptb-baseline-40-10: the key appears twice, at lines {first} and {first + 4}" in str(err.value)
 
 
-@pytest.mark.parametrize("old, new, key", [
-    ("profile: quick\n", "profile: quick\nprofile: paper\n", "profile"),
-    ("    max_epochs: 2\n", "    max_epochs: 2\n    max_epochs: 3\n", "profiles.quick.max_epochs"),
-    ("{preset: scrn-baseline, hidden: 40, context: 10}", "{preset: scrn-baseline, hidden: 40, hidden: 50, context: 10}",
-     "runs.ptb-baseline-40-10.model.hidden"),
-])
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("profile: quick\n", "profile: quick\nprofile: paper\n", "profile"),
+        ("    max_epochs: 2\n", "    max_epochs: 2\n    max_epochs: 3\n", "profiles.quick.max_epochs"),
+        (
+            "{preset: scrn-baseline, hidden: 40, context: 10}",
+            "{preset: scrn-baseline, hidden: 40, hidden: 50, context: 10}",
+            "runs.ptb-baseline-40-10.model.hidden",
+        ),
+    ],
+)
 def test_a_duplicated_key_anywhere_fails_naming_its_path_and_lines(tmp_path, old, new, key):
     text = PARAMS_TEXT.replace(old, new, 1)
     line = _line_of(text, new)
@@ -69,8 +80,13 @@ def test_a_duplicated_key_anywhere_fails_naming_its_path_and_lines(tmp_path, old
 def test_every_stage_refuses_a_duplicated_key_outside_dvc(tmp_path):
     """The check is in load_params, so a stage run by hand fails too, in one line."""
     path = _write(tmp_path, PARAMS_TEXT.replace("profile: quick\n", "profile: quick\nprofile: paper\n", 1))
-    proc = subprocess.run([sys.executable, "-m", "stages.train", "--list", "--params", str(path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.train", "--list", "--params", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ") and "profile: the key appears twice, at lines 14 and 15" in proc.stderr
 

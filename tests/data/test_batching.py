@@ -1,4 +1,5 @@
 """The streams x time layout of the authors' code, as drawn in pipeline/data/batching.py."""
+
 from __future__ import annotations
 
 import numpy as np

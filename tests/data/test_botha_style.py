@@ -1,10 +1,10 @@
 """The Botha-style tokeniser, its round-trip measurement on the real Botha valid/test lines, and the
 WMT13 raw rebuild's preprocessing on small constructed inputs."""
+
 from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import random
 import tarfile
 from pathlib import Path
@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.data import wmt13
-from pipeline.data.botha_style import (CANDIDATES, CHOSEN_TOKENIZER, botha_tokenise, measure_corpora,
-                                       roundtrip_agreement)
+from pipeline.data.botha_style import CANDIDATES, CHOSEN_TOKENIZER, botha_tokenise, measure_corpora, roundtrip_agreement
 from pipeline.data.corpora import BOTHA_LANGUAGES, get_corpus
 from pipeline.data.download import ChecksumError, download_corpus, sha256_file
 from pipeline.data.prepare import prepare_corpus
@@ -26,22 +25,27 @@ from pipeline.fsutil import read_missing_marker
 MEASURED_FLOOR = {"fr": 0.989, "es": 0.987, "de": 0.986, "cs": 0.962, "ru": 0.983}
 
 
-@pytest.mark.parametrize("raw, lang, expected", [
-    # botha-blunsom.md §7.3: the released data's tokenisation of the cases that matter
-    ("L'homme, dit-il.", "fr", "l'homme , dit - il ."),
-    ("les sociaux-démocrates", "fr", "les sociaux - démocrates"),
-    ("u.a. die 72-jährige", "de", "u.a. die 00 - jährige"),
-    ("т.к. во-первых", "ru", "т.к. во - первых"),
-    ("ca. 0,5%", "de", "ca. 0,0 %"),
-    ("«Sí», dijo en 2011.", "es", '" sí " , dijo en 0000 .'),
-    ("vor 15 Jahren. und dann", "de", "vor 00 jahren . und dann"),
-])
+@pytest.mark.parametrize(
+    "raw, lang, expected",
+    [
+        # botha-blunsom.md §7.3: the released data's tokenisation of the cases that matter
+        ("L'homme, dit-il.", "fr", "l'homme , dit - il ."),
+        ("les sociaux-démocrates", "fr", "les sociaux - démocrates"),
+        ("u.a. die 72-jährige", "de", "u.a. die 00 - jährige"),
+        ("т.к. во-первых", "ru", "т.к. во - первых"),
+        ("ca. 0,5%", "de", "ca. 0,0 %"),
+        ("«Sí», dijo en 2011.", "es", '" sí " , dijo en 0000 .'),
+        ("vor 15 Jahren. und dann", "de", "vor 00 jahren . und dann"),
+    ],
+)
 def test_botha_tokenise_known_cases(raw, lang, expected):
     assert botha_tokenise(raw, lang) == expected.split()
 
 
 def test_roundtrip_agreement_counts_exact_lines():
-    result = roundtrip_agreement(["l'homme , dit - il .", "u . a . zzz", ""], "fr", ["sacremoses-tuned", "sacrebleu-13a"])
+    result = roundtrip_agreement(
+        ["l'homme , dit - il .", "u . a . zzz", ""], "fr", ["sacremoses-tuned", "sacrebleu-13a"]
+    )
     assert result["lines"] == 2  # the empty line is not counted
     assert result["agreement"]["sacremoses-tuned"] == 0.5  # "u . a ." is re-joined by the detokeniser
 
@@ -54,7 +58,8 @@ def measured(mirror, tmp_path_factory) -> dict:
         (raw / f"botha-{lang}").mkdir()
         for split in ("valid", "test"):
             (raw / f"botha-{lang}" / f"{split}.txt").write_bytes(
-                (mirror / "botha-blunsom" / lang / f"{split}.txt").read_bytes())
+                (mirror / "botha-blunsom" / lang / f"{split}.txt").read_bytes()
+            )
     return measure_corpora(raw, BOTHA_LANGUAGES)
 
 
@@ -77,14 +82,18 @@ def test_measure_marks_missing_languages(tmp_path):
 
 
 def test_length_filter_follows_cdec_filter_length():
-    pairs = [
-        ("a b c d e f g h".split(), "a b c d e f g h".split()),  # kept
-        (["x"] * 81, ["y"] * 81),  # more than 80 tokens
-        (["x"] * 10, ["y"] * 100),  # over 80 on one side
-        (["x"] * 2, ["y"] * 30),  # ratio 15 > 9
-        (["x"] * 2, ["y"] * 6),  # ratio 3 but both sides < 7: always kept
-        ([], ["y"]),  # an empty side
-    ] + [(["x"] * 10, ["y"] * 10)] * 60 + [(["x"] * 10, ["y"] * 40)]  # ratio 4: an outlier (> 1.8 sd)
+    pairs = (
+        [
+            ("a b c d e f g h".split(), "a b c d e f g h".split()),  # kept
+            (["x"] * 81, ["y"] * 81),  # more than 80 tokens
+            (["x"] * 10, ["y"] * 100),  # over 80 on one side
+            (["x"] * 2, ["y"] * 30),  # ratio 15 > 9
+            (["x"] * 2, ["y"] * 6),  # ratio 3 but both sides < 7: always kept
+            ([], ["y"]),  # an empty side
+        ]
+        + [(["x"] * 10, ["y"] * 10)] * 60
+        + [(["x"] * 10, ["y"] * 40)]
+    )  # ratio 4: an outlier (> 1.8 sd)
     keep = wmt13.length_filter(pairs)
     assert keep[:6] == [True, False, False, False, True, False]
     assert all(keep[6:66]) and keep[66] is False
@@ -139,8 +148,12 @@ def test_first_tokens_and_vocabulary():
 
 
 def test_build_splits_from_raw_text():
-    pairs = [("The house.", "La maison-mère, 1999."), ("Yes!", "Oui !"), ("The house.", "La maison-mère, 2000."),
-             ("A very long line " * 30, "Une ligne " * 60)]  # 120 target tokens: filtered out
+    pairs = [
+        ("The house.", "La maison-mère, 1999."),
+        ("Yes!", "Oui !"),
+        ("The house.", "La maison-mère, 2000."),
+        ("A very long line " * 30, "Une ligne " * 60),
+    ]  # 120 target tokens: filtered out
     out = wmt13.build_splits(pairs, ["La maison, dit-il."], ["Non."], "fr", limit=100)
     assert out["train"] == ["la maison - mère , 0000 .", "<unk> <unk>", "la maison - mère , 0000 ."]
     assert out["valid"] == ["la maison , <unk> - <unk> ."] and out["test"] == ["<unk> ."]
@@ -167,12 +180,20 @@ def wmt13_mirror(tmp_path, monkeypatch) -> Path:
     (mirror / "wmt13").mkdir(parents=True)
     en = "Resumption of the session.\nI declare resumed the session.\n"
     de = "Wiederaufnahme der Sitzungsperiode.\nIch erkläre die Sitzungsperiode für wiederaufgenommen.\n"
-    ep = parallel_tgz(mirror / "wmt13" / "training-parallel-europarl-v7.tgz",
-                      {"training/europarl-v7.de-en.en": en, "training/europarl-v7.de-en.de": de})
-    nc = parallel_tgz(mirror / "wmt13" / "training-parallel-nc-v8.tgz",
-                      {"training/news-commentary-v8.de-en.en": "The session.\n",
-                       "training/news-commentary-v8.de-en.de": "Die Sitzungsperiode 2013.\n"})
-    specs = tuple(dataclasses.replace(spec, sha256=sha256_file(p)) for spec, p in zip(wmt13.TRAINING_ARCHIVES, (ep, nc)))
+    ep = parallel_tgz(
+        mirror / "wmt13" / "training-parallel-europarl-v7.tgz",
+        {"training/europarl-v7.de-en.en": en, "training/europarl-v7.de-en.de": de},
+    )
+    nc = parallel_tgz(
+        mirror / "wmt13" / "training-parallel-nc-v8.tgz",
+        {
+            "training/news-commentary-v8.de-en.en": "The session.\n",
+            "training/news-commentary-v8.de-en.de": "Die Sitzungsperiode 2013.\n",
+        },
+    )
+    specs = tuple(
+        dataclasses.replace(spec, sha256=sha256_file(p)) for spec, p in zip(wmt13.TRAINING_ARCHIVES, (ep, nc))
+    )
     monkeypatch.setattr(wmt13, "TRAINING_ARCHIVES", specs)
     (mirror / "wmt13" / "newstest2011.de").write_text("Die Sitzungsperiode der Woche.\n", encoding="utf-8")
     (mirror / "wmt13" / "newstest2012.de").write_text("Ich erkläre nichts.\n", encoding="utf-8")
@@ -181,12 +202,20 @@ def wmt13_mirror(tmp_path, monkeypatch) -> Path:
 
 def test_wmt13_rebuild_through_the_download_stage(wmt13_mirror, tmp_path):
     de = get_corpus("botha-de")
-    record = download_corpus(de, tmp_path / "raw", wmt13_mirror, source_setting="wmt13-raw", )
+    record = download_corpus(
+        de,
+        tmp_path / "raw",
+        wmt13_mirror,
+        source_setting="wmt13-raw",
+    )
     assert record["source"].startswith("Botha-style rebuild from raw WMT13")
     assert record["pins"] == "rebuilt (inputs pinned)"
     train = (tmp_path / "raw" / "train.txt").read_text(encoding="utf-8").splitlines()
-    assert train == ["<unk> <unk> sitzungsperiode .", "<unk> <unk> die sitzungsperiode <unk> <unk> .",
-                     "die sitzungsperiode <unk> ."]  # Europarl first, then News Commentary; types seen twice
+    assert train == [
+        "<unk> <unk> sitzungsperiode .",
+        "<unk> <unk> die sitzungsperiode <unk> <unk> .",
+        "die sitzungsperiode <unk> .",
+    ]  # Europarl first, then News Commentary; types seen twice
     assert (tmp_path / "raw" / "valid.txt").read_text(encoding="utf-8") == "die sitzungsperiode <unk> <unk> .\n"
     stats = prepare_corpus(de, tmp_path / "raw", tmp_path / "prepared", tmp_path / "stats.json")
     assert stats["eos_added"] is False and stats["vocab_size"] == 4  # <unk>, sitzungsperiode, ".", die

@@ -1,5 +1,6 @@
 """WikiText-2 and the Botha & Blunsom corpora: real-data statistics, constructed archives with the
 real layout, pins by git blob id, partial mirrors under on_missing, and bad input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.data.corpora import BOTHA, BOTHA_ARCHIVE_GIT_BLOB, CORPORA, WIKITEXT2, get_corpus
-from pipeline.data.download import (ChecksumError, DataFormatError, DataUnavailableError, download_corpus,
-                                    git_blob_file, sha256_file)
+from pipeline.data.download import (
+    ChecksumError,
+    DataFormatError,
+    DataUnavailableError,
+    download_corpus,
+    git_blob_file,
+    sha256_file,
+)
 from pipeline.data.prepare import UNK, load_prepared, prepare_corpus
 from pipeline.fsutil import read_missing_marker
 
@@ -103,8 +110,10 @@ def test_wikitext2_redirect_document_is_detected_and_next_source_used(tmp_path):
     then the per-file mirror is used."""
     corpus, _ = small_wikitext(tmp_path)
     page = tmp_path / "s3.xml"
-    page.write_text('<?xml version="1.0"?><Error><Code>PermanentRedirect</Code>'
-                    "<Endpoint>research.metamind.io.s3.amazonaws.com</Endpoint></Error>")
+    page.write_text(
+        '<?xml version="1.0"?><Error><Code>PermanentRedirect</Code>'
+        "<Endpoint>research.metamind.io.s3.amazonaws.com</Endpoint></Error>"
+    )
     per_file = []
     for f in corpus.files:
         p = tmp_path / f"wiki.{f.split}.tokens"
@@ -112,8 +121,12 @@ def test_wikitext2_redirect_document_is_detected_and_next_source_used(tmp_path):
         per_file.append(dataclasses.replace(f, urls=(p.as_uri(),)))
     corpus = dataclasses.replace(corpus, archive_urls=(page.as_uri(),), files=tuple(per_file))
     record = download_corpus(corpus, tmp_path / "out", None)
-    assert record["source"].endswith("wiki.train.tokens, " + (tmp_path / "wiki.valid.tokens").as_uri() + ", "
-                                     + (tmp_path / "wiki.test.tokens").as_uri())
+    assert record["source"].endswith(
+        "wiki.train.tokens, "
+        + (tmp_path / "wiki.valid.tokens").as_uri()
+        + ", "
+        + (tmp_path / "wiki.test.tokens").as_uri()
+    )
     # with no per-file mirror the error says what the answer was
     corpus = dataclasses.replace(corpus, files=tuple(dataclasses.replace(f, urls=()) for f in corpus.files))
     with pytest.raises(DataUnavailableError, match="not a zip archive.*PermanentRedirect"):
@@ -130,8 +143,11 @@ def test_truncated_archive_in_mirror_is_refused_naming_the_file(tmp_path):
         download_corpus(corpus, tmp_path / "out", mirror)
     # without an archive pin, reading it fails: a DataFormatError naming the file and the fix
     unpinned = dataclasses.replace(corpus, archive_sha256=None)
-    with pytest.raises(DataFormatError, match=r"wikitext-2-v1.zip cannot be used: .*(truncated or corrupt|not a zip)"
-                                              r".*Replace it"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"wikitext-2-v1.zip cannot be used: .*(truncated or corrupt|not a zip)"
+        r".*Replace it",
+    ):
         download_corpus(unpinned, tmp_path / "out", mirror)
     assert listing(tmp_path) == ["mirror", "test.bin", "train.bin", "valid.bin", "wikitext-2-v1.zip"]
 
@@ -145,8 +161,9 @@ def test_git_blob_ids_match_sources_md(mirror):
         for split in ("valid", "test"):
             f = corpus.file(split)
             assert git_blob_file(mirror / f.mirror_path) == f.git_blob
-    proc = subprocess.run(["git", "hash-object", str(mirror / FR.file("valid").mirror_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "hash-object", str(mirror / FR.file("valid").mirror_path)], capture_output=True, text=True
+    )
     if proc.returncode == 0:
         assert proc.stdout.strip() == FR.file("valid").git_blob
 
@@ -154,8 +171,13 @@ def test_git_blob_ids_match_sources_md(mirror):
 def generated_train(mirror: Path, lang: str, n_lines: int = 400) -> bytes:
     """A stand-in train.in: lines sampled from the real valid/test words, closed over their types."""
     rng = random.Random(lang)
-    words = sorted({w for s in ("valid", "test")
-                    for w in (mirror / "botha-blunsom" / lang / f"{s}.txt").read_text(encoding="utf-8").split()})
+    words = sorted(
+        {
+            w
+            for s in ("valid", "test")
+            for w in (mirror / "botha-blunsom" / lang / f"{s}.txt").read_text(encoding="utf-8").split()
+        }
+    )
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 25))) for _ in range(n_lines)]
     lines.append(" ".join(words))  # every type at least once, so valid/test stay in-vocabulary
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -167,6 +189,7 @@ def botha_archive(mirror, tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
     root = tmp_path_factory.mktemp("botha-archive")
     trains = {}
     with tarfile.open(root / "icml14-data.tar.bz2", "w:bz2") as tar:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -187,8 +210,9 @@ def injected(corpus, archive: Path, train: bytes, tmp_path: Path):
     """The corpus with the constructed archive's and train file's git blob ids as pins."""
     tmp = tmp_path / f"train-{corpus.language}.in"
     tmp.write_bytes(train)
-    files = tuple(dataclasses.replace(f, git_blob=git_blob_file(tmp)) if f.split == "train" else f
-                  for f in offline(corpus).files)
+    files = tuple(
+        dataclasses.replace(f, git_blob=git_blob_file(tmp)) if f.split == "train" else f for f in offline(corpus).files
+    )
     return dataclasses.replace(offline(corpus), files=files, archive_git_blob=git_blob_file(archive))
 
 
@@ -238,8 +262,11 @@ def test_unexpected_archive_layout_names_the_members(mirror, tmp_path):
     with tarfile.open(bad / "icml14-data.tar.bz2", "w:bz2") as tar:  # Kim's renamed files, not the archive's
         tar.add(mirror / "botha-blunsom" / "fr" / "valid.txt", arcname="data/fr/valid.txt")
     corpus = dataclasses.replace(offline(FR), archive_git_blob=git_blob_file(bad / "icml14-data.tar.bz2"))
-    with pytest.raises(DataFormatError, match=r"icml14-data.tar.bz2 does not have the expected layout: no member "
-                                              r"en-fr/1m-mono/train.in.*data/fr/valid.txt"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"icml14-data.tar.bz2 does not have the expected layout: no member "
+        r"en-fr/1m-mono/train.in.*data/fr/valid.txt",
+    ):
         download_corpus(corpus, tmp_path / "raw", bad)
     assert not (tmp_path / "raw").exists()
 
@@ -274,8 +301,12 @@ def test_real_botha_valid_test_statistics(mirror, tmp_path, lang):
     corpus = offline(get_corpus(f"botha-{lang}"))
     download_corpus(corpus, tmp_path / "raw", mirror, on_missing="skip")
     stats = prepare_corpus(corpus, tmp_path / "raw", tmp_path / "prepared", tmp_path / "stats.json")
-    expected = {"es": (79697, 7327, 78925, 7274), "de": (73763, 7367, 73404, 7186),
-                "cs": (65861, 9745, 65370, 9813), "ru": (71884, 13142, 65489, 11060)}[lang]
+    expected = {
+        "es": (79697, 7327, 78925, 7274),
+        "de": (73763, 7367, 73404, 7186),
+        "cs": (65861, 9745, 65370, 9813),
+        "ru": (71884, 13142, 65489, 11060),
+    }[lang]
     s = stats["splits"]
     assert (s["valid"]["tokens"], s["valid"]["types"], s["test"]["tokens"], s["test"]["types"]) == expected
 
@@ -296,8 +327,23 @@ def test_download_cli_prints_the_error_message_in_skip_mode(mirror, tmp_path):
     for mode in ("error", "skip"):
         (tmp_path / f"{mode}.yaml").write_text(f"data: {{on_missing: {mode}, mirror: null}}\n")
         outputs[mode] = subprocess.run(
-            [sys.executable, "-m", "stages.download", "--corpus", "botha-de", "--params", str(tmp_path / f"{mode}.yaml"),
-             "--out", str(tmp_path / mode)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "stages.download",
+                "--corpus",
+                "botha-de",
+                "--params",
+                str(tmp_path / f"{mode}.yaml"),
+                "--out",
+                str(tmp_path / mode),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     err, skip = outputs["error"], outputs["skip"]
     assert err.returncode == 1 and skip.returncode == 0 and "Traceback" not in err.stderr
     message = err.stderr.removeprefix("error: ").strip()
@@ -316,11 +362,14 @@ def text_corpus(tmp_path: Path, texts: dict[str, bytes]):
     return raw
 
 
-@pytest.mark.parametrize("bad, match", [
-    (b"caf\xe9 au lait\n", r"valid.txt is not UTF-8 text: undecodable bytes at offset 3 \(line 1\)"),
-    (b"", r"valid.txt holds no tokens: an empty split"),
-    (b"\n \n", r"valid.txt holds no tokens: an empty split"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (b"caf\xe9 au lait\n", r"valid.txt is not UTF-8 text: undecodable bytes at offset 3 \(line 1\)"),
+        (b"", r"valid.txt holds no tokens: an empty split"),
+        (b"\n \n", r"valid.txt holds no tokens: an empty split"),
+    ],
+)
 def test_undecodable_or_empty_split_is_one_clear_error_and_nothing_written(tmp_path, bad, match):
     raw = text_corpus(tmp_path, {"train": b"a b a\n", "valid": bad, "test": b"a\n"})
     with pytest.raises(DataFormatError, match=match) as err:
@@ -331,9 +380,25 @@ def test_undecodable_or_empty_split_is_one_clear_error_and_nothing_written(tmp_p
 
 def test_prepare_cli_reports_bad_text_without_traceback(tmp_path):
     raw = text_corpus(tmp_path, {"train": b"a b\n", "valid": b"\xff\xfe\n", "test": b"a\n"})
-    proc = subprocess.run([sys.executable, "-m", "stages.prepare", "--corpus", "botha-fr", "--raw", str(raw),
-                           "--out", str(tmp_path / "p"), "--stats", str(tmp_path / "s.json")],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.prepare",
+            "--corpus",
+            "botha-fr",
+            "--raw",
+            str(raw),
+            "--out",
+            str(tmp_path / "p"),
+            "--stats",
+            str(tmp_path / "s.json"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "not UTF-8" in proc.stderr
     assert "Traceback" not in proc.stderr and listing(tmp_path) == ["raw"]
 
@@ -344,18 +409,28 @@ def test_registry_has_the_seven_corpora_and_eos_policy():
     assert get_corpus("botha-ru").sources == ("archive",)
     assert all(c.sources == ("archive", "wmt13-raw") for c in BOTHA[:4])
     assert [FR.file(s).archive_member for s in ("train", "valid", "test")] == [
-        "en-fr/1m-mono/train.in", "en-fr/1m-mono/test.in", "en-fr/1m-mono/finaltest.in"]
+        "en-fr/1m-mono/train.in",
+        "en-fr/1m-mono/test.in",
+        "en-fr/1m-mono/finaltest.in",
+    ]
 
 
 # ---------------------------------------------------------------------------- data.source setting
 
 
-@pytest.mark.parametrize("source, key, expected", [
-    ({"botha-ru": "wmt13-raw"}, "data.source.botha-ru", "expected one of archive, got 'wmt13-raw' (only the published"),
-    ({"botha-fr": "raw"}, "data.source.botha-fr", "expected one of archive, wmt13-raw"),
-    ({"botha-xx": "archive"}, "data.source.botha-xx", "unknown corpus"),
-    ("wmt13-raw", "data.source", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "source, key, expected",
+    [
+        (
+            {"botha-ru": "wmt13-raw"},
+            "data.source.botha-ru",
+            "expected one of archive, got 'wmt13-raw' (only the published",
+        ),
+        ({"botha-fr": "raw"}, "data.source.botha-fr", "expected one of archive, wmt13-raw"),
+        ({"botha-xx": "archive"}, "data.source.botha-xx", "unknown corpus"),
+        ("wmt13-raw", "data.source", "expected a mapping"),
+    ],
+)
 def test_source_setting_is_validated_naming_the_key(source, key, expected):
     from pipeline import config
 

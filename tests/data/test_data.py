@@ -1,8 +1,8 @@
 """Download (mirror, archive, checksum, no source, on_missing) and preparation on real PTB."""
+
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -87,7 +87,9 @@ def test_archive_in_mirror_and_archive_url(mirror, tmp_path, monkeypatch):
     archive_mirror.mkdir()
     make_archive(mirror, archive_mirror / "simple-examples.tgz")
     extracted, extract = [], download._checked_extract
-    monkeypatch.setattr(download, "_checked_extract", lambda archive, *a: extracted.append(archive) or extract(archive, *a))
+    monkeypatch.setattr(
+        download, "_checked_extract", lambda archive, *a: extracted.append(archive) or extract(archive, *a)
+    )
     record = download_corpus(offline(), tmp_path / "a", archive_mirror)
     assert record["source"] == "local mirror" and extracted == [archive_mirror / "simple-examples.tgz"]
     assert (tmp_path / "a" / "train.txt").read_bytes() == (mirror / "ptb" / "ptb.train.txt").read_bytes()
@@ -167,9 +169,22 @@ def test_download_stage_cli_reports_missing_source(tmp_path):
     env = {**os.environ, "SCRN_DATA_MIRROR": str(tmp_path / "empty-mirror"), "SCRN_OFFLINE": "1"}
     (tmp_path / "params.yaml").write_text("data: {on_missing: error, mirror: null}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.download", "--corpus", "ptb", "--params", str(tmp_path / "params.yaml"),
-         "--out", str(tmp_path / "out")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "stages.download",
+            "--corpus",
+            "ptb",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 1 and proc.stderr.startswith("error: corpus 'ptb' could not be obtained")
     assert "SCRN_DATA_MIRROR" in proc.stderr and "SCRN_OFFLINE=1" in proc.stderr and "Traceback" not in proc.stderr
@@ -204,6 +219,12 @@ def test_prepare_vocab_order_eos_and_oov(tmp_path):
     vocab, arrays = load_prepared(tmp_path / "prepared")
     assert vocab == [EOS, "b", "<unk>", "a", "c"]  # by count (3, 3, 1, 1, 1), ties by code point
     assert [vocab[i] for i in arrays["valid"]] == ["a", UNK, EOS]
-    assert stats["splits"]["valid"] == {"tokens": 3, "types": 3, "oov": 1, "unk": 1, "unk_share": 0.333333,
-                                        "type_token_ratio": 1.0}
+    assert stats["splits"]["valid"] == {
+        "tokens": 3,
+        "types": 3,
+        "oov": 1,
+        "unk": 1,
+        "unk_share": 0.333333,
+        "type_token_ratio": 1.0,
+    }
     assert stats["splits"]["train"]["tokens"] == 9  # blank line still yields an <eos>

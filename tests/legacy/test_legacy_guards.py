@@ -1,5 +1,6 @@
 """Legacy logs that must not pass: text that is no log of the legacy code, perplexities no model
 can score, and the selection rule's tie-break (pipeline/legacy.py, stages/legacy_results.py)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,10 @@ from pipeline.legacy import LegacyLogError, NoCompleteEpoch, parse_log
 from stages import legacy_results
 from tests.legacy.test_legacy import RUN, bits, c_float, epoch_block, write_log
 
-LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\nSed do eiusmod tempor: incididunt ut labore.\n"
-         "Epoch one. Perplexity is low\n")
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\nSed do eiusmod tempor: incididunt ut labore.\n"
+    "Epoch one. Perplexity is low\n"
+)
 
 
 @pytest.mark.parametrize("text", [LOREM, "\x00\x9f\x12garbage\xff" * 50, "foo: bar\n  baz: 1\n", ""])
@@ -51,8 +54,11 @@ def test_a_perplexity_just_above_1_is_accepted(tmp_path):
 
 def test_the_nan_divergence_stays_a_result(tmp_path):
     """The code's own 'Not a Number detected' run, with the -nan perplexities it printed first."""
-    body = (epoch_block(1, bits(300), bits(250), bits(240))
-            + epoch_block(2, float("nan"), float("nan"), float("nan")) + "Not a Number detected\n")
+    body = (
+        epoch_block(1, bits(300), bits(250), bits(240))
+        + epoch_block(2, float("nan"), float("nan"), float("nan"))
+        + "Not a Number detected\n"
+    )
     m = parse_log(write_log(tmp_path / "train.log", body), RUN)
     assert m["status"] == "diverged" and m["best_epoch"] == 1
 

@@ -8,6 +8,7 @@ strings, it has what `th` adds: trepl's print() ends every line it prints with a
 parameter dump and the line before each epoch's closing print('') (here the Testing line) end in
 "\\t", which the parser must ignore.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,11 @@ from stages import legacy_results
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy-torch" / "ptb-subset-40-10.train.log"
 RUN = "ptb-baseline-40-10"
 # (train, valid, test) perplexity and words/s per epoch, as the log prints them
-EPOCHS = [(797.06485, 623.32233, 618.91420, 421.90), (518.52160, 538.01050, 526.04865, 406.72),
-          (439.68246, 498.63083, 475.75567, 458.75)]
+EPOCHS = [
+    (797.06485, 623.32233, 618.91420, 421.90),
+    (518.52160, 538.01050, 526.04865, 406.72),
+    (439.68246, 498.63083, 475.75567, 458.75),
+]
 
 
 def test_fixture_is_raw_th_output():

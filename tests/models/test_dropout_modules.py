@@ -2,6 +2,7 @@
 forward equals the paper's recipe written out step by step, with the masks drawn from the same
 generator in the documented order (embedding; then per layer the h mask and the output masks, h
 before s). A seeded run's numbers depend on that order, so any change to it fails here."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,15 @@ X = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(1))
 
 def model_for(arch: str, dropout: DropoutConfig, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = ModelConfig(arch=arch, hidden=D_H, context=D_S if arch == "scrn" else 0, alpha=0.9 if arch == "scrn" else 0.0,
-                      layers=2, dropout=dropout, **kw)
+    cfg = ModelConfig(
+        arch=arch,
+        hidden=D_H,
+        context=D_S if arch == "scrn" else 0,
+        alpha=0.9 if arch == "scrn" else 0.0,
+        layers=2,
+        dropout=dropout,
+        **kw,
+    )
     model = build_model(cfg, V).double()
     init_uniform(model, 0.3)
     return model.train()
@@ -63,8 +71,9 @@ REGIMES = {
     "naive-no-context": DropoutConfig(regime="naive", p_i=0.3, p_o=0.4, context=False),
     "vd-tied": DropoutConfig(regime="variational", p_i=0.3, p_h=0.2, p_o=0.4),
     "vd-independent": DropoutConfig(regime="variational", p_i=0.3, p_h=0.2, p_o=0.4, vd_h_mask="independent"),
-    "vd-independent-no-context": DropoutConfig(regime="variational", p_i=0.3, p_h=0.2, p_o=0.4,
-                                               vd_h_mask="independent", context=False),
+    "vd-independent-no-context": DropoutConfig(
+        regime="variational", p_i=0.3, p_h=0.2, p_o=0.4, vd_h_mask="independent", context=False
+    ),
     "vd-sequence": DropoutConfig(regime="variational", p_i=0.3, p_h=0.2, p_o=0.4, vd_mask_scope="sequence"),
 }
 

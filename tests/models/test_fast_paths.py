@@ -3,6 +3,7 @@
 float64 throughout, so that "equal" can mean a few ulps. Each test also checks that the fast
 kernel really ran (a spy on recurrence.RUNNERS), so none would pass with the feature deleted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +33,11 @@ def calls(monkeypatch):
     """How often each fast kernel ran."""
     counts = {k: 0 for k in recurrence.RUNNERS}
     for name, fn in list(recurrence.RUNNERS.items()):
+
         def spy(*args, _fn=fn, _name=name):
             counts[_name] += 1
             return _fn(*args)
+
         monkeypatch.setitem(recurrence.RUNNERS, name, spy)
     return counts
 
@@ -134,8 +137,17 @@ def test_recurrence_over_two_windows_with_carried_state(kernel, calls):
 
 def stacked(impl: str, dropout: DropoutConfig, sobolev: SobolevConfig = SobolevConfig(), seed: int = 0):
     torch.manual_seed(seed)
-    cfg = ModelConfig(arch="scrn", hidden=6, context=3, alpha=0.9, layers=2, tie=True, dropout=dropout,
-                      sobolev=sobolev, recurrence_impl=impl)
+    cfg = ModelConfig(
+        arch="scrn",
+        hidden=6,
+        context=3,
+        alpha=0.9,
+        layers=2,
+        tie=True,
+        dropout=dropout,
+        sobolev=sobolev,
+        recurrence_impl=impl,
+    )
     model = build_model(cfg, 17)
     init_uniform(model, 0.4)
     return model
@@ -210,7 +222,7 @@ def test_fresh_modules_are_initialised_without_advancing_the_global_rng():
     layer = SCRNLayer(7, 6, 3, 0.9)
     assert torch.equal(torch.get_rng_state(), before), "building must not change the seeded init_uniform draws"
     for name, p in layer.named_parameters():
-        bound = 1 / 6 ** 0.5
+        bound = 1 / 6**0.5
         assert torch.isfinite(p).all() and p.abs().max() <= bound and p.std() > 0.1 * bound, name
 
 
@@ -226,6 +238,7 @@ def test_recurrence_impl_is_part_of_the_model_config():
 # (benchmarks/gpu_exactness.py) compares it on a GPU. Here: its refusal of a CPU tensor, and its
 # arithmetic under Triton's CPU interpreter (one program, so the grid barrier never waits), from
 # the triton wheel that requirements.lock pins: CI fails rather than skip without it.
+
 
 def test_triton_kernel_refuses_a_cpu_tensor_with_the_fix(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
@@ -301,8 +314,12 @@ def test_every_kernel_on_cuda_matches_the_float64_loop():
     """On a GPU, benchmarks/gpu_exactness.py: every kernel (scan, cuDNN's tanh RNN, Triton) in
     float64 and float32, the whole small and medium models and the CUDA-graph step, each against
     the plain loop. It prints a FAIL line and exits 1 on any mismatch."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_exactness", "--device", "cuda"],
-                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_exactness", "--device", "cuda"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "FAIL" not in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 

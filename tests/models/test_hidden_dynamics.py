@@ -1,4 +1,5 @@
 """Figure 2's computation on a model whose hidden states can be written down by hand."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def test_deltas_by_hand():
 def test_span_deltas_read_their_context():
     ids = np.array([0, 0, 1, 1, 0])
     model = hand_model()
-    np.testing.assert_allclose(hd.span_deltas(model, ids, 2, 5, context=1), hd.l1_deltas(hd.top_hidden_states(model, ids))[2:], rtol=1e-6)
+    np.testing.assert_allclose(
+        hd.span_deltas(model, ids, 2, 5, context=1), hd.l1_deltas(hd.top_hidden_states(model, ids))[2:], rtol=1e-6
+    )
 
 
 def test_frequency_split_and_example_sentences():

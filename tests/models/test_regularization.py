@@ -1,4 +1,5 @@
 """Semantics of each regime of Section 4, 6.1 and 7: what each switch drops, ties or removes."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
-from pipeline.models import build_model, count_parameters, init_uniform, parameter_count
+from pipeline.models import build_model, count_parameters, init_uniform, lm, parameter_count
 from pipeline.models import dropout as drop
-from pipeline.models import lm
 from pipeline.models.lstm import LSTMLayer
 from pipeline.models.scrn import SCRNLayer, hidden_states
 from pipeline.models.sobolev import sobolev_penalty
@@ -34,7 +34,9 @@ def lstm(**kw) -> torch.nn.Module:
 def layer_inputs(model, x, windows=1):
     """What each recurrent layer received, per window: [[layer1 input, layer2 input], ...]."""
     seen = []
-    hooks = [layer.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone())) for layer in model.layers]
+    hooks = [
+        layer.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone())) for layer in model.layers
+    ]
     state = model.zero_state(x.shape[0])
     states = []
     for _ in range(windows):
@@ -121,7 +123,9 @@ def test_vd_output_mask_drops_s_once_per_window_between_layers_and_before_the_so
         assert h_zeros.any() == (h_mask == "independent")
     for outputs in ([w[1] for w in windows], softmax_inputs):
         assert any(zero_pattern(output[..., :D_S]).any() for output in outputs)
-    assert not any(zero_pattern(layer_state[0]).any() for state in states for layer_state in state)  # s carried undropped
+    assert not any(
+        zero_pattern(layer_state[0]).any() for state in states for layer_state in state
+    )  # s carried undropped
 
 
 def test_sequence_scope_gives_each_sequence_its_own_mask():
@@ -250,21 +254,25 @@ def test_without_regularization_training_mode_computes_the_evaluation_logits():
     torch.testing.assert_close(trained.logits, model(X, model.zero_state(B)).logits, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("arch, dropout", [
-    ("scrn", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
-    ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
-    ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4, vd_h_mask="independent")),
-    ("lstm", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
-    ("lstm", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
-])
+@pytest.mark.parametrize(
+    "arch, dropout",
+    [
+        ("scrn", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
+        ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
+        ("scrn", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4, vd_h_mask="independent")),
+        ("lstm", DropoutConfig(regime="naive", p_i=0.5, p_o=0.4)),
+        ("lstm", DropoutConfig(regime="variational", p_i=0.5, p_h=0.3, p_o=0.4)),
+    ],
+)
 def test_evaluation_with_dropout_equals_the_same_weights_without_dropout(arch, dropout):
     """Inverted dropout scales at training time only: evaluation must neither drop nor rescale."""
     build = scrn if arch == "scrn" else lstm
     with_dropout, without = build(dropout=dropout), build()
     without.load_state_dict(with_dropout.state_dict())
     with_dropout.eval(), without.eval()
-    torch.testing.assert_close(with_dropout(X, with_dropout.zero_state(B)).logits,
-                               without(X, without.zero_state(B)).logits, rtol=0, atol=0)
+    torch.testing.assert_close(
+        with_dropout(X, with_dropout.zero_state(B)).logits, without(X, without.zero_state(B)).logits, rtol=0, atol=0
+    )
 
 
 # ---------------------------------------------------------------------------- Sobolev
@@ -383,22 +391,40 @@ def lstm_count(vocab: int, h: int, layers: int, tie: bool = False, biases: int =
     "cfg, vocab, paper_layout, authors_count",
     [
         (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 10000, scrn_count(10000, 240, 40, 2), 5.49e6),
-        (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2, tie=True), 10000,
-         scrn_count(10000, 240, 40, 2, tie=True), 3.09e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2), 10000, scrn_count(10000, 750, 120, 2), 18.9e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 10000,
-         scrn_count(10000, 750, 120, 2, tie=True), 11.4e6),
+        (
+            dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2, tie=True),
+            10000,
+            scrn_count(10000, 240, 40, 2, tie=True),
+            3.09e6,
+        ),
+        (
+            dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2),
+            10000,
+            scrn_count(10000, 750, 120, 2),
+            18.9e6,
+        ),
+        (
+            dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True),
+            10000,
+            scrn_count(10000, 750, 120, 2, tie=True),
+            11.4e6,
+        ),
         (dict(arch="scrn", hidden=240, context=40, alpha=0.9, layers=2), 33278, scrn_count(33278, 240, 40, 2), 17.6e6),
-        (dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True), 33278,
-         scrn_count(33278, 750, 120, 2, tie=True), 31.7e6),
+        (
+            dict(arch="scrn", hidden=750, context=120, alpha=0.9, layers=2, tie=True),
+            33278,
+            scrn_count(33278, 750, 120, 2, tie=True),
+            31.7e6,
+        ),
         (dict(arch="scrn-baseline", hidden=40, context=10, alpha=0.95), 10000, baseline_count(10000, 40, 10), 1.01e6),
         (dict(arch="lstm", hidden=200, layers=2), 10000, lstm_count(10000, 200, 2), 4.65e6),
         (dict(arch="lstm", hidden=650, layers=2, tie=True), 10000, lstm_count(10000, 650, 2, tie=True), 13.3e6),
         (dict(arch="lstm", hidden=650, layers=2, tie=True), 33278, lstm_count(33278, 650, 2, tie=True), 28.4e6),
     ],
 )
-def test_parameter_counts_are_exactly_the_layer_shapes_and_round_to_the_authors_counts(cfg, vocab, paper_layout,
-                                                                                       authors_count):
+def test_parameter_counts_are_exactly_the_layer_shapes_and_round_to_the_authors_counts(
+    cfg, vocab, paper_layout, authors_count
+):
     """Exact against the shapes of eqs. (1)-(3) (one missing matrix, even P of the 40/10 baseline,
     fails); the authors' counts, computed from their TF code's shapes, are given to 3 significant
     figures. nn.LSTM has two bias vectors per layer where TF has one: its count is the TF layout's

@@ -1,11 +1,11 @@
 """The SCRN layer against a naive float64 loop over eqs. (1)-(2), values and gradients."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from pipeline.models.scrn import BaselineSCRN, SCRNRecurrence, context_states
-
 
 pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 

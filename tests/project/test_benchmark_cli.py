@@ -1,4 +1,5 @@
 """`python -m benchmarks.train_step` on a CPU: the JSON and table it writes, not how fast anything is."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,28 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
     monkeypatch.setattr(train_step, "summarise", keep_candidates)
     threads = torch.get_num_threads()
     try:
-        assert train_step.main(["--device", "cpu", "--quick", "--sizes", "small", "--kernels", "loop", "scan",
-                                "--graph-kernels", "--rounds", "2", "--warmup", "1", "--out", str(tmp_path)]) == 0
+        assert (
+            train_step.main(
+                [
+                    "--device",
+                    "cpu",
+                    "--quick",
+                    "--sizes",
+                    "small",
+                    "--kernels",
+                    "loop",
+                    "scan",
+                    "--graph-kernels",
+                    "--rounds",
+                    "2",
+                    "--warmup",
+                    "1",
+                    "--out",
+                    str(tmp_path),
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -41,7 +62,8 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
         assert row["train_epoch_s"] == round(ms * train_step.PTB_TRAIN_WINDOWS / 1e3, 2)
         assert row["train_tokens_per_s"] == round(train_step.BATCH * train_step.BPTT / ms * 1e3)
     assert rows["SCRN 2x240/40 scan [auto]"]["train_speedup_over_loop"] == round(
-        loop / statistics.median(recorded["SCRN 2x240/40 scan [auto]"].train_ms), 3)
+        loop / statistics.median(recorded["SCRN 2x240/40 scan [auto]"].train_ms), 3
+    )
     assert rows["LSTM 2x200 (nn.LSTM)"]["train_speedup_over_loop"] is None
     out = capsys.readouterr().out
     assert out.startswith("CPU") and "| × LSTM |" in out and "| SCRN 2x240/40 scan [auto] |" in out
@@ -51,10 +73,28 @@ def test_kernel_profile_counts_the_operators_of_a_step(tmp_path, capsys):
     """Per step, over 2 profiled steps: the scan runs one in-place sigmoid per time step and layer,
     and a row's totals are the sums over its operators (all listed: --top covers them)."""
     from benchmarks import kernel_profile
+
     threads = torch.get_num_threads()
     try:
-        assert kernel_profile.main(["--device", "cpu", "--sizes", "small", "--kernels", "scan", "--steps", "2",
-                                    "--top", "1000", "--out", str(tmp_path)]) == 0
+        assert (
+            kernel_profile.main(
+                [
+                    "--device",
+                    "cpu",
+                    "--sizes",
+                    "small",
+                    "--kernels",
+                    "scan",
+                    "--steps",
+                    "2",
+                    "--top",
+                    "1000",
+                    "--out",
+                    str(tmp_path),
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     [path] = tmp_path.glob("kernel-profile-cpu-*.json")
@@ -62,7 +102,9 @@ def test_kernel_profile_counts_the_operators_of_a_step(tmp_path, capsys):
     assert list(rows) == ["LSTM 2x200 (nn.LSTM)", "SCRN 2x240/40 scan [auto]"]
     for row in rows.values():
         ops = row["top"]
-        assert len(ops) < 1000 and row["kernels_per_step"] == pytest.approx(sum(k["calls_per_step"] for k in ops), abs=0.05 * len(ops))
+        assert len(ops) < 1000 and row["kernels_per_step"] == pytest.approx(
+            sum(k["calls_per_step"] for k in ops), abs=0.05 * len(ops)
+        )
         assert row["kernel_ms_per_step"] == pytest.approx(sum(k["ms_per_step"] for k in ops), abs=0.001 * len(ops))
         assert [k["ms_per_step"] for k in ops] == sorted((k["ms_per_step"] for k in ops), reverse=True)
     scan_calls = {k["name"]: k["calls_per_step"] for k in rows["SCRN 2x240/40 scan [auto]"]["top"]}

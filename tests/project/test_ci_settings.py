@@ -1,4 +1,5 @@
 """CI never skips what it must run: the real-data tests, whatever CI variable the runner sets."""
+
 from __future__ import annotations
 
 import re

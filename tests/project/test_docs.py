@@ -1,4 +1,5 @@
 """The README and docs/: short enough to read at first contact, self-contained, free of history."""
+
 from __future__ import annotations
 
 import re
@@ -15,9 +16,16 @@ def test_the_readme_reads_in_five_minutes_and_keeps_its_two_commands():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 150
     assert MAIN_JOB in text and "bash scripts/setup.sh && .venv/bin/python -m pytest" in text
-    for section in ("## The two commands", "## What you get, how long it takes, how much disk",
-                    "## Reading the report", "## Profiles, and how to add a run", "## Reproduction ledger",
-                    "## When something goes wrong", "## Layout", "## Where to go next"):
+    for section in (
+        "## The two commands",
+        "## What you get, how long it takes, how much disk",
+        "## Reading the report",
+        "## Profiles, and how to add a run",
+        "## Reproduction ledger",
+        "## When something goes wrong",
+        "## Layout",
+        "## Where to go next",
+    ):
         assert section in text
 
 

@@ -8,6 +8,7 @@ circle in the design. ``from package import name`` is an edge to the submodule `
 when there is one, else to the package itself; importing a module does not add an edge to its
 parent packages.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,8 +28,12 @@ def module_name(path: Path, root: Path = REPO) -> str:
 
 
 def project_modules(root: Path = REPO) -> dict[str, Path]:
-    return {module_name(p, root): p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))
-            if "__pycache__" not in p.parts}
+    return {
+        module_name(p, root): p
+        for package in PACKAGES
+        for p in sorted((root / package).rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
 
 
 def imported_module(node: ast.ImportFrom, module: str, is_package: bool) -> str:
@@ -36,7 +41,7 @@ def imported_module(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     if not node.level:
         return node.module
     package = module.split(".") if is_package else module.split(".")[:-1]
-    package = package[:len(package) - (node.level - 1)]
+    package = package[: len(package) - (node.level - 1)]
     return ".".join(package + ([node.module] if node.module else []))
 
 
@@ -65,10 +70,17 @@ def private_attribute_uses(path: Path, modules: dict[str, Path], module: str) ->
             aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in modules})
         elif isinstance(node, ast.ImportFrom):
             base = imported_module(node, module, path.name == "__init__.py")
-            aliases.update({a.asname or a.name: f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules})
-    return [(aliases[node.value.id], node.attr) for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-            and is_private(node.attr)]
+            aliases.update(
+                {a.asname or a.name: f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules}
+            )
+    return [
+        (aliases[node.value.id], node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in aliases
+        and is_private(node.attr)
+    ]
 
 
 def is_private(name: str) -> bool:
@@ -122,8 +134,9 @@ def private_imports(root: Path = REPO) -> set[tuple[str, str, str]]:
         for target, name in imports(module, path, modules):
             if name is not None and is_private(name) and target != module:
                 found.add((module, target, name))
-        found |= {(module, target, name) for target, name in private_attribute_uses(path, modules, module)
-                  if target != module}
+        found |= {
+            (module, target, name) for target, name in private_attribute_uses(path, modules, module) if target != module
+        }
     return found
 
 
@@ -139,31 +152,40 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_circle_through_a_late_import_is_found(tmp_path):
-    root = write(tmp_path, {
-        "pipeline/__init__.py": "",
-        "pipeline/train/__init__.py": "",
-        "pipeline/train/loop.py": "from pipeline.train.graphed import GraphedStep\n",
-        "pipeline/train/graphed.py": "def f():\n    from pipeline.train import loop\n",
-        "pipeline/train/step.py": "from . import graphed\n",
-        "stages/__init__.py": "",
-        "benchmarks/__init__.py": "",
-    })
+    root = write(
+        tmp_path,
+        {
+            "pipeline/__init__.py": "",
+            "pipeline/train/__init__.py": "",
+            "pipeline/train/loop.py": "from pipeline.train.graphed import GraphedStep\n",
+            "pipeline/train/graphed.py": "def f():\n    from pipeline.train import loop\n",
+            "pipeline/train/step.py": "from . import graphed\n",
+            "stages/__init__.py": "",
+            "benchmarks/__init__.py": "",
+        },
+    )
     graph = import_graph(root)
     assert graph["pipeline.train.step"] == {"pipeline.train.graphed"}  # a relative import, resolved
     assert circles(graph) == [frozenset({"pipeline.train.loop", "pipeline.train.graphed"})]
 
 
 def test_private_names_are_found_imported_or_used_through_a_module(tmp_path):
-    root = write(tmp_path, {
-        "pipeline/__init__.py": "",
-        "pipeline/config.py": "def _fail(): pass\ndef public(): pass\n",
-        "pipeline/a.py": "from pipeline.config import _fail, public\n",
-        "pipeline/b.py": "from pipeline import config as c\nc._fail()\nc.__name__\n",
-        "pipeline/c.py": "from pipeline import config\nconfig.public()\n",
-        "stages/__init__.py": "",
-        "benchmarks/__init__.py": "",
-    })
-    assert private_imports(root) == {("pipeline.a", "pipeline.config", "_fail"), ("pipeline.b", "pipeline.config", "_fail")}
+    root = write(
+        tmp_path,
+        {
+            "pipeline/__init__.py": "",
+            "pipeline/config.py": "def _fail(): pass\ndef public(): pass\n",
+            "pipeline/a.py": "from pipeline.config import _fail, public\n",
+            "pipeline/b.py": "from pipeline import config as c\nc._fail()\nc.__name__\n",
+            "pipeline/c.py": "from pipeline import config\nconfig.public()\n",
+            "stages/__init__.py": "",
+            "benchmarks/__init__.py": "",
+        },
+    )
+    assert private_imports(root) == {
+        ("pipeline.a", "pipeline.config", "_fail"),
+        ("pipeline.b", "pipeline.config", "_fail"),
+    }
 
 
 # ---------------------------------------------------------------------------- the project
@@ -178,5 +200,6 @@ def test_no_import_circle_among_the_projects_modules():
 def test_no_module_imports_another_modules_private_names():
     found = private_imports()
     assert found - ALLOWED_PRIVATE == set(), "private names imported: " + ", ".join(
-        f"{m} uses {t}.{n}" for m, t, n in sorted(found - ALLOWED_PRIVATE))
+        f"{m} uses {t}.{n}" for m, t, n in sorted(found - ALLOWED_PRIVATE)
+    )
     assert ALLOWED_PRIVATE - found == set(), "allowed private imports that no longer occur: remove them"

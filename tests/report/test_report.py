@@ -1,4 +1,5 @@
 """The report: paper numbers beside ours, smoke runs kept out of the tables, missing data, not-run cells."""
+
 from __future__ import annotations
 
 import copy
@@ -36,8 +37,17 @@ def saved_figures(monkeypatch) -> dict:
 def write_metrics(root: Path, source: str, run: str, **fields) -> None:
     path = root / source / run / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = {"run": run, "status": "ok", "profile": source, "reduced": source != "paper",
-            "params_hash": "abc123", "git_rev": "deadbeef", "epochs": 2, "device": "cpu", "wall_time_s": 1.0}
+    base = {
+        "run": run,
+        "status": "ok",
+        "profile": source,
+        "reduced": source != "paper",
+        "params_hash": "abc123",
+        "git_rev": "deadbeef",
+        "epochs": 2,
+        "device": "cpu",
+        "wall_time_s": 1.0,
+    }
     path.write_text(json.dumps({**base, **fields}))
 
 
@@ -75,7 +85,8 @@ def test_quick_paper_missing_and_not_run_cells(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-baseline-90-10", best_valid_ppl=125.4, test_ppl=119.1)  # preferred
     (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
     (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(
-        json.dumps({"run": "ptb-baseline-100-40", "status": "data_missing", "profile": "quick"}))
+        json.dumps({"run": "ptb-baseline-100-40", "status": "data_missing", "profile": "quick"})
+    )
 
     rows = table2_rows(render(tmp_path))
     assert rows["40/10"][-2:] == ["smoke run only", "—"]  # a smoke run's number is no result
@@ -88,8 +99,15 @@ def test_quick_paper_missing_and_not_run_cells(tmp_path):
 
 
 def test_legacy_container_results_fill_their_column(tmp_path):
-    write_metrics(tmp_path, LEGACY_DIR, "ptb-baseline-40-10", profile="legacy-torch", reduced=False,
-                  best_valid_ppl=133.0, test_ppl=127.2)
+    write_metrics(
+        tmp_path,
+        LEGACY_DIR,
+        "ptb-baseline-40-10",
+        profile="legacy-torch",
+        reduced=False,
+        best_valid_ppl=133.0,
+        test_ppl=127.2,
+    )
     assert table2_rows(render(tmp_path))["40/10"][5] == "133.0 / 127.2"
 
 
@@ -102,19 +120,36 @@ def test_table1_reads_our_settings_from_params(tmp_path):
 
 
 def test_every_number_is_traced_to_its_metrics_file(tmp_path):
-    write_metrics(tmp_path, "paper", "ptb-baseline-40-10", best_valid_ppl=134.2, test_ppl=128.3,
-                  provenance={"git_rev": "0123456789abcdef", "git_dirty": True, "device_name": "NVIDIA H200"})
+    write_metrics(
+        tmp_path,
+        "paper",
+        "ptb-baseline-40-10",
+        best_valid_ppl=134.2,
+        test_ppl=128.3,
+        provenance={"git_rev": "0123456789abcdef", "git_dirty": True, "device_name": "NVIDIA H200"},
+    )
     write_metrics(tmp_path, "quick", "ptb-baseline-90-10", best_valid_ppl=801.2, test_ppl=799.0, params_hash="q9")
     sources = render(tmp_path).split("## Where each number comes from")[1]
     row = next(line for line in sources.splitlines() if line.startswith("| ptb-baseline-40-10"))
-    assert [c.strip() for c in row.split("|")[2:-1]] == ["paper", "fp32", "abc123", "0123456789 (dirty)",
-                                                         "NVIDIA H200", "2", "1"]
+    assert [c.strip() for c in row.split("|")[2:-1]] == [
+        "paper",
+        "fp32",
+        "abc123",
+        "0123456789 (dirty)",
+        "NVIDIA H200",
+        "2",
+        "1",
+    ]
     assert "ptb-baseline-90-10" not in sources  # a smoke run is listed in the appendix, not here
 
 
 def table_rows(report: str, title: str) -> list[list[str]]:
     section = report.split(title)[1].split("\n## ")[0]
-    lines = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model") and "---" not in line]
+    lines = [
+        line
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| model") and "---" not in line
+    ]
     return [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
 
 
@@ -148,8 +183,11 @@ def test_table4_test_difference_budget_and_configuration_notes(tmp_path):
 def test_table5_ablation_rows(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg", best_valid_ppl=120.0, test_ppl=115.0)
     rows = {(r[0], r[1]): r for r in table_rows(render(tmp_path), "## Table 5")}
-    assert rows[("– regularization", "small")][4:] == ["123.3 / 117.6", "120.0 / 115.0 [^fp32]",
-                                                         "-3.3 / -2.6 (test beyond ±1.5)"]
+    assert rows[("– regularization", "small")][4:] == [
+        "123.3 / 117.6",
+        "120.0 / 115.0 [^fp32]",
+        "-3.3 / -2.6 (test beyond ±1.5)",
+    ]
     assert rows[("– context in softmax", "medium")][5] == "not run"
 
 
@@ -168,6 +206,7 @@ def test_table3_marks_differences_from_the_paper(tmp_path):
     changed = tables.table3(tables.ReportInputs(load_paper(), tmp_path, cfgs)).frame.set_index("Hyperparameter")
     assert changed.loc["LR decay", "SCRN + ND small"] == "0.5 / 0.6 (0.5) ≠"  # PTB changed, WikiText-2 not
 
+
 # ---------------------------------------------------------------------------- corpus statistics, round trip
 
 
@@ -175,24 +214,55 @@ def test_corpus_statistics_and_roundtrip_sections(tmp_path):
     stats = tmp_path / "stats"
     stats.mkdir()
     split = {"tokens": 1000, "types": 100, "oov": 0, "unk": 50, "unk_share": 0.05, "type_token_ratio": 0.1}
-    (stats / "wikitext-2.json").write_text(json.dumps(
-        {"corpus": "wikitext-2", "status": "ok", "eos_added": True, "vocab_size": 33278,
-         "splits": {"train": {**split, "tokens": 2088628}, "valid": split, "test": split}}))
-    (stats / "botha-de.json").write_text(json.dumps(
-        {"corpus": "botha-de", "status": "data_missing", "eos_added": False, "missing_splits": ["train"],
-         "splits": {"valid": {**split, "oov": None, "unk_share": 0.1395}, "test": split}}))
-    (stats / "tokenizer-roundtrip.json").write_text(json.dumps(
-        {"metric": "round-trip agreement: share of lines", "detokenizer": "D", "candidates": ["a", "b"], "chosen": "b",
-         "languages": {"ru": {"status": "data_missing"}, "de": {"status": "ok", "lines": 10, "agreement": {"a": 0.5, "b": 0.9}}}}))
+    (stats / "wikitext-2.json").write_text(
+        json.dumps(
+            {
+                "corpus": "wikitext-2",
+                "status": "ok",
+                "eos_added": True,
+                "vocab_size": 33278,
+                "splits": {"train": {**split, "tokens": 2088628}, "valid": split, "test": split},
+            }
+        )
+    )
+    (stats / "botha-de.json").write_text(
+        json.dumps(
+            {
+                "corpus": "botha-de",
+                "status": "data_missing",
+                "eos_added": False,
+                "missing_splits": ["train"],
+                "splits": {"valid": {**split, "oov": None, "unk_share": 0.1395}, "test": split},
+            }
+        )
+    )
+    (stats / "tokenizer-roundtrip.json").write_text(
+        json.dumps(
+            {
+                "metric": "round-trip agreement: share of lines",
+                "detokenizer": "D",
+                "candidates": ["a", "b"],
+                "chosen": "b",
+                "languages": {
+                    "ru": {"status": "data_missing"},
+                    "de": {"status": "ok", "lines": 10, "agreement": {"a": 0.5, "b": 0.9}},
+                },
+            }
+        )
+    )
     params = config.load_params(REPO / "params.yaml")
     cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
-    report = render_report(tmp_path / "results", "quick", cfgs, stats_dir=stats,
-                           corpora=["ptb", "wikitext-2", "botha-de"])
+    report = render_report(
+        tmp_path / "results", "quick", cfgs, stats_dir=stats, corpora=["ptb", "wikitext-2", "botha-de"]
+    )
     section = report.split("## Corpus statistics")[1].split("## Table 7")[0]
     header = next(line for line in section.splitlines() if line.startswith("| corpus"))
     assert [c.strip() for c in header.split("|")[2:5]] == ["paper: number of tokens", "paper: vocabulary", "paper: TTR"]
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| corpus")}
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| corpus")
+    }
     # what the paper gives of PTB and WikiText-2 (Sections 3, 5, 8), then ours
     assert rows["ptb"][1:5] == ["—", "10,000 (Section 3)", "< 0.03", "not run"]  # no "|" inside a cell
     assert rows["wikitext-2"][1:4] == ["about 2 × PTB", "about 3 × PTB", "< 0.03"]
@@ -228,13 +298,18 @@ def test_learning_curves_plot_each_paper_profile_runs_valid_ppl_per_epoch(tmp_pa
     assert (out / "learning-curves-table2.png").is_file()
     ax = saved_figures[out / "learning-curves-table2.png"].axes[0]
     curves = {line.get_label(): line.get_xydata().tolist() for line in ax.get_lines()}
-    assert curves == {"ptb-baseline-40-10": [[1, 900.0], [2, 500.0], [3, 300.0]],
-                      "ptb-baseline-100-40": [[1, 800.0], [2, 280.0]]}
+    assert curves == {
+        "ptb-baseline-40-10": [[1, 900.0], [2, 500.0], [3, 300.0]],
+        "ptb-baseline-100-40": [[1, 800.0], [2, 280.0]],
+    }
     assert (ax.get_xlabel(), ax.get_yscale(), ax.get_title()) == ("epoch", "log", "Table 2: baseline SCRN on PTB")
     assert not learning_curve("none", ["ptb-baseline-90-10"], tmp_path, out / "none.png")
     assert not (out / "none.png").exists()
     report = render_report(tmp_path, "quick", {}, tmp_path / "no-stats", figures=drawn)
-    assert "![Table 2: baseline SCRN on PTB: validation perplexity per epoch](figures/learning-curves/learning-curves-table2.png)" in report
+    assert (
+        "![Table 2: baseline SCRN on PTB: validation perplexity per epoch]"
+        "(figures/learning-curves/learning-curves-table2.png)" in report
+    )
 
 
 def test_coverage_counts_cells_by_provenance(tmp_path):
@@ -243,8 +318,15 @@ def test_coverage_counts_cells_by_provenance(tmp_path):
     (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
     (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
     coverage = tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {})).frame.set_index("table")
-    assert coverage.columns.tolist() == ["cells", "paper profile", "awaiting a paired check", "smoke run only",
-                                         "data missing", "not run", "published only"]
+    assert coverage.columns.tolist() == [
+        "cells",
+        "paper profile",
+        "awaiting a paired check",
+        "smoke run only",
+        "data missing",
+        "not run",
+        "published only",
+    ]
     assert coverage.loc["Table 2"].tolist() == ["4", "1", "0", "1", "1", "1", "0"]
     assert coverage.loc["Table 4", "published only"] == "1"  # Jozefowicz et al.: no run of ours
 
@@ -260,9 +342,25 @@ def test_table6_rows_for_missing_data_and_published_numbers(tmp_path):
 
 
 def figure2_summary(profile: str) -> str:
-    return json.dumps({"status": "ok", "profile": profile, "models": [
-        {"model": "SCRN + ND + WT", "run": "ptb-small-scrn-nd-wt", "tokens": 2900, "top_types": 100,
-         "top_mean": 2.0, "rest_mean": 3.0, "top_tokens": 1500, "rest_tokens": 1400, "ratio": 1.5}]})
+    return json.dumps(
+        {
+            "status": "ok",
+            "profile": profile,
+            "models": [
+                {
+                    "model": "SCRN + ND + WT",
+                    "run": "ptb-small-scrn-nd-wt",
+                    "tokens": 2900,
+                    "top_types": 100,
+                    "top_mean": 2.0,
+                    "rest_mean": 3.0,
+                    "top_tokens": 1500,
+                    "rest_tokens": 1400,
+                    "ratio": 1.5,
+                }
+            ],
+        }
+    )
 
 
 def figure2_section(report: str) -> str:
@@ -286,8 +384,9 @@ def test_figure2_from_the_stage_run_on_paper_profile_models(tmp_path):
     stage.mkdir(parents=True)
     (stage / "summary.json").write_text(figure2_summary("paper"))
     (stage / "figure2.png").write_bytes(b"png")
-    report = render_report(tmp_path / "results", "quick", {}, tmp_path / "no-stats", figure2_dir=stage,
-                           report_dir=tmp_path / "reports")
+    report = render_report(
+        tmp_path / "results", "quick", {}, tmp_path / "no-stats", figure2_dir=stage, report_dir=tmp_path / "reports"
+    )
     assert "](figures/figure2/figure2.png)" in figure2_section(report)
     row = next(line for line in report.splitlines() if line.startswith("| SCRN + ND + WT") and "2,900" in line)
     assert [c.strip() for c in row.split("|")[3:-1]] == ["2,900", "2", "3", "1.500"]
@@ -301,8 +400,14 @@ def test_figure2_numbers_the_ledger_committed_under_results_paper(tmp_path):
     committed.mkdir(parents=True)
     (committed / "summary.json").write_text(figure2_summary("paper").replace("2900", "82430"))
     (committed / "figure2.png").write_bytes(b"png")
-    report = render_report(results, "quick", {}, tmp_path / "no-stats", figure2_dir=tmp_path / "reports" / "none",
-                           report_dir=tmp_path / "reports")
+    report = render_report(
+        results,
+        "quick",
+        {},
+        tmp_path / "no-stats",
+        figure2_dir=tmp_path / "reports" / "none",
+        report_dir=tmp_path / "reports",
+    )
     section = figure2_section(report)
     assert "](../results/paper/figure2/figure2.png)" in section and "82,430" in section
     assert "awaiting" not in section
@@ -323,7 +428,9 @@ def test_table7_picks_the_run_of_each_alpha_and_corpus(tmp_path):
     write_metrics(tmp_path, "quick", "wt2-medium-scrn-nd-wt-alpha099", best_valid_ppl=900.0, test_ppl=950.0)
     missing = tmp_path / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "metrics.json"
     missing.parent.mkdir(parents=True)
-    missing.write_text(json.dumps({"run": "fr-medium-scrn-nd-wt-alpha085", "status": "data_missing", "profile": "quick"}))
+    missing.write_text(
+        json.dumps({"run": "fr-medium-scrn-nd-wt-alpha085", "status": "data_missing", "profile": "quick"})
+    )
     rows = table_rows(render_with(tmp_path), "## Table 7")
     rows = [r for r in rows if r[0][:1].isdigit()]  # the long table, not the best-α summary
     assert len(rows) == 42
@@ -331,7 +438,7 @@ def test_table7_picks_the_run_of_each_alpha_and_corpus(tmp_path):
     assert [r[1] for r in rows[:7]] == ["PTB", "WikiText-2", "French", "Spanish", "German", "Czech", "Russian"]
     assert [r[0] for r in rows[::7]] == ["0.85", "0.88", "0.90", "0.95", "0.97", "0.99"]
     cells = {(r[0], r[1]): r for r in rows}
-    assert cells[("0.97", "PTB")][2:] [:1] == ["ptb-medium-scrn-nd-wt-alpha097"]
+    assert cells[("0.97", "PTB")][2:][:1] == ["ptb-medium-scrn-nd-wt-alpha097"]
     assert cells[("0.97", "PTB")][4:7] == ["86.0", "90.0 / 87.0 [^fp32]", "+1.0"]
     assert cells[("0.90", "PTB")][2] == "ptb-medium-scrn-nd-wt"
     assert cells[("0.90", "PTB")][4:7] == ["86.1", "89.0 / 86.5 [^fp32]", "+0.4"]
@@ -346,8 +453,9 @@ def test_table7_best_alpha_and_type_token_ratio_sources(tmp_path, saved_figures)
 
     stats = tmp_path / "stats"
     stats.mkdir()
-    (stats / "ptb.json").write_text(json.dumps({"corpus": "ptb", "status": "ok", "vocab_size": 10000,
-                                                "splits": {"train": {"tokens": 929589}}}))
+    (stats / "ptb.json").write_text(
+        json.dumps({"corpus": "ptb", "status": "ok", "vocab_size": 10000, "splits": {"train": {"tokens": 929589}}})
+    )
     for alpha, ppl in zip(("085", "088", "095", "097", "099"), (88.5, 87.9, 87.0, 86.2, 93.0)):
         write_metrics(tmp_path, "paper", f"ptb-medium-scrn-nd-wt-alpha{alpha}", best_valid_ppl=ppl + 3, test_ppl=ppl)
     write_metrics(tmp_path, "paper", "ptb-medium-scrn-nd-wt", best_valid_ppl=89.0, test_ppl=86.2)  # a tie with 0.97
@@ -372,10 +480,12 @@ def test_table7_best_alpha_and_type_token_ratio_sources(tmp_path, saved_figures)
     paper_ax, ours_ax = fig.axes[:2]
     paper_lines = [line.get_xydata().tolist() for line in paper_ax.get_lines()]
     assert len(paper_lines) == 7  # every corpus of the paper's Table 7
-    assert paper_lines[0] == [[a, p] for a, p in zip((0.85, 0.88, 0.90, 0.95, 0.97, 0.99),
-                                                      (88.0, 87.5, 86.1, 87.2, 86.0, 92.4))]
+    assert paper_lines[0] == [
+        [a, p] for a, p in zip((0.85, 0.88, 0.90, 0.95, 0.97, 0.99), (88.0, 87.5, 86.1, 87.2, 86.0, 92.4))
+    ]
     assert [line.get_xydata().tolist() for line in ours_ax.get_lines()] == [  # PTB alone has results of ours
-        [[0.85, 88.5], [0.88, 87.9], [0.90, 86.2], [0.95, 87.0], [0.97, 86.2], [0.99, 93.0]]]
+        [[0.85, 88.5], [0.88, 87.9], [0.90, 86.2], [0.95, 87.0], [0.97, 86.2], [0.99, 93.0]]
+    ]
     assert ours_ax.get_xlabel().startswith("α") and ours_ax.get_yscale() == "log"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[0] == "PTB (TTR 0.011)" and legend[2] == "French (TTR 0.025†): not reproduced yet"
@@ -395,15 +505,44 @@ def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt-sob1pct", best_valid_ppl=99.0, test_ppl=96.0)
     write_metrics(tmp_path, "quick", "ptb-small-scrn-vd-wt", best_valid_ppl=900.0, test_ppl=950.0)
     grid = tmp_path / "sobolev-grid.json"
-    grid.write_text(json.dumps({"status": "ok", "grid": [0.0013, 0.0041, 0.013], "configured": [
-        {"beta": 0.0013, "ptb-small-scrn-noreg": 0.0100, "ptb-small-scrn-nd-wt": 0.0095, "ptb-small-scrn-vd-wt": 0.0091}],
-        "measured": [{"run": "ptb-small-scrn-noreg", "windows": 10, "loss": 417.2, "penalty_beta1": 3218.7, "ratio": 7.715}]}))
+    grid.write_text(
+        json.dumps(
+            {
+                "status": "ok",
+                "grid": [0.0013, 0.0041, 0.013],
+                "configured": [
+                    {
+                        "beta": 0.0013,
+                        "ptb-small-scrn-noreg": 0.0100,
+                        "ptb-small-scrn-nd-wt": 0.0095,
+                        "ptb-small-scrn-vd-wt": 0.0091,
+                    }
+                ],
+                "measured": [
+                    {
+                        "run": "ptb-small-scrn-noreg",
+                        "windows": 10,
+                        "loss": 417.2,
+                        "penalty_beta1": 3218.7,
+                        "ratio": 7.715,
+                    }
+                ],
+            }
+        )
+    )
     report = render_with(tmp_path, grid=grid)
     rows = sobolev_rows(report)
     assert len(rows) == 9
     alone = rows[("SCRN + Sobolev (alone)", "0.0013")]
-    assert alone[2:] == ["1.0%", "ptb-small-scrn-sob1pct", "118.0 [^fp32]", "112.5 [^fp32]", "+5.5",
-                         "— (no seed repeats configured)", "up to 7"]
+    assert alone[2:] == [
+        "1.0%",
+        "ptb-small-scrn-sob1pct",
+        "118.0 [^fp32]",
+        "112.5 [^fp32]",
+        "+5.5",
+        "— (no seed repeats configured)",
+        "up to 7",
+    ]
     assert rows[("SCRN + Sobolev (alone)", "0.013")][6] == "-1.0"  # the penalty hurt: a negative gain
     assert rows[("SCRN + Sobolev (alone)", "0.0041")][5:7] == ["not run", "—"]
     # like with like: two smoke runs give no gain here (the appendix has it), nor a paper run against a smoke run
@@ -416,8 +555,16 @@ def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
     title = next(line for line in report.splitlines() if line.startswith("## Section 7"))
     assert title == "## Section 7: Sobolev-type regularisation (test perplexity)"  # no corpus, size or tying claimed
     grid_section = report.split("How the β grid")[1].split("\n## ")[0]
-    grid_rows = [[c.strip() for c in line.split("|")[1:-1]] for line in grid_section.splitlines() if line.startswith("| ptb-")]
-    assert "β = 0.0013, 0.0041, 0.013" in report and grid_rows[-1][:5] == ["ptb-small-scrn-noreg", "10", "417.2", "3219", "7.715"]
+    grid_rows = [
+        [c.strip() for c in line.split("|")[1:-1]] for line in grid_section.splitlines() if line.startswith("| ptb-")
+    ]
+    assert "β = 0.0013, 0.0041, 0.013" in report and grid_rows[-1][:5] == [
+        "ptb-small-scrn-noreg",
+        "10",
+        "417.2",
+        "3219",
+        "7.715",
+    ]
 
 
 def test_seeds_table_mean_and_std_against_the_paper_and_as_sobolev_noise(tmp_path):
@@ -460,10 +607,19 @@ def test_coverage_includes_the_new_tables_in_the_papers_order(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-small-scrn-sob3pct", best_valid_ppl=120.0, test_ppl=115.0)
     write_metrics(tmp_path, "quick", "ptb-small-lstm-nd-kim-seed3", best_valid_ppl=900.0, test_ppl=950.0)
     (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099").mkdir(parents=True)
-    (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
+    (tmp_path / "quick" / "ru-medium-scrn-nd-wt-alpha099" / "metrics.json").write_text(
+        json.dumps({"status": "data_missing"})
+    )
     coverage = tables.coverage_table(tables.ReportInputs(paper, tmp_path, cfgs)).frame
-    assert coverage["table"].tolist() == ["Table 2", "Table 4", "Table 5", "Section 7 (Sobolev)", "Table 6", "Table 7",
-                                          "Seeds (not in the paper)"]
+    assert coverage["table"].tolist() == [
+        "Table 2",
+        "Table 4",
+        "Table 5",
+        "Section 7 (Sobolev)",
+        "Table 6",
+        "Table 7",
+        "Seeds (not in the paper)",
+    ]
     coverage = coverage.set_index("table")
     assert coverage.loc["Table 7"].tolist() == ["42", "0", "0", "1", "1", "40", "0"]
     assert coverage.loc["Section 7 (Sobolev)"].tolist() == ["9", "1", "0", "0", "0", "8", "0"]
@@ -475,12 +631,18 @@ def test_figure2_draws_a_bar_per_word_of_each_sentence_for_each_model(tmp_path, 
     from pipeline.report.figures import hidden_change_figure
 
     sentences = [(["the", "government", "said"], [1.0, 7.5, 2.0]), (["a", "vote"], [0.5, 4.0])]
-    hidden_change_figure([("LSTM + ND", sentences), ("SCRN + ND + WT", [(w, [2 * d for d in v]) for w, v in sentences])],
-                         tmp_path / "figure2.png")
+    hidden_change_figure(
+        [("LSTM + ND", sentences), ("SCRN + ND + WT", [(w, [2 * d for d in v]) for w, v in sentences])],
+        tmp_path / "figure2.png",
+    )
     fig = saved_figures[tmp_path / "figure2.png"]
     axes = fig.axes  # row by row: sentence 1 (LSTM, SCRN), sentence 2 (LSTM, SCRN)
     assert [ax.get_title() for ax in axes[:2]] == ["LSTM + ND", "SCRN + ND + WT"]
     assert [[bar.get_height() for bar in ax.patches] for ax in axes] == [
-        [1.0, 7.5, 2.0], [2.0, 15.0, 4.0], [0.5, 4.0], [1.0, 8.0]]
+        [1.0, 7.5, 2.0],
+        [2.0, 15.0, 4.0],
+        [0.5, 4.0],
+        [1.0, 8.0],
+    ]
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["the", "government", "said"]
     assert "paper-profile models" in fig._suptitle.get_text()

@@ -1,6 +1,7 @@
 """The report's first screen and its rules: the headline, which results may fill a cell (a change of
 numerics only with a passing paired check), the flag beside a cell far from the paper, smoke runs
 kept out of the tables and in the appendix, and Section 5 with or without a search."""
+
 from __future__ import annotations
 
 import json
@@ -21,26 +22,55 @@ CFGS = {name: config.run_config(PARAMS, name) for name in config.run_names(PARAM
 def write_metrics(root: Path, profile: str, run: str, valid: float, test: float, **fields) -> None:
     path = root / profile / run / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = {"run": run, "status": "ok", "profile": profile, "reduced": profile != "paper", "params_hash": "h",
-            "git_rev": "r", "epochs": 2, "device": "cpu", "wall_time_s": 90.0,
-            "best_valid_ppl": valid, "test_ppl": test}
+    base = {
+        "run": run,
+        "status": "ok",
+        "profile": profile,
+        "reduced": profile != "paper",
+        "params_hash": "h",
+        "git_rev": "r",
+        "epochs": 2,
+        "device": "cpu",
+        "wall_time_s": 90.0,
+        "best_valid_ppl": valid,
+        "test_ppl": test,
+    }
     path.write_text(json.dumps({**base, **fields}))
 
 
 def floor_run(root: Path, run: str, test: float, floor: float = 1e-3, epoch: int = 47, **fields) -> None:
     """A paper-profile run that the LR floor ended early at ``epoch``."""
-    write_metrics(root, "paper", run, test + 4, test, epochs=epoch,
-                  numerics={"precision": "fp32", "lr_floor": floor, "check_floor": False},
-                  lr_floor_stop={"epoch": epoch, "next_lr": 1e-4, "best_epoch": epoch - 2, "best_valid_ppl": test + 4},
-                  **fields)
+    write_metrics(
+        root,
+        "paper",
+        run,
+        test + 4,
+        test,
+        epochs=epoch,
+        numerics={"precision": "fp32", "lr_floor": floor, "check_floor": False},
+        lr_floor_stop={"epoch": epoch, "next_lr": 1e-4, "best_epoch": epoch - 2, "best_valid_ppl": test + 4},
+        **fields,
+    )
 
 
 def check_run(root: Path, run: str, test: float, stop_test: float, floor: float = 1e-3) -> None:
     """A paper-profile run in check mode: every epoch trained, and the test PPL where the floor would stop."""
-    write_metrics(root, "paper", run, test + 4, test, epochs=120,
-                  numerics={"precision": "fp32", "lr_floor": floor, "check_floor": True},
-                  lr_floor_stop={"epoch": 50, "next_lr": 1e-4, "best_epoch": 48, "best_valid_ppl": test + 4,
-                                 "test_ppl": stop_test})
+    write_metrics(
+        root,
+        "paper",
+        run,
+        test + 4,
+        test,
+        epochs=120,
+        numerics={"precision": "fp32", "lr_floor": floor, "check_floor": True},
+        lr_floor_stop={
+            "epoch": 50,
+            "next_lr": 1e-4,
+            "best_epoch": 48,
+            "best_valid_ppl": test + 4,
+            "test_ppl": stop_test,
+        },
+    )
 
 
 def render(results: Path, **kwargs) -> str:
@@ -49,8 +79,11 @@ def render(results: Path, **kwargs) -> str:
 
 def rows_of(report: str, title: str) -> list[list[str]]:
     section = report.split(title)[1].split("\n## ")[0]
-    return [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines()
-            if line.startswith("| ") and "---" not in line]
+    return [
+        [c.strip() for c in line.split("|")[1:-1]]
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
 
 
 def table4_cell(report: str, model: str, data: str) -> list[str]:
@@ -71,8 +104,12 @@ def test_headline_counts_cells_within_1_5_and_the_median_and_largest_gap(tmp_pat
     assert "**3 of the 4 lie within ±1.5 test PPL of the paper.**" in head
     assert "median 1.0, largest 3.0 (Table 2, (40, 10))" in head
     rows = {(r[0], r[1]): r for r in rows_of(report, "## Headline") if r[0].startswith("Table")}
-    assert list(rows) == [("Table 2", "(40, 10)"), ("Table 4", "SCRN + ND + WT, PTB small"),
-                          ("Table 4", "SCRN + VD + WT, PTB small"), ("Table 5", "SCRN + ND + WT, small")]
+    assert list(rows) == [
+        ("Table 2", "(40, 10)"),
+        ("Table 4", "SCRN + ND + WT, PTB small"),
+        ("Table 4", "SCRN + VD + WT, PTB small"),
+        ("Table 5", "SCRN + ND + WT, small"),
+    ]
     assert rows[("Table 2", "(40, 10)")][2:] == ["128.0", "131.0", "+3.0 (test beyond ±1.5)", "fp32", "cpu", "2m"]
     # the first screen: the headline and the reproduced cells come before line 40
     first_screen = "\n".join(report.splitlines()[:40])
@@ -81,9 +118,15 @@ def test_headline_counts_cells_within_1_5_and_the_median_and_largest_gap(tmp_pat
 
 
 def test_headline_table_names_the_device_and_the_provenance_wall_time(tmp_path):
-    write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt", 100.9, 96.9, device="cuda",
-                  provenance={"device_name": "Intel(R) Xeon(R) Processor, family 6 model 143 (2 threads)",
-                              "wall_time_s": 3725.0})
+    write_metrics(
+        tmp_path,
+        "paper",
+        "ptb-small-scrn-vd-wt",
+        100.9,
+        96.9,
+        device="cuda",
+        provenance={"device_name": "Intel(R) Xeon(R) Processor, family 6 model 143 (2 threads)", "wall_time_s": 3725.0},
+    )
     row = next(r for r in rows_of(render(tmp_path), "## Headline") if r[0] == "Table 4")
     assert row[-2:] == ["Intel(R) Xeon(R) Processor (2 threads)", "1h02m"]
 
@@ -91,8 +134,15 @@ def test_headline_table_names_the_device_and_the_provenance_wall_time(tmp_path):
 def test_a_resumed_run_shows_its_epochs_total_not_its_last_process(tmp_path):
     """A run resumed from a checkpoint: provenance times the last process only; the epochs' sum is
     the run's training time over every process."""
-    write_metrics(tmp_path, "paper", "ptb-small-scrn-vd-wt", 100.9, 96.9, wall_time_s=13626.4,
-                  provenance={"device_name": "AMD EPYC (1 threads)", "wall_time_s": 2335.3})
+    write_metrics(
+        tmp_path,
+        "paper",
+        "ptb-small-scrn-vd-wt",
+        100.9,
+        96.9,
+        wall_time_s=13626.4,
+        provenance={"device_name": "AMD EPYC (1 threads)", "wall_time_s": 2335.3},
+    )
     row = next(r for r in rows_of(render(tmp_path), "## Headline") if r[0] == "Table 4")
     assert row[-1] == "3h47m"
 
@@ -108,8 +158,12 @@ def test_an_lr_floor_result_counts_only_with_a_passing_paired_check(tmp_path):
     assert "**0 of the paper's 94 cells are reproduced" in report
     awaiting = report.split("not counted, each awaiting")[1].split("How to read")[0]
     assert "ptb-baseline-90-10" in awaiting and "no run in check mode (--check-floor) with LR floor 0.001" in awaiting
-    assert tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {})).frame.set_index("table").loc[
-        "Table 2", "awaiting a paired check"] == "1"
+    assert (
+        tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {}))
+        .frame.set_index("table")
+        .loc["Table 2", "awaiting a paired check"]
+        == "1"
+    )
 
     check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.8)  # the check: the stop costs +0.3
     report = render(tmp_path)
@@ -124,10 +178,13 @@ def test_an_lr_floor_result_counts_only_with_a_passing_paired_check(tmp_path):
     assert "**2 of the paper's 94 cells are reproduced" in report
 
 
-@pytest.mark.parametrize("check", [
-    {"floor": 1e-3, "stop_test": 129.1},  # the stop moved test PPL by 0.6 > 0.5
-    {"floor": 1e-2, "stop_test": 128.6},  # a check of another floor
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"floor": 1e-3, "stop_test": 129.1},  # the stop moved test PPL by 0.6 > 0.5
+        {"floor": 1e-2, "stop_test": 128.6},  # a check of another floor
+    ],
+)
 def test_an_lr_floor_result_is_rejected_by_a_failing_or_unrelated_check(tmp_path, check):
     floor_run(tmp_path, "ptb-baseline-90-10", 119.0)
     check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=check["stop_test"], floor=check["floor"])
@@ -141,7 +198,9 @@ def test_one_failing_check_outweighs_a_passing_one(tmp_path):
     check_run(tmp_path, "ptb-baseline-100-40", 118.0, stop_test=119.0)
     verdict = find_result(tmp_path, "ptb-baseline-90-10").verdict
     assert not verdict.accepted and [(c.run, c.passed) for c in verdict.checks] == [
-        ("ptb-baseline-100-40", False), ("ptb-baseline-40-10", True)]
+        ("ptb-baseline-100-40", False),
+        ("ptb-baseline-40-10", True),
+    ]
 
 
 def test_the_check_tolerance_is_half_a_perplexity_point_either_way():
@@ -150,8 +209,15 @@ def test_the_check_tolerance_is_half_a_perplexity_point_either_way():
 
 
 def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
-    write_metrics(tmp_path, "paper", "ptb-baseline-90-10", 123.0, 119.0,
-                  numerics={"precision": "fp32", "lr_floor": 1e-3, "check_floor": False}, lr_floor_stop=None)
+    write_metrics(
+        tmp_path,
+        "paper",
+        "ptb-baseline-90-10",
+        123.0,
+        119.0,
+        numerics={"precision": "fp32", "lr_floor": 1e-3, "check_floor": False},
+        lr_floor_stop=None,
+    )
     write_metrics(tmp_path, "paper", "ptb-baseline-40-10", 132.0, 128.0)  # predates the fields
     for run in ("ptb-baseline-90-10", "ptb-baseline-40-10"):
         verdict = find_result(tmp_path, run).verdict
@@ -159,8 +225,14 @@ def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
 
 
 def test_a_precision_other_than_fp32_is_shown_and_not_counted(tmp_path):
-    write_metrics(tmp_path, "paper", "ptb-baseline-90-10", 123.0, 119.0,
-                  numerics={"precision": "bf16", "lr_floor": None, "check_floor": False})
+    write_metrics(
+        tmp_path,
+        "paper",
+        "ptb-baseline-90-10",
+        123.0,
+        119.0,
+        numerics={"precision": "bf16", "lr_floor": None, "check_floor": False},
+    )
     report = render(tmp_path)
     rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
     assert rows["90"][-1] == "—" and rows["90"][-2] == "unvalidated (bf16)"
@@ -179,8 +251,15 @@ def test_a_cell_more_than_1_5_from_the_paper_says_so_beside_it(tmp_path):
 
 
 def test_a_smoke_run_never_stands_in_an_ours_column_and_goes_to_the_appendix(tmp_path):
-    write_metrics(tmp_path, "quick", "ptb-small-scrn-nd", 11695.8, 10863.0, train_tokens_per_epoch=1400,
-                  eval_tokens={"valid": 700, "test": 700})
+    write_metrics(
+        tmp_path,
+        "quick",
+        "ptb-small-scrn-nd",
+        11695.8,
+        10863.0,
+        train_tokens_per_epoch=1400,
+        eval_tokens={"valid": 700, "test": 700},
+    )
     stats = tmp_path / "stats"
     stats.mkdir()
     (stats / "ptb.json").write_text(json.dumps({"corpus": "ptb", "status": "ok", "vocab_size": 10000}))
@@ -201,26 +280,68 @@ def test_a_smoke_run_never_stands_in_an_ours_column_and_goes_to_the_appendix(tmp
 
 def search_file(root: Path) -> None:
     def sample(name, ppl, lr):
-        return {"name": name, "index": 1, "params": {"p_i": 0.2, "p_o": 0.2, "lr": lr, "lr_decay": 0.5,
-                                                     "init_scale": 0.3}, "valid_ppl": ppl, "test_ppl": ppl - 3,
-                "status": "ok" if ppl != float("inf") else "diverged"}
-    ranges = {"p_i": [0.01, 0.6], "p_o": [0.01, 0.6], "lr": [0.5, 0.99], "lr_decay": [0.5, 0.89],
-              "init_scale": [0.05, 0.3]}
+        return {
+            "name": name,
+            "index": 1,
+            "params": {"p_i": 0.2, "p_o": 0.2, "lr": lr, "lr_decay": 0.5, "init_scale": 0.3},
+            "valid_ppl": ppl,
+            "test_ppl": ppl - 3,
+            "status": "ok" if ppl != float("inf") else "diverged",
+        }
+
+    ranges = {
+        "p_i": [0.01, 0.6],
+        "p_o": [0.01, 0.6],
+        "lr": [0.5, 0.99],
+        "lr_decay": [0.5, 0.89],
+        "init_scale": [0.05, 0.3],
+    }
     shrunk = {**ranges, "lr": [0.6, 0.8]}
     data = {
-        "format": 1, "name": "nd-small", "rounds_planned": 2,
-        "plan": {"base_run": "ptb-small-scrn-nd", "profile": "quick", "regime": "naive", "samples_per_round": 2,
-                 "searched": ["p_i", "p_o", "lr", "lr_decay", "init_scale"],
-                 "space": {k: {"range": v} for k, v in ranges.items()}, "set": {"profiles.quick.max_epochs": "6"}},
+        "format": 1,
+        "name": "nd-small",
+        "rounds_planned": 2,
+        "plan": {
+            "base_run": "ptb-small-scrn-nd",
+            "profile": "quick",
+            "regime": "naive",
+            "samples_per_round": 2,
+            "searched": ["p_i", "p_o", "lr", "lr_decay", "init_scale"],
+            "space": {k: {"range": v} for k, v in ranges.items()},
+            "set": {"profiles.quick.max_epochs": "6"},
+        },
         "rounds": [
-            {"round": 1, "ranges": ranges, "samples": [sample("nd-small-r1-1", 310.0, 0.7), sample("nd-small-r1-2", float("inf"), 0.9)],
-             "best": {"name": "nd-small-r1-1", "valid_ppl": 310.0, "test_ppl": 307.0,
-                      "params": sample("", 0, 0.7)["params"]}, "next_ranges": shrunk},
-            {"round": 2, "ranges": shrunk, "samples": [sample("nd-small-r2-1", 290.0, 0.65), sample("nd-small-r2-2", 300.0, 0.75)],
-             "best": {"name": "nd-small-r2-1", "valid_ppl": 290.0, "test_ppl": 287.0,
-                      "params": sample("", 0, 0.65)["params"]}, "next_ranges": {**shrunk, "lr": [0.62, 0.7]}},
+            {
+                "round": 1,
+                "ranges": ranges,
+                "samples": [sample("nd-small-r1-1", 310.0, 0.7), sample("nd-small-r1-2", float("inf"), 0.9)],
+                "best": {
+                    "name": "nd-small-r1-1",
+                    "valid_ppl": 310.0,
+                    "test_ppl": 307.0,
+                    "params": sample("", 0, 0.7)["params"],
+                },
+                "next_ranges": shrunk,
+            },
+            {
+                "round": 2,
+                "ranges": shrunk,
+                "samples": [sample("nd-small-r2-1", 290.0, 0.65), sample("nd-small-r2-2", 300.0, 0.75)],
+                "best": {
+                    "name": "nd-small-r2-1",
+                    "valid_ppl": 290.0,
+                    "test_ppl": 287.0,
+                    "params": sample("", 0, 0.65)["params"],
+                },
+                "next_ranges": {**shrunk, "lr": [0.62, 0.7]},
+            },
         ],
-        "best": {"name": "nd-small-r2-1", "valid_ppl": 290.0, "test_ppl": 287.0, "params": sample("", 0, 0.65)["params"]},
+        "best": {
+            "name": "nd-small-r2-1",
+            "valid_ppl": 290.0,
+            "test_ppl": 287.0,
+            "params": sample("", 0, 0.65)["params"],
+        },
     }
     (root / "search").mkdir(parents=True)
     (root / "search" / "nd-small.json").write_text(json.dumps(data))  # ∞ as Infinity, as the search writes it
@@ -235,8 +356,9 @@ def test_section5_says_when_no_search_has_been_run(tmp_path):
 def test_section5_shows_the_rounds_the_ranges_shrinking_and_the_best_configuration(tmp_path):
     search_file(tmp_path)
     section = render(tmp_path).split("## Section 5")[1].split("\n## ")[0]
-    assert ("Budget: profile quick, 2 trials per round, 2 of 2 round(s) done, with "
-            "`profiles.quick.max_epochs=6`.") in section
+    assert (
+        "Budget: profile quick, 2 trials per round, 2 of 2 round(s) done, with `profiles.quick.max_epochs=6`."
+    ) in section
     rows = {r[0]: r for r in rows_of(section, "### nd-small") if r[0] != "round"}
     assert list(rows) == ["1", "2", "after 2"]
     lr = [r[7] for r in rows.values()]  # columns: round, samples, ∞, best PPL, best sample, p_i, p_o, lr, ...
@@ -266,8 +388,10 @@ def test_the_figure2_stage_draws_nothing_from_smoke_run_models(tmp_path):
         (tmp_path / "results" / "quick" / run / "model").mkdir(parents=True)
         (tmp_path / "results" / "quick" / run / "model" / "model.pt").write_bytes(b"weights")
     out = tmp_path / "figure2"
-    assert figure2.main(["--results", str(tmp_path / "results"), "--prepared", str(tmp_path / "ptb"),
-                         "--out", str(out)]) == 0
+    assert (
+        figure2.main(["--results", str(tmp_path / "results"), "--prepared", str(tmp_path / "ptb"), "--out", str(out)])
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "awaiting paper-profile models" and summary["profile"] == "paper"
     assert str(Path("paper") / "ptb-small-lstm-nd-kim" / "model" / "model.pt") in summary["reason"]

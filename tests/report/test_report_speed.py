@@ -1,4 +1,5 @@
 """The report's training-speed section: newest benchmark result per device, nothing without results."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,36 @@ from pipeline.report.speed import latest_per_device, speed_sections
 
 
 def result(device: str, stamp: str, ms: float) -> dict:
-    row = {"model": "SCRN 2x240/40 scan [auto]", "size": "small", "run": "r", "kernel": "scan", "parameters": 1,
-           "train_ms_per_batch": ms, "train_tokens_per_s": 1, "train_epoch_s": 1.0, "train_ratio_to_lstm": 0.9,
-           "train_speedup_over_loop": 1.2, "eval_ms_per_batch": 1.0, "eval_tokens_per_s": 1, "eval_valid_pass_s": 1.0,
-           "eval_ratio_to_lstm": None, "train_samples": 1, "eval_samples": 1}
-    return {"environment": {"device_name": device, "timestamp": stamp, "torch": "2.x", "cuda": None, "cudnn": None,
-                            "threads": 1},
-            "settings": {"rounds": 2, "train_steps": 3, "quick": True, "auto_kernel": "scan"}, "rows": [row]}
+    row = {
+        "model": "SCRN 2x240/40 scan [auto]",
+        "size": "small",
+        "run": "r",
+        "kernel": "scan",
+        "parameters": 1,
+        "train_ms_per_batch": ms,
+        "train_tokens_per_s": 1,
+        "train_epoch_s": 1.0,
+        "train_ratio_to_lstm": 0.9,
+        "train_speedup_over_loop": 1.2,
+        "eval_ms_per_batch": 1.0,
+        "eval_tokens_per_s": 1,
+        "eval_valid_pass_s": 1.0,
+        "eval_ratio_to_lstm": None,
+        "train_samples": 1,
+        "eval_samples": 1,
+    }
+    return {
+        "environment": {
+            "device_name": device,
+            "timestamp": stamp,
+            "torch": "2.x",
+            "cuda": None,
+            "cudnn": None,
+            "threads": 1,
+        },
+        "settings": {"rounds": 2, "train_steps": 3, "quick": True, "auto_kernel": "scan"},
+        "rows": [row],
+    }
 
 
 def test_newest_result_per_device_is_rendered(tmp_path):
@@ -25,7 +49,10 @@ def test_newest_result_per_device_is_rendered(tmp_path):
         "multi-run-a.json": {"not": "a train-step result"},
     }.items():
         (tmp_path / name).write_text(json.dumps(payload))
-    assert [r["environment"]["timestamp"] for r in latest_per_device(tmp_path)] == ["2026-02-01T00:00:00Z", "2026-01-15T00:00:00Z"]
+    assert [r["environment"]["timestamp"] for r in latest_per_device(tmp_path)] == [
+        "2026-02-01T00:00:00Z",
+        "2026-01-15T00:00:00Z",
+    ]
     sections = speed_sections(tmp_path)
     assert [s["title"] for s in sections] == ["CPU: X", "NVIDIA H200"]
     assert sections[0]["table"]["train ms/batch"].tolist() == ["222.00"]

@@ -1,5 +1,6 @@
 """Section 5's random search: the shrink rule, sampling, the space per regime, settings, the
 driver (with an in-memory backend), and one real 2-round search through DVC's queue."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,16 @@ def params():
 
 def test_shrink_by_hand():
     original = {"lr": (0.5, 0.99), "p_i": (0.01, 0.6)}
-    samples = [{"lr": 0.6, "p_i": 0.30}, {"lr": 0.9, "p_i": 0.05}, {"lr": 0.7, "p_i": 0.50},
-               {"lr": 0.8, "p_i": 0.20}, {"lr": 0.55, "p_i": 0.40}, {"lr": 0.95, "p_i": 0.58},
-               {"lr": 0.65, "p_i": 0.10}, {"lr": 0.75, "p_i": 0.35}]
+    samples = [
+        {"lr": 0.6, "p_i": 0.30},
+        {"lr": 0.9, "p_i": 0.05},
+        {"lr": 0.7, "p_i": 0.50},
+        {"lr": 0.8, "p_i": 0.20},
+        {"lr": 0.55, "p_i": 0.40},
+        {"lr": 0.95, "p_i": 0.58},
+        {"lr": 0.65, "p_i": 0.10},
+        {"lr": 0.75, "p_i": 0.35},
+    ]
     ppls = [120.0, 90.0, 300.0, 100.0, 110.0, 500.0, 400.0, 350.0]
     # best quarter of 8 = 2 samples: #1 (90) and #3 (100): lr in [0.8, 0.9], p_i in [0.05, 0.2]
     assert core.best_quarter(ppls) == [1, 3]
@@ -118,8 +126,10 @@ def test_settings_errors_name_the_key():
 
 
 def test_failure_log_is_diverged_or_failed():
-    diverged = core.failure_outcome("> python -m stages.train --run x\nerror: x: non-finite loss (nan) at epoch 1, step 2/2\n"
-                                    "ERROR: failed to reproduce 'train@x': failed to run")
+    diverged = core.failure_outcome(
+        "> python -m stages.train --run x\nerror: x: non-finite loss (nan) at epoch 1, step 2/2\n"
+        "ERROR: failed to reproduce 'train@x': failed to run"
+    )
     assert diverged.status == "diverged" and math.isinf(diverged.valid_ppl) and "non-finite loss" in diverged.message
     failed = core.failure_outcome("error: data/prepared/ptb: No such file\nERROR: failed to reproduce 'train@x'")
     assert failed.status == "failed" and math.isinf(failed.valid_ppl)
@@ -135,21 +145,44 @@ def test_array_task_record_becomes_an_outcome(tmp_path):
     ok = {"status": "ok", "metrics": {metrics: {"status": "ok", "best_valid_ppl": 141.5, "test_ppl": 133.0}}}
     assert record_outcome(ok, metrics) == Outcome(141.5, "ok", test_ppl=133.0)
     diverged_log = tmp_path / "d.log"
-    diverged_log.write_text("=== r1-3 exp task\n$ dvc exp run --pull -n s-r1-3 -S ++runs.r.training.lr=100 train@r\n"
-                            "error: r: non-finite loss (nan) at epoch 1, step 2/2\n"
-                            "ERROR: failed to reproduce 'train@r': failed to run\n=== s-r1-3: failed at step exp run\n")
-    diverged = record_outcome({"status": "failed", "failed_step": "exp run", "log": str(diverged_log),
-                               "error": "`dvc exp run ...` exited with 1"}, metrics)
+    diverged_log.write_text(
+        "=== r1-3 exp task\n$ dvc exp run --pull -n s-r1-3 -S ++runs.r.training.lr=100 train@r\n"
+        "error: r: non-finite loss (nan) at epoch 1, step 2/2\n"
+        "ERROR: failed to reproduce 'train@r': failed to run\n=== s-r1-3: failed at step exp run\n"
+    )
+    diverged = record_outcome(
+        {
+            "status": "failed",
+            "failed_step": "exp run",
+            "log": str(diverged_log),
+            "error": "`dvc exp run ...` exited with 1",
+        },
+        metrics,
+    )
     assert diverged.status == "diverged" and diverged.valid_ppl == math.inf
     assert diverged.message.startswith("error: r: non-finite loss") and str(diverged_log) in diverged.message
     other_log = tmp_path / "f.log"
     other_log.write_text("$ git clone ...\nfatal: repository '/nowhere' does not exist\n")
-    failed = record_outcome({"status": "failed", "failed_step": "clone", "log": str(other_log),
-                             "error": "`git clone` exited with 128: fatal: repository '/nowhere' does not exist"}, metrics)
+    failed = record_outcome(
+        {
+            "status": "failed",
+            "failed_step": "clone",
+            "log": str(other_log),
+            "error": "`git clone` exited with 128: fatal: repository '/nowhere' does not exist",
+        },
+        metrics,
+    )
     assert failed.status == "failed" and failed.valid_ppl == math.inf and "step clone" in failed.message
     # a Slurm-level failure whose log was never written, and a missing record
-    killed = record_outcome({"status": "failed", "failed_step": "job", "log": str(tmp_path / "none.log"),
-                             "error": "UncompletedJobError: job 42_3 timed out"}, metrics)
+    killed = record_outcome(
+        {
+            "status": "failed",
+            "failed_step": "job",
+            "log": str(tmp_path / "none.log"),
+            "error": "UncompletedJobError: job 42_3 timed out",
+        },
+        metrics,
+    )
     assert killed.status == "failed" and "timed out" in killed.message
     assert record_outcome(None, metrics).status == "failed"
     assert record_outcome({"status": "ok", "metrics": {metrics: None}}, metrics).status == "failed"
@@ -160,8 +193,14 @@ def test_search_backends_include_the_arrays():
     from pipeline.search.backends import BACKENDS, make_backend
 
     assert {"local", "slurm", "debug"} <= set(BACKENDS)
-    backend = make_backend("slurm", REPO, jobs=7, timeout_s=None, log=lambda _: None,
-                           scaleout=ScaleoutSettings(partition="gpu", array_parallelism=16))
+    backend = make_backend(
+        "slurm",
+        REPO,
+        jobs=7,
+        timeout_s=None,
+        log=lambda _: None,
+        scaleout=ScaleoutSettings(partition="gpu", array_parallelism=16),
+    )
     assert backend.name == "slurm" and backend.settings.array_parallelism == 7 and backend.settings.partition == "gpu"
     assert make_backend("debug", REPO, jobs=1, timeout_s=None, log=lambda _: None).settings.git_remote == "origin"
 
@@ -184,8 +223,11 @@ class FakeBackend:
         out = {}
         for s in samples:
             lr = float(next(v for k, v in s.params.items() if k.endswith("training.lr")))
-            out[s.name] = (Outcome(math.inf, "diverged", message="non-finite loss") if s.name in self.diverge
-                           else Outcome(100 + 1000 * abs(lr - 0.7), "ok", test_ppl=99.0))
+            out[s.name] = (
+                Outcome(math.inf, "diverged", message="non-finite loss")
+                if s.name in self.diverge
+                else Outcome(100 + 1000 * abs(lr - 0.7), "ok", test_ppl=99.0)
+            )
         return out
 
     def close(self):
@@ -197,12 +239,21 @@ def test_driver_records_rounds_shrinks_and_resumes(tmp_path):
     settings = core.search_settings(p, {"name": "t", "rounds": 2, "samples": 8, "seed": 5})
     results_file = tmp_path / "t.json"
     backend = FakeBackend(diverge={"t-r1-2"})
-    results = run_search(p, settings, backend, results_file, sets={"profiles.quick.max_epochs": "1"},
-                         forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}}, log=lambda _: None)
+    results = run_search(
+        p,
+        settings,
+        backend,
+        results_file,
+        sets={"profiles.quick.max_epochs": "1"},
+        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
+        log=lambda _: None,
+    )
     assert backend.closed and [len(r) for r in backend.rounds] == [8, 8]
     first = backend.rounds[0][1]
     assert first.stage == "train@ptb-small-scrn-vd" and first.metrics == "results/quick/ptb-small-scrn-vd/metrics.json"
-    assert first.params["runs.ptb-small-scrn-vd.training.lr"] == "99" and first.params["profiles.quick.max_epochs"] == "1"
+    assert (
+        first.params["runs.ptb-small-scrn-vd.training.lr"] == "99" and first.params["profiles.quick.max_epochs"] == "1"
+    )
     assert "runs.ptb-small-scrn-vd.model.dropout.p_h" in first.params  # variational: p_h is searched
     saved = json.loads(results_file.read_text())
     assert saved == json.loads(json.dumps(results))
@@ -211,25 +262,49 @@ def test_driver_records_rounds_shrinks_and_resumes(tmp_path):
     assert r1["samples"][1]["valid_ppl"] == math.inf and r1["samples"][1]["status"] == "diverged"
     assert r1["samples"][1]["forced"] == {"runs.ptb-small-scrn-vd.training.lr": "99"}
     draws = [s["params"] for s in r1["samples"]]
-    expected = core.shrink(core.search_space("variational"), core.search_space("variational"), draws,
-                           [s["valid_ppl"] for s in r1["samples"]])
+    expected = core.shrink(
+        core.search_space("variational"),
+        core.search_space("variational"),
+        draws,
+        [s["valid_ppl"] for s in r1["samples"]],
+    )
     assert r2["ranges"] == r1["next_ranges"] == core.ranges_to_json(expected)
     assert saved["best"]["valid_ppl"] == min(s["valid_ppl"] for r in (r1, r2) for s in r["samples"])
 
     # the same settings with more rounds resume after round 2, with the same draws as before
     more = core.search_settings(p, {"name": "t", "rounds": 3, "samples": 8, "seed": 5})
     backend2 = FakeBackend()
-    again = run_search(p, more, backend2, results_file, sets={"profiles.quick.max_epochs": "1"},
-                       forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}}, log=lambda _: None)
+    again = run_search(
+        p,
+        more,
+        backend2,
+        results_file,
+        sets={"profiles.quick.max_epochs": "1"},
+        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
+        log=lambda _: None,
+    )
     assert len(backend2.rounds) == 1 and backend2.rounds[0][0].name == "t-r3-1" and len(again["rounds"]) == 3
     uninterrupted = FakeBackend(diverge={"t-r1-2"})
-    run_search(p, more, uninterrupted, tmp_path / "u.json", sets={"profiles.quick.max_epochs": "1"},
-               forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}}, log=lambda _: None)
+    run_search(
+        p,
+        more,
+        uninterrupted,
+        tmp_path / "u.json",
+        sets={"profiles.quick.max_epochs": "1"},
+        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
+        log=lambda _: None,
+    )
     assert uninterrupted.rounds[2] == backend2.rounds[0]  # a resumed search draws what it would have drawn
     # other settings under the same name are refused, naming what differs
     with pytest.raises(SearchError, match="seed"):
-        run_search(p, core.search_settings(p, {"name": "t", "rounds": 3, "samples": 8, "seed": 6}), FakeBackend(),
-                   results_file, sets={"profiles.quick.max_epochs": "1"}, log=lambda _: None)
+        run_search(
+            p,
+            core.search_settings(p, {"name": "t", "rounds": 3, "samples": 8, "seed": 6}),
+            FakeBackend(),
+            results_file,
+            sets={"profiles.quick.max_epochs": "1"},
+            log=lambda _: None,
+        )
 
 
 def test_driver_stops_when_every_sample_fails_for_another_reason(tmp_path):
@@ -240,8 +315,13 @@ def test_driver_stops_when_every_sample_fails_for_another_reason(tmp_path):
     p = params()
     backend = Broken()
     with pytest.raises(SearchError, match="every sample of round 1 failed"):
-        run_search(p, core.search_settings(p, {"name": "b", "rounds": 2, "samples": 4}), backend, tmp_path / "b.json",
-                   log=lambda _: None)
+        run_search(
+            p,
+            core.search_settings(p, {"name": "b", "rounds": 2, "samples": 4}),
+            backend,
+            tmp_path / "b.json",
+            log=lambda _: None,
+        )
     assert backend.closed and len(json.loads((tmp_path / "b.json").read_text())["rounds"]) == 1
 
 
@@ -249,16 +329,28 @@ def test_a_set_on_a_searched_parameter_is_refused(tmp_path):
     p = params()
     backend = FakeBackend()
     with pytest.raises(SearchError, match=r"--set runs\.ptb-small-scrn-vd\.training\.lr: lr is searched"):
-        run_search(p, core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}), backend, tmp_path / "t.json",
-                   sets={"runs.ptb-small-scrn-vd.training.lr": "0.8"}, log=lambda _: None)
+        run_search(
+            p,
+            core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}),
+            backend,
+            tmp_path / "t.json",
+            sets={"runs.ptb-small-scrn-vd.training.lr": "0.8"},
+            log=lambda _: None,
+        )
     assert backend.rounds == []
 
 
 def test_a_sample_whose_searched_value_was_forced_never_shapes_the_ranges(tmp_path):
     p = params()
     forced = {(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "0.7"}}  # the fake backend's best lr: PPL 100
-    results = run_search(p, core.search_settings(p, {"name": "f", "rounds": 1, "samples": 8, "seed": 5}), FakeBackend(),
-                         tmp_path / "f.json", forced=forced, log=lambda _: None)
+    results = run_search(
+        p,
+        core.search_settings(p, {"name": "f", "rounds": 1, "samples": 8, "seed": 5}),
+        FakeBackend(),
+        tmp_path / "f.json",
+        forced=forced,
+        log=lambda _: None,
+    )
     (r1,) = results["rounds"]
     assert r1["samples"][0]["valid_ppl"] == 100.0  # recorded as trained, beside its override
     draws, ppls = [s["params"] for s in r1["samples"]], [s["valid_ppl"] for s in r1["samples"]]
@@ -271,8 +363,14 @@ def test_an_invalid_sample_is_refused_before_anything_runs(tmp_path):
     p = params()
     backend = FakeBackend()
     with pytest.raises(SearchError, match=r"t-r1-1: .*training\.lr"):
-        run_search(p, core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}), backend, tmp_path / "t.json",
-                   forced={(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "-1"}}, log=lambda _: None)
+        run_search(
+            p,
+            core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}),
+            backend,
+            tmp_path / "t.json",
+            forced={(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "-1"}},
+            log=lambda _: None,
+        )
     assert backend.rounds == []
 
 
@@ -281,20 +379,47 @@ def test_local_backend_reads_queue_status_and_experiments(tmp_path):
     from pipeline.search.backends import LocalQueueBackend
 
     log = tmp_path / "x.out"
-    log.write_text("error: r: diverged: training perplexity exp(1e27) overflows at epoch 1\n"
-                   "ERROR: failed to reproduce 'train@r': failed to run\n")
+    log.write_text(
+        "error: r: diverged: training perplexity exp(1e27) overflows at epoch 1\n"
+        "ERROR: failed to reproduce 'train@r': failed to run\n"
+    )
     metrics = "results/quick/r/metrics.json"
-    shown = [{"rev": "workspace", "experiments": None},
-             {"rev": "abc", "experiments": [
-                 {"name": "s-r1-1", "executor": {"state": "success", "local": {"log": None}},
-                  "revs": [{"name": "s-r1-1", "data": {"metrics": {metrics: {"data": {
-                      "status": "ok", "best_valid_ppl": 140.5, "test_ppl": 130.25}}}}, "error": None}]},
-                 {"name": "s-r1-2", "executor": {"state": "failed", "local": {"log": str(log)}},
-                  "revs": [{"name": "s-r1-2", "data": {"metrics": {}}, "error": {"msg": "Experiment run failed"}}]}]}]
-    status = ("Task     Name    Created    Status\nf1e2d3c  s-r1-2  10:25 AM   Failed\nd7a1b2c  s-r1-1  10:25 AM   Success\n"
-              "c9f0e1d  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n")
-    answers = {args: subprocess.CompletedProcess(args, 0, out, "")
-               for args, out in ((("exp", "show", "--json"), json.dumps(shown)), (("queue", "status"), status))}
+    shown = [
+        {"rev": "workspace", "experiments": None},
+        {
+            "rev": "abc",
+            "experiments": [
+                {
+                    "name": "s-r1-1",
+                    "executor": {"state": "success", "local": {"log": None}},
+                    "revs": [
+                        {
+                            "name": "s-r1-1",
+                            "data": {
+                                "metrics": {
+                                    metrics: {"data": {"status": "ok", "best_valid_ppl": 140.5, "test_ppl": 130.25}}
+                                }
+                            },
+                            "error": None,
+                        }
+                    ],
+                },
+                {
+                    "name": "s-r1-2",
+                    "executor": {"state": "failed", "local": {"log": str(log)}},
+                    "revs": [{"name": "s-r1-2", "data": {"metrics": {}}, "error": {"msg": "Experiment run failed"}}],
+                },
+            ],
+        },
+    ]
+    status = (
+        "Task     Name    Created    Status\nf1e2d3c  s-r1-2  10:25 AM   Failed\nd7a1b2c  s-r1-1  10:25 AM   Success\n"
+        "c9f0e1d  s-r1-2  10:26 AM   Running\n\nWorker status: 1 active, 0 idle\n"
+    )
+    answers = {
+        args: subprocess.CompletedProcess(args, 0, out, "")
+        for args, out in ((("exp", "show", "--json"), json.dumps(shown)), (("queue", "status"), status))
+    }
     backend = LocalQueueBackend(tmp_path, jobs=2, log=lambda _: None, dvc="dvc")
     backend.queue.dvc = FakeDvc(tmp_path, answers)
     assert backend.queue.states() == {"s-r1-1": "Success", "s-r1-2": "Running"}  # the newest task of a name
@@ -310,9 +435,18 @@ def test_local_backend_reads_queue_status_and_experiments(tmp_path):
 
 BASE = "ptb-small-scrn-vd"
 # one epoch of two 20 x 35 windows, one window of valid and of test, a 32/8 model: the queue, not the numbers
-TINY = ["--set", "profiles.quick.max_epochs=1", "--set", "profiles.quick.max_train_tokens=1440",
-        "--set", "profiles.quick.max_eval_tokens=720", "--set", f"runs.{BASE}.model.hidden=32",
-        "--set", f"runs.{BASE}.model.context=8"]
+TINY = [
+    "--set",
+    "profiles.quick.max_epochs=1",
+    "--set",
+    "profiles.quick.max_train_tokens=1440",
+    "--set",
+    "profiles.quick.max_eval_tokens=720",
+    "--set",
+    f"runs.{BASE}.model.hidden=32",
+    "--set",
+    f"runs.{BASE}.model.context=8",
+]
 # lr 100 with init scale 10 and no clipping overflows the loss in the first epoch (TrainingDiverged)
 DIVERGE = [f"--sample-set=1:3:runs.{BASE}.training.{k}" for k in ("lr=100", "init_scale=10", "clip_norm=1000000000")]
 
@@ -327,12 +461,37 @@ def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
     env.update(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
     # PTB into the clone's DVC cache once; the queued experiments check it out from there
     sh(["dvc", "repro", "prepare@ptb"], scratch_clone, env, timeout=600)
-    subprocess.run(["git", "commit", "-qam", "PTB prepared"], cwd=scratch_clone, env=env, timeout=60)  # dvc.lock, if changed
+    subprocess.run(
+        ["git", "commit", "-qam", "PTB prepared"], cwd=scratch_clone, env=env, timeout=60
+    )  # dvc.lock, if changed
     start = time.monotonic()
     try:
-        proc = sh([sys.executable, "-m", "stages.search", "--name", "t", "--base-run", BASE, "--rounds", "2",
-                   "--samples", "4", "--jobs", "2", "--seed", "7", "--timeout-s", "600", *TINY, *DIVERGE],
-                  scratch_clone, env, timeout=900)
+        proc = sh(
+            [
+                sys.executable,
+                "-m",
+                "stages.search",
+                "--name",
+                "t",
+                "--base-run",
+                BASE,
+                "--rounds",
+                "2",
+                "--samples",
+                "4",
+                "--jobs",
+                "2",
+                "--seed",
+                "7",
+                "--timeout-s",
+                "600",
+                *TINY,
+                *DIVERGE,
+            ],
+            scratch_clone,
+            env,
+            timeout=900,
+        )
         assert queue_worker_pids(scratch_clone) == []  # the search stopped the workers it started
     finally:
         end_queue_workers(scratch_clone)
@@ -354,8 +513,9 @@ def test_two_round_search_through_the_dvc_queue(tmp_path, mirror):
     best = min(r1, key=lambda s: s["valid_ppl"])  # 4 samples: the best quarter is the best one
     for name, (a, b) in original.items():
         pad = 0.1 * (b - a)
-        assert rounds[1]["ranges"][name] == pytest.approx([max(a, best["params"][name] - pad),
-                                                           min(b, best["params"][name] + pad)])
+        assert rounds[1]["ranges"][name] == pytest.approx(
+            [max(a, best["params"][name] - pad), min(b, best["params"][name] + pad)]
+        )
     # round 2 drew inside the shrunk ranges
     for s in rounds[1]["samples"]:
         assert all(lo <= s["params"][k] <= hi for k, (lo, hi) in rounds[1]["ranges"].items())
@@ -383,12 +543,26 @@ def test_report_renders_a_search_when_present(tmp_path):
     settings = core.search_settings(p, {"name": "t", "rounds": 2, "samples": 4, "seed": 5})
     run_search(p, settings, FakeBackend(diverge={"t-r1-2"}), results / "search" / "t.json", log=lambda _: None)
     (results / "search" / "broken.json").write_text("{")
-    section = render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats").split(
-        "## Section 5: the random search")[1].split("\n## ")[0]
+    section = (
+        render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats")
+        .split("## Section 5: the random search")[1]
+        .split("\n## ")[0]
+    )
     table = [line for line in section.split("### t")[1].splitlines() if line.startswith("|")]
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table]
-    assert cells[0] == ["round", "samples", "diverged / failed (∞)", "best valid PPL", "best sample",
-                        "p_i", "p_h", "p_o", "lr", "lr_decay", "init_scale"]
+    assert cells[0] == [
+        "round",
+        "samples",
+        "diverged / failed (∞)",
+        "best valid PPL",
+        "best sample",
+        "p_i",
+        "p_h",
+        "p_o",
+        "lr",
+        "lr_decay",
+        "init_scale",
+    ]
     assert cells[2][:3] == ["1", "4", "1"] and cells[2][5] == "[0.01, 0.6]" and cells[3][0] == "2"
     assert "`results/search/broken.json`: unreadable" in section and "Best configuration: `t-r" in section
     assert "No random search has been run yet" not in section
@@ -403,12 +577,31 @@ def test_search_rounds_as_arrays_with_the_debug_backend(cluster):
     (clone of the pushed commit, `dvc exp run -S ++...`, `dvc exp push`), run in-process by
     submitit's debug executor; then `dvc exp pull` into the workspace."""
     main, env = cluster["main"], cluster["env"]
-    cmd = [sys.executable, "-m", "stages.search", "--backend", "debug", "--name", "t", "--base-run", BASE,
-           "--rounds", "1", "--samples", "3", "--seed", "7", "--workdir", str(cluster["clones"]), *TINY,
-           *[f.replace("=1:3:", "=1:2:") for f in DIVERGE]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.search",
+        "--backend",
+        "debug",
+        "--name",
+        "t",
+        "--base-run",
+        BASE,
+        "--rounds",
+        "1",
+        "--samples",
+        "3",
+        "--seed",
+        "7",
+        "--workdir",
+        str(cluster["clones"]),
+        *TINY,
+        *[f.replace("=1:3:", "=1:2:") for f in DIVERGE],
+    ]
     # the preflight's errors are one clear line, no traceback
-    bad = subprocess.run([*cmd, "--git-remote", "nowhere"], cwd=main, env=env, capture_output=True, text=True,
-                         timeout=300)
+    bad = subprocess.run(
+        [*cmd, "--git-remote", "nowhere"], cwd=main, env=env, capture_output=True, text=True, timeout=300
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("error: no git remote 'nowhere'"), bad.stderr
     assert "Traceback" not in bad.stderr
 

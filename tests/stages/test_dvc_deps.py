@@ -1,6 +1,7 @@
 """Every DVC stage depends on the fingerprint of all the project code its command can import (stage
 ``code``, results/code/<module>.json), so that a code change re-runs exactly the stages it can
 affect."""
+
 from __future__ import annotations
 
 import json
@@ -63,36 +64,52 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 
 def test_import_closure_follows_every_kind_of_import(tmp_path):
-    write_tree(tmp_path, {
-        "stages/__init__.py": "", "stages/run.py": "import os\nfrom lib import util\n"
-                                                  "def main():\n    try:\n        import lib.lazy\n"
-                                                  "    except ImportError:\n        import lib.fallback\n"
-                                                  "    finally:\n        import lib.cleanup\n"
-                                                  "    match os.name:\n        case 'nt':\n            import lib.case\n",
-        "lib/__init__.py": "", "lib/util.py": "from lib.names import VALUE\nfrom . import rel\nimport numpy\n",
-        "lib/names.py": "VALUE = 1\n", "lib/rel.py": "", "lib/lazy.py": "", "lib/unused.py": "",
-        "lib/fallback.py": "", "lib/cleanup.py": "", "lib/case.py": "",
-        "lib/templates/page.j2": "{{ x }}", "lib/sub/__init__.py": "", "lib/sub/data.yaml": "a: 1\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/run.py": "import os\nfrom lib import util\n"
+            "def main():\n    try:\n        import lib.lazy\n"
+            "    except ImportError:\n        import lib.fallback\n"
+            "    finally:\n        import lib.cleanup\n"
+            "    match os.name:\n        case 'nt':\n            import lib.case\n",
+            "lib/__init__.py": "",
+            "lib/util.py": "from lib.names import VALUE\nfrom . import rel\nimport numpy\n",
+            "lib/names.py": "VALUE = 1\n",
+            "lib/rel.py": "",
+            "lib/lazy.py": "",
+            "lib/unused.py": "",
+            "lib/fallback.py": "",
+            "lib/cleanup.py": "",
+            "lib/case.py": "",
+            "lib/templates/page.j2": "{{ x }}",
+            "lib/sub/__init__.py": "",
+            "lib/sub/data.yaml": "a: 1\n",
+        },
+    )
     assert stage_code("stages.run", tmp_path) == [
-        "lib/__init__.py", "lib/case.py", "lib/cleanup.py", "lib/fallback.py", "lib/lazy.py", "lib/names.py",
-        "lib/rel.py", "lib/templates/page.j2", "lib/util.py",
-        "stages/__init__.py", "stages/run.py"]  # not lib/unused.py, nor lib/sub's data: never imported
+        "lib/__init__.py",
+        "lib/case.py",
+        "lib/cleanup.py",
+        "lib/fallback.py",
+        "lib/lazy.py",
+        "lib/names.py",
+        "lib/rel.py",
+        "lib/templates/page.j2",
+        "lib/util.py",
+        "stages/__init__.py",
+        "stages/run.py",
+    ]  # not lib/unused.py, nor lib/sub's data: never imported
 
 
 def test_bytecode_caches_do_not_change_code_dependencies():
     """Without PYTHONDONTWRITEBYTECODE, importing pipeline/ writes __pycache__/ into the directories
     the stages depend on; DVC must ignore them, or every `dvc repro` would re-run every stage."""
     paths = ["pipeline/models/__pycache__/scrn.cpython-311.pyc", "stages/__pycache__/train.cpython-311.pyc"]
-    out = subprocess.run([str(Path(sys.executable).with_name("dvc")), "check-ignore", *paths],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("dvc")), "check-ignore", *paths], cwd=REPO, capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.split() == paths, out.stdout + out.stderr
-
-
-def write_tree(root: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
 
 
 def test_fingerprint_changes_exactly_with_the_sources(tmp_path):
@@ -101,8 +118,14 @@ def test_fingerprint_changes_exactly_with_the_sources(tmp_path):
     assert sorted(before) == ["pkg/a.py", "pkg/sub/b.py", "top.py"]
     assert before["top.py"] == code_digest(tmp_path / "top.py")
 
-    write_tree(tmp_path, {"pkg/__pycache__/a.cpython-311.pyc": "bytecode", "pkg/sub/b.pyc": "bytecode",
-                          "other/c.py": "changed outside the paths\n"})
+    write_tree(
+        tmp_path,
+        {
+            "pkg/__pycache__/a.cpython-311.pyc": "bytecode",
+            "pkg/sub/b.pyc": "bytecode",
+            "other/c.py": "changed outside the paths\n",
+        },
+    )
     assert fingerprint(["top.py", "pkg"], tmp_path) == before
 
     write_tree(tmp_path, {"pkg/sub/b.py": "b = 2\n"})
@@ -113,10 +136,20 @@ def test_fingerprint_changes_exactly_with_the_sources(tmp_path):
 
 
 def test_code_stage_writes_one_fingerprint_per_stage_module_that_changes_with_its_code(tmp_path):
-    write_tree(tmp_path, {"stages/__init__.py": "", "stages/a.py": "import common\nimport only_a\n",
-                          "stages/b.py": "import common\n", "common.py": "", "only_a.py": ""})
-    stages = {"a": {"foreach": ["x", "y"], "do": {"cmd": "python -m stages.a --item ${item}", "deps": []}},
-              "b": {"cmd": "python -m stages.b", "deps": []}}
+    write_tree(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/a.py": "import common\nimport only_a\n",
+            "stages/b.py": "import common\n",
+            "common.py": "",
+            "only_a.py": "",
+        },
+    )
+    stages = {
+        "a": {"foreach": ["x", "y"], "do": {"cmd": "python -m stages.a --item ${item}", "deps": []}},
+        "b": {"cmd": "python -m stages.b", "deps": []},
+    }
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     out = tmp_path / "results/code"
 
@@ -125,8 +158,10 @@ def test_code_stage_writes_one_fingerprint_per_stage_module_that_changes_with_it
         return {p.name: json.loads(p.read_text()) for p in sorted(out.iterdir())}
 
     before = written()
-    assert before == {"a.json": {"module": "stages.a", "files": fingerprint(stage_code("stages.a", tmp_path), tmp_path)},
-                      "b.json": {"module": "stages.b", "files": fingerprint(stage_code("stages.b", tmp_path), tmp_path)}}
+    assert before == {
+        "a.json": {"module": "stages.a", "files": fingerprint(stage_code("stages.a", tmp_path), tmp_path)},
+        "b.json": {"module": "stages.b", "files": fingerprint(stage_code("stages.b", tmp_path), tmp_path)},
+    }
     assert sorted(before["a.json"]["files"]) == ["common.py", "only_a.py", "stages/__init__.py", "stages/a.py"]
     assert before["b.json"]["files"]["common.py"] == code_digest(tmp_path / "common.py")
 
@@ -161,12 +196,18 @@ class Model:
 def test_comments_and_docstrings_change_no_code_digest_but_code_and_data_files_do(tmp_path):
     write_tree(tmp_path, {"m.py": SOURCE, "t.yaml": "a: 1\n"})
     before = code_digest(tmp_path / "m.py"), code_digest(tmp_path / "t.yaml")
-    reworded = (SOURCE.replace("Module doc.", "Reworded, at length.").replace("# a comment", "# why, not what")
-                .replace('"""Method doc."""', "# a docstring became a comment"))
+    reworded = (
+        SOURCE.replace("Module doc.", "Reworded, at length.")
+        .replace("# a comment", "# why, not what")
+        .replace('"""Method doc."""', "# a docstring became a comment")
+    )
     write_tree(tmp_path, {"m.py": "# a header comment\n" + reworded + "\n\n"})
     assert code_digest(tmp_path / "m.py") == before[0]
-    for changed in (reworded.replace("math.exp(x)", "math.exp(-x)"), reworded.replace("forward", "step"),
-                    reworded.replace("return math.exp(x)", "'a string statement, not a docstring'\n        return 1")):
+    for changed in (
+        reworded.replace("math.exp(x)", "math.exp(-x)"),
+        reworded.replace("forward", "step"),
+        reworded.replace("return math.exp(x)", "'a string statement, not a docstring'\n        return 1"),
+    ):
         write_tree(tmp_path, {"m.py": changed})
         assert code_digest(tmp_path / "m.py") != before[0], changed
     write_tree(tmp_path, {"t.yaml": "a: 1  # a YAML comment is data\n"})
@@ -191,8 +232,10 @@ def test_a_comment_or_docstring_edit_of_the_training_loop_leaves_the_train_stage
     before = train_fingerprint()
     loop, schedule = tmp_path / "pipeline/train/loop.py", tmp_path / "pipeline/train/schedule.py"
     loop_text, schedule_text = loop.read_text(), schedule.read_text()
-    edits = {loop: loop_text.replace('"""One training run:', '"""A reworded docstring. One training run:', 1),
-             schedule: schedule_text.replace("# decay unless", "# a reworded comment: decay unless", 1)}
+    edits = {
+        loop: loop_text.replace('"""One training run:', '"""A reworded docstring. One training run:', 1),
+        schedule: schedule_text.replace("# decay unless", "# a reworded comment: decay unless", 1),
+    }
     for path, edited in edits.items():
         assert edited != path.read_text()
         path.write_text(edited)
@@ -213,7 +256,19 @@ def test_training_code_does_not_depend_on_download_urls_or_pins():
 
 
 def test_imports_under_type_checking_are_not_code_that_runs(tmp_path):
-    write_tree(tmp_path, {"stages/__init__.py": "", "stages/a.py": "import b\n", "b.py": (
-        "from typing import TYPE_CHECKING\nimport typing\nif TYPE_CHECKING:\n    import c\nelse:\n    import d\n"
-        "if typing.TYPE_CHECKING:\n    import e\n"), "c.py": "", "d.py": "", "e.py": ""})
+    write_tree(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/a.py": "import b\n",
+            "b.py": (
+                "from typing import TYPE_CHECKING\nimport typing\n"
+                "if TYPE_CHECKING:\n    import c\nelse:\n    import d\n"
+                "if typing.TYPE_CHECKING:\n    import e\n"
+            ),
+            "c.py": "",
+            "d.py": "",
+            "e.py": "",
+        },
+    )
     assert stage_code("stages.a", tmp_path) == ["b.py", "d.py", "stages/__init__.py", "stages/a.py"]

@@ -1,4 +1,5 @@
 """The whole DAG through DVC itself, in a scratch clone: `dvc exp run -S ...` as a user runs it."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ import pytest
 from tests.scratch import commit_all, copy_project, sh, trim_runs
 
 # one epoch of two 20 x 35 windows, and one window of valid and of test: the DAG, not the numbers
-TINY = ["-S", "profiles.quick.max_epochs=1", "-S", "profiles.quick.max_train_tokens=1440",
-        "-S", "profiles.quick.max_eval_tokens=720"]
+TINY = [
+    "-S",
+    "profiles.quick.max_epochs=1",
+    "-S",
+    "profiles.quick.max_train_tokens=1440",
+    "-S",
+    "profiles.quick.max_eval_tokens=720",
+]
 RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
 # besides Table 2 (and tests/scratch.py's anchor runs): a WikiText-2 run, a run whose training
 # file is missing (Botha), a Sobolev run and a seed run; one of each kind, not all 102
@@ -32,7 +39,9 @@ def scratch_clone(tmp_path) -> Path:
 
 def table2_ours(report: str) -> list[str]:
     section = report.split("## Table 2")[1].split("## Table 3")[0]
-    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and line[2:4].strip().isdigit()]
+    rows = [
+        line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and line[2:4].strip().isdigit()
+    ]
     return [f"{r[-2].strip()} | {r[-1].strip()}" for r in rows]
 
 
@@ -44,8 +53,14 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
 
     # 1. no data: even with data.on_missing=skip, PTB and WikiText-2 are never skipped, so the DAG
     #    stops at their download with a clear error instead of reporting "data missing" for them
-    failed = subprocess.run(["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", *TINY],
-                            cwd=scratch_clone, env=env, capture_output=True, text=True, timeout=3600)
+    failed = subprocess.run(
+        ["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", *TINY],
+        cwd=scratch_clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert failed.returncode != 0
     assert "is not optional (data.optional): it is never skipped" in failed.stdout + failed.stderr
     assert "Traceback" not in failed.stdout + failed.stderr
@@ -56,21 +71,44 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     #    is also given as data.mirror: DVC tracks params, not environment variables, so only a param
     #    change makes it re-run the downloads that step 1 marked missing.
     env["SCRN_DATA_MIRROR"] = str(mirror)
-    proc = sh(["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", "-S", f"data.mirror={mirror}",
-               *TINY], scratch_clone, env)
+    proc = sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-S",
+            "profile=quick",
+            "-S",
+            "data.on_missing=skip",
+            "-S",
+            f"data.mirror={mirror}",
+            *TINY,
+        ],
+        scratch_clone,
+        env,
+    )
     for lang in ("fr", "es", "de", "cs", "ru"):
         assert f"lacks botha-blunsom/{lang}/train.txt" in proc.stdout
     assert json.loads((scratch_clone / "data" / "stats" / "wikitext-2.json").read_text())["vocab_size"] == 33278
     botha_fr = json.loads((scratch_clone / "data" / "stats" / "botha-fr.json").read_text())
     assert botha_fr["status"] == "data_missing" and botha_fr["splits"]["valid"]["tokens"] == 81986
     report = (scratch_clone / "reports" / "tables.md").read_text()
-    corpus_rows = [line for line in report.split("## Corpus statistics")[1].split("## Tokeniser")[0].splitlines()
-                   if line.startswith("| botha-")]
+    corpus_rows = [
+        line
+        for line in report.split("## Corpus statistics")[1].split("## Tokeniser")[0].splitlines()
+        if line.startswith("| botha-")
+    ]
     assert len(corpus_rows) == 5 and all("| data missing" in row for row in corpus_rows)
     assert "**sacremoses-tuned**" in report.split("## Tokeniser round-trip agreement")[1]
     # with the default on_missing=error the download stage fails with that same message
-    failed = subprocess.run(["dvc", "exp", "run", "-S", "data.on_missing=error", "download@botha-fr"],
-                            cwd=scratch_clone, env=env, capture_output=True, text=True, timeout=3600)
+    failed = subprocess.run(
+        ["dvc", "exp", "run", "-S", "data.on_missing=error", "download@botha-fr"],
+        cwd=scratch_clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert failed.returncode != 0
     message = next(line for line in proc.stdout.splitlines() if "lacks botha-blunsom/fr/train.txt" in line)
     assert f"error: {message}" in failed.stdout + failed.stderr
@@ -100,8 +138,11 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     #    prefers it where it exists (one run only, capped to stay fast, hence its "(paper)" label)
     quick_metrics = (scratch_clone / "results" / "quick" / RUNS[0] / "metrics.json").read_text()
     paper_tiny = [arg.replace("profiles.quick.", "profiles.paper.") for arg in TINY]
-    sh(["dvc", "exp", "run", "--single-item", "-S", "profile=paper", *paper_tiny, f"train@{RUNS[0]}", "report"],
-       scratch_clone, env)
+    sh(
+        ["dvc", "exp", "run", "--single-item", "-S", "profile=paper", *paper_tiny, f"train@{RUNS[0]}", "report"],
+        scratch_clone,
+        env,
+    )
     assert (scratch_clone / "results" / "quick" / RUNS[0] / "metrics.json").read_text() == quick_metrics
     paper_metrics = json.loads((scratch_clone / "results" / "paper" / RUNS[0] / "metrics.json").read_text())
     assert paper_metrics["profile"] == "paper" and paper_metrics["reduced"] is True

@@ -1,5 +1,6 @@
 """The run-specs stage: each train@<run> depends on its run's resolved settings, one file per run,
 instead of on params, so its files must change exactly when the run's settings do."""
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,12 @@ def write_specs(params: dict, tmp_path: Path, tag: str, code: dict = CODE) -> di
     (tmp_path / f"{tag}.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / f"{tag}-code.json").write_text(json.dumps(code))
     out = tmp_path / tag
-    assert run_specs.main(["--params", str(tmp_path / f"{tag}.yaml"), "--code", str(tmp_path / f"{tag}-code.json"),
-                           "--out", str(out)]) == 0
+    assert (
+        run_specs.main(
+            ["--params", str(tmp_path / f"{tag}.yaml"), "--code", str(tmp_path / f"{tag}-code.json"), "--out", str(out)]
+        )
+        == 0
+    )
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
 
@@ -53,8 +58,12 @@ def test_a_spec_is_the_configuration_train_runs(params, tmp_path):
     assert sorted(specs) == sorted(config.run_names(params))
     for name in ("ptb-baseline-40-10", "ptb-small-scrn-vd-wt", "wt2-medium-lstm-vd-wt-inan"):
         cfg = config.run_config(params, name)
-        assert specs[name] == {"run": name, "params_hash": cfg.params_hash, "code": digest(CODE["files"]),
-                               "config": cfg.to_dict()}
+        assert specs[name] == {
+            "run": name,
+            "params_hash": cfg.params_hash,
+            "code": digest(CODE["files"]),
+            "config": cfg.to_dict(),
+        }
 
 
 def test_specs_change_exactly_for_the_runs_an_edit_touches(params, tmp_path):
@@ -87,12 +96,26 @@ def test_specs_change_exactly_for_the_runs_an_edit_touches(params, tmp_path):
 
 
 def test_a_missing_or_broken_code_fingerprint_is_an_error_that_says_what_to_run(params, tmp_path):
-    for text, message in ((None, "does not exist: run `python -m stages.fingerprint`"),
-                          ('{"module": "stages.train"}', "is not a code fingerprint")):
+    for text, message in (
+        (None, "does not exist: run `python -m stages.fingerprint`"),
+        ('{"module": "stages.train"}', "is not a code fingerprint"),
+    ):
         if text is not None:
             (tmp_path / "code.json").write_text(text)
-        proc = subprocess.run([sys.executable, "-m", "stages.run_specs", "--code", str(tmp_path / "code.json"),
-                               "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stages.run_specs",
+                "--code",
+                str(tmp_path / "code.json"),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "out").exists()
 
@@ -106,7 +129,21 @@ def test_removed_runs_leave_no_spec_and_bad_params_leave_the_old_specs(params, t
     bad = copy.deepcopy(params)
     bad["runs"]["ptb-small-scrn-vd-wt"]["training"]["lr"] = -1
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "stages.run_specs", "--params", str(tmp_path / "bad.yaml"),
-                           "--code", str(tmp_path / "out-code.json"), "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.run_specs",
+            "--params",
+            str(tmp_path / "bad.yaml"),
+            "--code",
+            str(tmp_path / "out-code.json"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "runs.ptb-small-scrn-vd-wt.training.lr" in proc.stderr
     assert len(list((tmp_path / "out").glob("*.json"))) == len(params["runs"]) - 1  # untouched

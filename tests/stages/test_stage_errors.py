@@ -1,6 +1,7 @@
 """What a user sees when a stage is given something it cannot use: one line, exit code 1, no
 traceback; `--list` alone; `--help` naming the DVC stage and the environment variables; and a
 run's real result never replaced by "data missing"."""
+
 from __future__ import annotations
 
 import importlib
@@ -64,8 +65,21 @@ def test_train_on_cuda_without_cuda_is_one_line(capsys, tmp_path):
 
 def test_train_on_an_unprepared_corpus_says_to_run_prepare(capsys, tmp_path):
     prepared = tmp_path / "data" / "prepared" / "ptb"
-    err = _one_line_exit_1(capsys, ["--run", "ptb-baseline-40-10", "--device", "cpu", "--prepared", str(prepared),
-                                    "--results", str(tmp_path / "results"), "--checkpoints", str(tmp_path / "ck")])
+    err = _one_line_exit_1(
+        capsys,
+        [
+            "--run",
+            "ptb-baseline-40-10",
+            "--device",
+            "cpu",
+            "--prepared",
+            str(prepared),
+            "--results",
+            str(tmp_path / "results"),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+        ],
+    )
     assert f"{prepared} does not exist" in err and "run `python -m stages.prepare --corpus ptb`" in err
     assert not (tmp_path / "results").exists()
 
@@ -74,8 +88,16 @@ def test_a_missing_ptb_is_never_written_as_data_missing(tmp_path):
     """A stale marker for a corpus that is not optional: an error, not a "data missing" result."""
     write_missing_marker(tmp_path / "prepared", "no mirror")
     with pytest.raises(DataUnavailableError, match="ptb is not optional"):
-        train.main(["--run", "ptb-baseline-40-10", "--prepared", str(tmp_path / "prepared"),
-                    "--results", str(tmp_path / "results")])
+        train.main(
+            [
+                "--run",
+                "ptb-baseline-40-10",
+                "--prepared",
+                str(tmp_path / "prepared"),
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
     assert not (tmp_path / "results").exists()
 
 

@@ -1,5 +1,6 @@
 """Faults a long reproduction meets: `dvc repro` killed in the middle of a train stage, two runs
 training at once, and the disk filling up while a result is written."""
+
 from __future__ import annotations
 
 import csv
@@ -113,10 +114,29 @@ def test_two_runs_training_at_once_clobber_nothing_shared(tmp_path):
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     prepared = tiny_prepared(tmp_path / "data")
-    shared = ["--params", str(params_path), "--prepared", str(prepared), "--results", str(tmp_path / "results"),
-              "--checkpoints", str(tmp_path / "ck"), "--device", "cpu", "--no-progress"]
-    procs = [subprocess.Popen([sys.executable, "-m", "stages.train", "--run", run, *shared], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for run in ("tiny", "tiny-b")]
+    shared = [
+        "--params",
+        str(params_path),
+        "--prepared",
+        str(prepared),
+        "--results",
+        str(tmp_path / "results"),
+        "--checkpoints",
+        str(tmp_path / "ck"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "stages.train", "--run", run, *shared],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for run in ("tiny", "tiny-b")
+    ]
     outputs = [p.communicate(timeout=1800)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
 
@@ -124,8 +144,15 @@ def test_two_runs_training_at_once_clobber_nothing_shared(tmp_path):
     assert not list((tmp_path / "ck").iterdir())  # each removed its own checkpoint, and only its own
     for run in ("tiny", "tiny-b"):
         alone = tmp_path / "alone" / run
-        run_training(config.run_config(params, run), prepared, alone, tmp_path / "ck-alone", torch.device("cpu"),
-                     progress=False, log=lambda _: None)
+        run_training(
+            config.run_config(params, run),
+            prepared,
+            alone,
+            tmp_path / "ck-alone",
+            torch.device("cpu"),
+            progress=False,
+            log=lambda _: None,
+        )
         assert numbers(tmp_path / "results" / "quick" / run) == numbers(alone)
     assert numbers(tmp_path / "alone" / "tiny") != numbers(tmp_path / "alone" / "tiny-b")  # two different runs
 
@@ -147,16 +174,23 @@ def test_dvc_repro_killed_during_a_train_stage_completes_with_the_same_metrics(m
     env = tool_env(SCRN_DATA_MIRROR=str(mirror), SCRN_OFFLINE="1")
     sh(["dvc", "repro", "prepare@ptb", "run-specs"], clone, env, timeout=3600)
 
-    repro = subprocess.Popen(["dvc", "repro", f"train@{RUN}"], cwd=clone, env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    repro = subprocess.Popen(
+        ["dvc", "repro", f"train@{RUN}"],
+        cwd=clone,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoints = clone / "checkpoints"
     while repro.poll() is None and not list(checkpoints.glob(f"{RUN}-*/{ckpt.CHECKPOINT_NAME}")):
         time.sleep(0.02)  # the event: epoch 1's checkpoint is on disk, epoch 2 is training
     assert repro.poll() is None, "dvc repro ended before epoch 1's checkpoint appeared"
     os.killpg(repro.pid, signal.SIGKILL)  # dvc and the stage it runs, as a killed terminal or node would
     repro.wait()
-    assert not (clone / "results" / "quick" / RUN / "metrics.json").exists(), \
+    assert not (clone / "results" / "quick" / RUN / "metrics.json").exists(), (
         "the run finished before it was killed; make its epochs longer"
+    )
 
     again = sh(["dvc", "repro", f"train@{RUN}"], clone, env, timeout=3600)
     assert "resuming from" in again.stdout
@@ -164,8 +198,15 @@ def test_dvc_repro_killed_during_a_train_stage_completes_with_the_same_metrics(m
 
     params = config.load_params(clone / "params.yaml")
     straight = tmp_path / "straight"
-    run_training(config.run_config(params, RUN), clone / "data" / "prepared" / "ptb", straight, tmp_path / "ck",
-                 torch.device("cpu"), progress=False, log=lambda _: None)
+    run_training(
+        config.run_config(params, RUN),
+        clone / "data" / "prepared" / "ptb",
+        straight,
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     killed_metrics, killed_epochs = numbers(clone / "results" / "quick" / RUN)
     assert (killed_metrics, killed_epochs) == numbers(straight) and len(killed_epochs) == 3
     status = sh(["dvc", "status", f"train@{RUN}"], clone, env).stdout

@@ -3,9 +3,9 @@ static-buffer step must be the eager trainer's step, window for window.
 
 What a CPU cannot check (the capture itself, replay RNG) is in benchmarks/gpu_exactness.py.
 """
+
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import types
@@ -25,11 +25,25 @@ from tests.train.test_train import params_with, tiny_prepared
 VOCAB, BATCH, BPTT = 17, 3, 5
 
 MODELS = {
-    "scrn-nd-wt-sobolev": ModelConfig(arch="scrn", hidden=6, context=3, alpha=0.9, layers=2, tie=True,
-                                      dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3),
-                                      sobolev=SobolevConfig(beta=0.3)),
-    "scrn-vd-tied": ModelConfig(arch="scrn", hidden=6, context=3, alpha=0.9, layers=2, tie=True,
-                                dropout=DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3)),
+    "scrn-nd-wt-sobolev": ModelConfig(
+        arch="scrn",
+        hidden=6,
+        context=3,
+        alpha=0.9,
+        layers=2,
+        tie=True,
+        dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3),
+        sobolev=SobolevConfig(beta=0.3),
+    ),
+    "scrn-vd-tied": ModelConfig(
+        arch="scrn",
+        hidden=6,
+        context=3,
+        alpha=0.9,
+        layers=2,
+        tie=True,
+        dropout=DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3),
+    ),
     "scrn-baseline": ModelConfig(arch="scrn-baseline", hidden=6, context=3, alpha=0.95),
     "lstm": ModelConfig(arch="lstm", hidden=6, layers=2, dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3)),
 }
@@ -46,7 +60,7 @@ def build(cfg: ModelConfig, dropout_on: bool):
 
 def windows(n: int):
     data = torch.randint(0, VOCAB, (BATCH, n * BPTT + 1), generator=torch.Generator().manual_seed(3))
-    return [(data[:, k * BPTT:(k + 1) * BPTT], data[:, k * BPTT + 1:(k + 1) * BPTT + 1]) for k in range(n)]
+    return [(data[:, k * BPTT : (k + 1) * BPTT], data[:, k * BPTT + 1 : (k + 1) * BPTT + 1]) for k in range(n)]
 
 
 EPOCHS = [(1.3, windows(3)), (0.4, windows(4))]  # an LR change and a state reset between the two
@@ -119,7 +133,7 @@ def test_state_buffers_are_reused_and_carry_between_windows():
     buffers = [t.data_ptr() for t in step.state]
     step.set_lr(0.5)
     step.start_epoch()
-    (x, y), = windows(1)
+    ((x, y),) = windows(1)
     step.step(x, y)
     assert [t.data_ptr() for t in step.state] == buffers
     assert all(t.abs().sum() > 0 for t in step.state)  # the step wrote the new state in place
@@ -146,12 +160,18 @@ def test_nan_guard_records_the_first_non_finite_window():
 
 
 def _run(tmp_path, tag, mode, **caps):
-    params = params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None, **caps},
-                         cuda_graph=mode)
+    params = params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None, **caps}, cuda_graph=mode)
     cfg = config.run_config(params, "tiny")
     logs = []
-    metrics = run_training(cfg, tiny_prepared(tmp_path / tag / "data"), tmp_path / tag / "out", tmp_path / tag / "ck",
-                           torch.device("cpu"), progress=False, log=logs.append)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / tag / "data"),
+        tmp_path / tag / "out",
+        tmp_path / tag / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=logs.append,
+    )
     return cfg, metrics, logs
 
 
@@ -184,8 +204,9 @@ def test_nan_guard_of_the_graphed_epoch_names_the_step_and_keeps_the_checkpoint(
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
         _run(tmp_path, "nan", "on")
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None}), "tiny")
-    saved = torch.load(loop.ckpt.checkpoint_dir(tmp_path / "nan" / "ck", cfg) / loop.ckpt.CHECKPOINT_NAME,
-                       weights_only=False)
+    saved = torch.load(
+        loop.ckpt.checkpoint_dir(tmp_path / "nan" / "ck", cfg) / loop.ckpt.CHECKPOINT_NAME, weights_only=False
+    )
     assert saved["run"].epoch == 1
 
 

@@ -1,5 +1,6 @@
 """The reproduction ledger: its order, skip/stale/resume standing, budgets, the LR floor and its
 paired check, the deadline pause, and the command end to end on a synthetic corpus."""
+
 from __future__ import annotations
 
 import copy
@@ -37,11 +38,22 @@ def test_table2_comes_first_in_the_papers_order_then_ptb_small_then_medium_then_
     assert order[:4] == ["ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40"]
     groups = [ledger.group_of(r) for r in order]
     assert groups == sorted(groups, key=ledger.GROUPS.index)  # each group contiguous, in priority order
-    assert set(order[4:11]) == {"ptb-small-scrn-nd", "ptb-small-scrn-vd", "ptb-small-lstm-nd-kim",
-                                "ptb-small-lstm-vd-inan", "ptb-small-lstm-vd-wt-inan", "ptb-small-scrn-nd-wt",
-                                "ptb-small-scrn-vd-wt"}
-    assert order.index("ptb-small-scrn-noreg") < order.index("ptb-small-scrn-sob1pct") < order.index(
-        "ptb-small-scrn-nd-wt-seed2") < order.index("ptb-medium-scrn-nd") < order.index("wt2-small-scrn-nd")
+    assert set(order[4:11]) == {
+        "ptb-small-scrn-nd",
+        "ptb-small-scrn-vd",
+        "ptb-small-lstm-nd-kim",
+        "ptb-small-lstm-vd-inan",
+        "ptb-small-lstm-vd-wt-inan",
+        "ptb-small-scrn-nd-wt",
+        "ptb-small-scrn-vd-wt",
+    }
+    assert (
+        order.index("ptb-small-scrn-noreg")
+        < order.index("ptb-small-scrn-sob1pct")
+        < order.index("ptb-small-scrn-nd-wt-seed2")
+        < order.index("ptb-medium-scrn-nd")
+        < order.index("wt2-small-scrn-nd")
+    )
     assert ledger.group_of("ptb-baseline-40-10-seed2") == "seeds-small"  # a seed repeat is not a Table 2 cell
     assert ledger.group_of("fr-medium-scrn-nd-wt") == "other"
     assert sorted(order) == sorted(config.run_names(repo_params()))  # every run, once
@@ -50,13 +62,18 @@ def test_table2_comes_first_in_the_papers_order_then_ptb_small_then_medium_then_
 def test_only_takes_runs_and_groups_and_names_what_it_does_not_know():
     params = repo_params()
     assert ledger.select_runs(params, ["table5-small", "ptb-baseline-90-10"]) == [
-        "ptb-baseline-90-10", "ptb-small-scrn-noreg", "ptb-small-scrn-nd-wt-no-ctx-dropout",
-        "ptb-small-scrn-nd-wt-no-ctx-softmax"]
+        "ptb-baseline-90-10",
+        "ptb-small-scrn-noreg",
+        "ptb-small-scrn-nd-wt-no-ctx-dropout",
+        "ptb-small-scrn-nd-wt-no-ctx-softmax",
+    ]
     with pytest.raises(ValueError, match="ptb-basline-40-10 is neither a run"):
         ledger.select_runs(params, ["ptb-basline-40-10"])
 
 
-@pytest.mark.parametrize("text, seconds", [("2h30m", 9000), ("45m", 2700), ("90s", 90), ("1.5h", 5400), ("1h0m5s", 3605)])
+@pytest.mark.parametrize(
+    "text, seconds", [("2h30m", 9000), ("45m", 2700), ("90s", 90), ("1.5h", 5400), ("1h0m5s", 3605)]
+)
 def test_budgets_parse(text, seconds):
     assert ledger.parse_duration(text) == seconds
 
@@ -110,8 +127,15 @@ def test_a_run_trained_by_another_process_is_busy_and_cannot_start_twice(tmp_pat
         entry = _standing(params, tmp_path)
         assert entry.status == "busy" and f"pid {os.getpid()}" in entry.detail
         with pytest.raises(RunInProgress, match=r"ptb-baseline-8-4-\w+ is being trained by pid \d+ since"):
-            run_training(cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
-                         log=lambda _: None)
+            run_training(
+                cfg,
+                prepared,
+                tmp_path / "out",
+                tmp_path / "ck",
+                torch.device("cpu"),
+                progress=False,
+                log=lambda _: None,
+            )
     assert _standing(params, tmp_path).status == "todo"  # the lock dies with its holder's hold
 
 
@@ -133,12 +157,16 @@ def test_a_metrics_file_that_does_not_parse_is_named(tmp_path):
 
 def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, monkeypatch):
     params = repo_params()
-    entries = [ledger.standing(params, r, tmp_path, tmp_path, REPO / "data" / "prepared")
-               for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")]
+    entries = [
+        ledger.standing(params, r, tmp_path, tmp_path, REPO / "data" / "prepared")
+        for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")
+    ]
     entries = [e for e in entries if e.status != "no-data"]
     if not entries:
-        entries = [ledger.Entry(r, config.run_config(params, r, "paper"), "todo", "")
-                   for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")]
+        entries = [
+            ledger.Entry(r, config.run_config(params, r, "paper"), "todo", "")
+            for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")
+        ]
     probes = []
     monkeypatch.setattr(ledger, "probe_epoch_seconds", lambda cfg, prepared, device: probes.append(cfg.name) or 10.0)
     out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
@@ -160,14 +188,23 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
 
 def _plateau_run(tmp_path, tag, numerics, epochs=8):
     # a plateau threshold no epoch but the first beats: the LR halves after every later epoch
-    params = params_with({"max_epochs": epochs, "max_train_tokens": 1440, "max_eval_tokens": 720}, lr=0.8,
-                         plateau_threshold=1e5)
+    params = params_with(
+        {"max_epochs": epochs, "max_train_tokens": 1440, "max_eval_tokens": 720}, lr=0.8, plateau_threshold=1e5
+    )
     cfg = config.run_config(params, "tiny")
     prepared = tmp_path / "data"
     if not prepared.exists():
         tiny_prepared(prepared)
-    return run_training(cfg, prepared, tmp_path / f"out-{tag}", tmp_path / f"ck-{tag}", torch.device("cpu"),
-                        progress=False, log=lambda _: None, numerics=numerics)
+    return run_training(
+        cfg,
+        prepared,
+        tmp_path / f"out-{tag}",
+        tmp_path / f"ck-{tag}",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+        numerics=numerics,
+    )
 
 
 def test_the_lr_floor_stops_a_run_and_its_check_mode_records_the_same_result(tmp_path, monkeypatch):
@@ -181,8 +218,12 @@ def test_the_lr_floor_stops_a_run_and_its_check_mode_records_the_same_result(tmp
     stop = stopped["lr_floor_stop"]
     # epoch 1 beats the infinite best, then every epoch halves the LR: after epoch 6 the next LR is
     # 0.8 / 2**5 = 0.025 < 0.05 x 0.8; after epoch 5 it was 0.05, not below
-    assert stop == {"epoch": 6, "next_lr": 0.025, "best_epoch": stopped["best_epoch"],
-                    "best_valid_ppl": stopped["best_valid_ppl"]}
+    assert stop == {
+        "epoch": 6,
+        "next_lr": 0.025,
+        "best_epoch": stopped["best_epoch"],
+        "best_valid_ppl": stopped["best_valid_ppl"],
+    }
     assert stopped["epochs"] == 6 and full["epochs"] == 8 and stopped["final_lr"] == 0.025
     assert checked["epochs"] == 8 and checked["test_ppl"] == full["test_ppl"]
     assert checked["lr_floor_stop"]["test_ppl"] == stopped["test_ppl"]
@@ -204,22 +245,41 @@ def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_num
     params = params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720})
     cfg = config.run_config(params, "tiny")
     prepared = tiny_prepared(tmp_path / "data")
-    straight = run_training(cfg, prepared, tmp_path / "a", tmp_path / "ck-a", torch.device("cpu"), progress=False,
-                            log=lambda _: None)
+    straight = run_training(
+        cfg, prepared, tmp_path / "a", tmp_path / "ck-a", torch.device("cpu"), progress=False, log=lambda _: None
+    )
 
     real_time = time.time
+
     def late_after_epoch_1(line: str):
         if "epoch 1/3" in line:  # from now on the clock reads a day later
             monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
+
     with pytest.raises(Paused, match="paused before epoch 2/3"):
-        run_training(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", torch.device("cpu"), progress=False,
-                     log=late_after_epoch_1, deadline=real_time() + 3600)
+        run_training(
+            cfg,
+            prepared,
+            tmp_path / "b",
+            tmp_path / "ck-b",
+            torch.device("cpu"),
+            progress=False,
+            log=late_after_epoch_1,
+            deadline=real_time() + 3600,
+        )
     monkeypatch.setattr(loop.time, "time", real_time)
     saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck-b", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
     assert saved["run"].epoch == 1 and not (tmp_path / "b" / "metrics.json").exists()
 
-    resumed = run_training(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", torch.device("cpu"), progress=False,
-                           log=lambda _: None, deadline=real_time() + 3600)
+    resumed = run_training(
+        cfg,
+        prepared,
+        tmp_path / "b",
+        tmp_path / "ck-b",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+        deadline=real_time() + 3600,
+    )
     drop = {"wall_time_s", "tokens_per_s", "provenance"}
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
 
@@ -237,9 +297,24 @@ def test_metrics_carry_provenance(tmp_path, monkeypatch):
 
 
 def _ledger(tmp_path, *args) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "stages.ledger", "--params", str(tmp_path / "params.yaml"), "--results",
-           str(tmp_path / "results"), "--checkpoints", str(tmp_path / "ck"), "--prepared", str(tmp_path / "prepared"),
-           "--device", "cpu", "--threads", "1", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.ledger",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--results",
+        str(tmp_path / "results"),
+        "--checkpoints",
+        str(tmp_path / "ck"),
+        "--prepared",
+        str(tmp_path / "prepared"),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -294,8 +369,17 @@ def test_a_run_another_ledger_took_after_this_one_started_is_skipped_not_failed(
     started = []
     monkeypatch.setattr(ledger_stage, "start_run", lambda *a, **k: started.append(a) or pytest.fail("started"))
     args = ledger_stage.build_parser().parse_args(
-        ["--params", str(tmp_path / "params.yaml"), "--results", str(tmp_path / "results"),
-         "--checkpoints", str(tmp_path / "ck"), "--prepared", str(tmp_path / "prepared")])
+        [
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--results",
+            str(tmp_path / "results"),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+            "--prepared",
+            str(tmp_path / "prepared"),
+        ]
+    )
     entries = [_standing(params, tmp_path)]
     assert entries[0].status == "todo"
     with ckpt.exclusive(ckpt.checkpoint_dir(tmp_path / "ck", cfg)):  # the other ledger's run
@@ -317,10 +401,21 @@ def test_the_gpu_script_packs_finished_runs_with_the_given_commit_and_no_weights
 
     tiny_prepared(tmp_path / "prepared" / "ptb")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
-    env = {"PATH": "/usr/bin:/bin", "SCRN_GIT_REV": "0123456789abcdef0123456789abcdef01234567", "DEVICE": "cpu",
-           "PYTHON": sys.executable, "PARAMS": str(tmp_path / "params.yaml"), "PREPARED": str(tmp_path / "prepared"),
-           "ONLY": "table2", "BUDGET": "10m", "PARALLEL": "1", "OUT": str(tmp_path / "out")}
-    done = subprocess.run(["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SCRN_GIT_REV": "0123456789abcdef0123456789abcdef01234567",
+        "DEVICE": "cpu",
+        "PYTHON": sys.executable,
+        "PARAMS": str(tmp_path / "params.yaml"),
+        "PREPARED": str(tmp_path / "prepared"),
+        "ONLY": "table2",
+        "BUDGET": "10m",
+        "PARALLEL": "1",
+        "OUT": str(tmp_path / "out"),
+    }
+    done = subprocess.run(
+        ["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 finished" in (tmp_path / "out" / "ledger.log").read_text()
     with tarfile.open(tmp_path / "out" / "ledger-results.tar.gz") as tar:
@@ -329,8 +424,9 @@ def test_the_gpu_script_packs_finished_runs_with_the_given_commit_and_no_weights
     assert "results/paper/ptb-baseline-8-4/train.log" in names and not any("/model" in n for n in names)
     assert metrics["git_rev"] == env["SCRN_GIT_REV"] and metrics["provenance"]["git_dirty"] is None
 
-    missing = subprocess.run(["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env={**env, "SCRN_GIT_REV": ""},
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        ["bash", "scripts/ledger-gpu.sh"], cwd=REPO, env={**env, "SCRN_GIT_REV": ""}, capture_output=True, text=True
+    )
     assert missing.returncode != 0 and "set SCRN_GIT_REV" in missing.stderr
 
 
@@ -371,8 +467,13 @@ def test_a_finished_figure2_model_leaves_its_figure2_numbers_behind(tmp_path):
     prepared = tiny_prepared(tmp_path / "prepared" / "ptb", vocab_size=300)  # more types than the top 100
     (prepared / "vocab.txt").write_text("<eos>\n" + "".join(f"w{i}\n" for i in range(1, 300)))
     params = _ledger_params()
-    params["runs"] = {"ptb-small-lstm-nd-kim": {"corpus": "ptb", "model": {"arch": "lstm", "layers": 2, "hidden": 8},
-                                                "training": {"preset": "baseline-ours"}}}
+    params["runs"] = {
+        "ptb-small-lstm-nd-kim": {
+            "corpus": "ptb",
+            "model": {"arch": "lstm", "layers": 2, "hidden": 8},
+            "training": {"preset": "baseline-ours"},
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run = _ledger(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr

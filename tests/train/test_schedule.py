@@ -2,6 +2,7 @@
 
 The trainer's own LR tests (tests/train/test_train.py) run them through a training run; these pin each
 rule alone, so that deleting or swapping either one fails here by name."""
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,19 @@ from pipeline.train.schedule import LRSchedule
 
 
 def training(**overrides) -> TrainConfig:
-    settings = {"batch_size": 20, "bptt": 35, "lr": 0.8, "lr_decay": 0.5, "lr_schedule": "plateau",
-                "decay_after": None, "plateau_threshold": 0.0, "clip_norm": 5.0, "init_scale": 0.1,
-                "epochs": 10, "seed": 1}
+    settings = {
+        "batch_size": 20,
+        "bptt": 35,
+        "lr": 0.8,
+        "lr_decay": 0.5,
+        "lr_schedule": "plateau",
+        "decay_after": None,
+        "plateau_threshold": 0.0,
+        "clip_norm": 5.0,
+        "init_scale": 0.1,
+        "epochs": 10,
+        "seed": 1,
+    }
     return TrainConfig(**{**settings, **overrides})
 
 

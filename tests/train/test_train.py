@@ -1,4 +1,5 @@
 """Training loop: a run end to end on tiny data, the NaN guard, resume after SIGKILL, real PTB."""
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,13 @@ def params_with(profile_caps: dict, **run_overrides) -> dict:
     params = config.load_params(REPO / "params.yaml")
     params = copy.deepcopy(params)
     params["profiles"]["quick"] = profile_caps
-    params["runs"] = {"tiny": {"corpus": "ptb", "model": {"arch": "scrn-baseline", "hidden": 8, "context": 4, "alpha": 0.95},
-                               "training": {"preset": "baseline-ours", **run_overrides}}}
+    params["runs"] = {
+        "tiny": {
+            "corpus": "ptb",
+            "model": {"arch": "scrn-baseline", "hidden": 8, "context": 4, "alpha": 0.95},
+            "training": {"preset": "baseline-ours", **run_overrides},
+        }
+    }
     return params
 
 
@@ -49,16 +55,34 @@ def tiny_prepared(root: Path, vocab_size: int = 30, seed: int = 0) -> Path:
 
 def test_tiny_run_learns_and_writes_outputs(tmp_path):
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                           progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     assert metrics["status"] == "ok" and metrics["epochs"] == 3 and metrics["params_hash"] == cfg.params_hash
     assert metrics["best_valid_ppl"] < 10  # a noisy cycle of 30 words: far below the uniform PPL of 30
     rows = list(csv.DictReader(open(tmp_path / "out" / "epochs.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and float(rows[-1]["valid_ppl"]) < float(rows[0]["valid_ppl"])
     saved = torch.load(tmp_path / "out" / "model" / "model.pt", weights_only=False)
     assert saved["config"]["name"] == "tiny" and saved["vocab_size"] == 30
-    for key in ("run", "best_valid_ppl", "test_ppl", "epochs", "wall_time_s", "tokens_per_s", "device", "parameters",
-                "params_hash", "git_rev", "profile"):
+    for key in (
+        "run",
+        "best_valid_ppl",
+        "test_ppl",
+        "epochs",
+        "wall_time_s",
+        "tokens_per_s",
+        "device",
+        "parameters",
+        "params_hash",
+        "git_rev",
+        "profile",
+    ):
         assert key in json.loads((tmp_path / "out" / "metrics.json").read_text())
 
 
@@ -86,8 +110,15 @@ def test_plateau_schedule_halves_lr_when_valid_does_not_improve(tmp_path, monkey
     valid = iter([50.0, 40.0, 45.0, 39.0, 39.0])
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))
     cfg = config.run_config(params_with({"max_epochs": 5, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck",
-                           torch.device("cpu"), progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.8, 0.4, 0.4]  # epoch 3 (45 >= 40) halves
     assert metrics["final_lr"] == 0.2  # epoch 5 (39 == best) halves after it
@@ -98,8 +129,15 @@ def test_plateau_tie_with_the_best_valid_ppl_halves_the_lr_and_keeps_the_earlier
     shows in final_lr), and the best epoch stays the first to reach the PPL."""
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: 50.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1400, "max_eval_tokens": 720}), "tiny")
-    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck",
-                           torch.device("cpu"), progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.4] and metrics["final_lr"] == 0.2
     assert metrics["best_epoch"] == 1
@@ -108,10 +146,18 @@ def test_plateau_tie_with_the_best_valid_ppl_halves_the_lr_and_keeps_the_earlier
 def test_plateau_threshold_requires_an_improvement_by_more_than_it(tmp_path, monkeypatch):
     valid = iter([50.0, 49.5, 48.0, 46.5])
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))
-    cfg = config.run_config(params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None},
-                                        plateau_threshold=1.0), "tiny")
-    run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                 progress=False, log=lambda _: None)
+    cfg = config.run_config(
+        params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None}, plateau_threshold=1.0), "tiny"
+    )
+    run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.4, 0.4]  # 49.5 beats 50 by only 0.5: halved; 48 and 46.5 beat the best by 1.5
 
@@ -127,8 +173,15 @@ def test_the_test_perplexity_is_that_of_the_best_valid_epochs_weights(tmp_path, 
 
     monkeypatch.setattr(loop, "evaluate_ppl", evaluate)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                           progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     after_epoch1, last, at_test = seen[0], seen[2], seen[3]
     assert metrics["best_epoch"] == 1 and metrics["test_ppl"] == 99.0
     assert any(not torch.equal(after_epoch1[k], last[k]) for k in last)  # training moved the weights
@@ -145,8 +198,14 @@ def test_evaluation_is_one_stream_pass_in_eval_mode(tmp_path):
     from pipeline.train.evaluate import evaluate_ppl
 
     torch.manual_seed(0)
-    cfg = config.ModelConfig(arch="scrn", hidden=8, context=4, alpha=0.9, layers=2,
-                             dropout=config.DropoutConfig(regime="naive", p_i=0.5, p_o=0.5))
+    cfg = config.ModelConfig(
+        arch="scrn",
+        hidden=8,
+        context=4,
+        alpha=0.9,
+        layers=2,
+        dropout=config.DropoutConfig(regime="naive", p_i=0.5, p_o=0.5),
+    )
     model = build_model(cfg, 30).double()
     init_uniform(model, 0.3)
     layout = make_layout(np.arange(2 * 3 * 5 + 3) % 30, batch_size=3, bptt=5)  # 3 streams, 2 windows
@@ -207,14 +266,21 @@ def test_a_run_whose_model_is_edited_after_an_interruption_trains_afresh(tmp_pat
     """Checkpoints live under <run>-<params_hash>/: after alpha or dropout is edited, the run must
     not resume weights trained with the old setting (they would load: the shapes are the same)."""
     params = params_with({"max_epochs": 2, "max_train_tokens": 1400, "max_eval_tokens": 720})
-    params["runs"]["tiny"]["model"] = {"arch": "scrn", "layers": 1, "hidden": 8, "context": 4, "alpha": 0.9,
-                                       "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3}}
+    params["runs"]["tiny"]["model"] = {
+        "arch": "scrn",
+        "layers": 1,
+        "hidden": 8,
+        "context": 4,
+        "alpha": 0.9,
+        "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3},
+    }
     data = tiny_prepared(tmp_path / "data")
     before = config.run_config(params, "tiny")
     interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        run_training(before, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
-                     log=lambda _: None)
+        run_training(
+            before, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None
+        )
     monkeypatch.undo()
     old_checkpoint = ckpt.checkpoint_dir(tmp_path / "ck", before) / ckpt.CHECKPOINT_NAME
     assert old_checkpoint.is_file()
@@ -222,8 +288,9 @@ def test_a_run_whose_model_is_edited_after_an_interruption_trains_afresh(tmp_pat
     params["runs"]["tiny"]["model"].update(edit)
     after = config.run_config(params, "tiny")
     lines = []
-    metrics = run_training(after, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
-                           log=lines.append)
+    metrics = run_training(
+        after, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lines.append
+    )
     assert not any("resuming" in line for line in lines) and metrics["epochs"] == 2
     assert old_checkpoint.is_file()  # the old setting's checkpoint is neither used nor removed
 
@@ -231,10 +298,17 @@ def test_a_run_whose_model_is_edited_after_an_interruption_trains_afresh(tmp_pat
 def test_an_interrupted_run_resumes_to_the_same_numbers_with_dropout_and_a_decayed_lr(tmp_path, monkeypatch):
     """In process, with what the real-PTB kill test lacks: dropout (the RNG state must be restored)
     and an LR that decays before the interruption (it must not restart from the initial LR)."""
-    params = params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None},
-                         plateau_threshold=1e6)  # never 'improved' by 1e6: the LR halves every epoch
-    params["runs"]["tiny"]["model"] = {"arch": "scrn", "layers": 1, "hidden": 8, "context": 4, "alpha": 0.9,
-                                       "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3}}
+    params = params_with(
+        {"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None}, plateau_threshold=1e6
+    )  # never 'improved' by 1e6: the LR halves every epoch
+    params["runs"]["tiny"]["model"] = {
+        "arch": "scrn",
+        "layers": 1,
+        "hidden": 8,
+        "context": 4,
+        "alpha": 0.9,
+        "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3},
+    }
     cfg = config.run_config(params, "tiny")
     data = tiny_prepared(tmp_path / "data")
 
@@ -265,8 +339,15 @@ def test_after_schedule_sets_each_epochs_lr_in_a_real_ptb_run(ptb_prepared, tmp_
     cfg = config.run_config(params, "tiny")
     lr0, decay = cfg.training.lr, cfg.training.lr_decay
     assert cfg.training.lr_schedule == "after" and decay < 1
-    metrics = run_training(cfg, ptb_prepared / "prepared", tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                           progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        ptb_prepared / "prepared",
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [lr0, lr0, lr0 * decay, lr0 * decay**2] and metrics["final_lr"] == lr0 * decay**2
 
@@ -286,8 +367,15 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, 
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None}), "tiny")
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
-        run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                     progress=False, log=lambda _: None)
+        run_training(
+            cfg,
+            tiny_prepared(tmp_path / "data"),
+            tmp_path / "out",
+            tmp_path / "ck",
+            torch.device("cpu"),
+            progress=False,
+            log=lambda _: None,
+        )
     saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
     assert saved["run"].epoch == 1
     assert not (tmp_path / "out" / "metrics.json").exists()
@@ -298,11 +386,20 @@ def test_every_epoch_but_the_last_is_checkpointed(tmp_path, monkeypatch):
     between resumes from the one before and trains the last epoch again, to the same numbers)."""
     saved: list[int] = []
     real = ckpt.save_checkpoint
-    monkeypatch.setattr(ckpt, "save_checkpoint", lambda d, payload: saved.append(payload["run"].epoch) or real(d, payload))
+    monkeypatch.setattr(
+        ckpt, "save_checkpoint", lambda d, payload: saved.append(payload["run"].epoch) or real(d, payload)
+    )
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1400, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                           progress=False, log=lambda _: None)
+    metrics = run_training(
+        cfg,
+        tiny_prepared(tmp_path / "data"),
+        tmp_path / "out",
+        tmp_path / "ck",
+        torch.device("cpu"),
+        progress=False,
+        log=lambda _: None,
+    )
     assert metrics["epochs"] == 3 and saved == [1, 2]
     assert not ckpt.checkpoint_dir(tmp_path / "ck", cfg).exists()
 
@@ -311,11 +408,26 @@ def test_every_epoch_but_the_last_is_checkpointed(tmp_path, monkeypatch):
 def test_a_perplexity_that_overflows_is_a_divergence_not_a_crash(tmp_path, cuda_graph):
     """A huge but finite loss (exp overflows a float) stops the run like a NaN does: the random
     search (stages.search) counts such a run as diverged, PPL ∞."""
-    cfg = config.run_config(params_with({"max_epochs": 2, "max_train_tokens": 1440, "max_eval_tokens": 720},
-                                        lr=100.0, init_scale=10.0, clip_norm=1e9, cuda_graph=cuda_graph), "tiny")
+    cfg = config.run_config(
+        params_with(
+            {"max_epochs": 2, "max_train_tokens": 1440, "max_eval_tokens": 720},
+            lr=100.0,
+            init_scale=10.0,
+            clip_norm=1e9,
+            cuda_graph=cuda_graph,
+        ),
+        "tiny",
+    )
     with pytest.raises(TrainingDiverged, match=r"tiny: (diverged|non-finite)"):
-        run_training(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck", torch.device("cpu"),
-                     progress=False, log=lambda _: None)
+        run_training(
+            cfg,
+            tiny_prepared(tmp_path / "data"),
+            tmp_path / "out",
+            tmp_path / "ck",
+            torch.device("cpu"),
+            progress=False,
+            log=lambda _: None,
+        )
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
@@ -324,7 +436,9 @@ def test_data_missing_run_writes_marked_outputs(tmp_path):
 
     write_missing_marker(tmp_path / "prepared", "no mirror")
     cfg = config.run_config(params_with({"max_epochs": 1, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(cfg, tmp_path / "prepared", tmp_path / "out", tmp_path / "ck", torch.device("cpu"), log=lambda _: None)
+    metrics = run_training(
+        cfg, tmp_path / "prepared", tmp_path / "out", tmp_path / "ck", torch.device("cpu"), log=lambda _: None
+    )
     assert metrics["status"] == "data_missing"
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "data_missing"
     assert (tmp_path / "out" / "model" / "MISSING.json").exists()
@@ -334,9 +448,24 @@ def test_data_missing_run_writes_marked_outputs(tmp_path):
 
 
 def _train_cmd(tmp_path: Path, prepared: Path, tag: str) -> list[str]:
-    return [sys.executable, "-m", "stages.train", "--run", "tiny", "--params", str(tmp_path / "params.yaml"),
-            "--prepared", str(prepared), "--results", str(tmp_path / f"results-{tag}"),
-            "--checkpoints", str(tmp_path / f"ck-{tag}"), "--device", "cpu", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "stages.train",
+        "--run",
+        "tiny",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--prepared",
+        str(prepared),
+        "--results",
+        str(tmp_path / f"results-{tag}"),
+        "--checkpoints",
+        str(tmp_path / f"ck-{tag}"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
 
 
 def _final(tmp_path: Path, tag: str) -> tuple[dict, list[dict]]:
@@ -380,8 +509,9 @@ def test_killed_run_resumes_to_the_same_metrics(ptb_prepared, tmp_path):
     prepared = ptb_prepared / "prepared"
 
     stage_args = _train_cmd(tmp_path, prepared, "killed")[3:]  # after: python -m stages.train
-    killed = subprocess.run([sys.executable, "-c", KILLED_MID_EPOCH_2, *stage_args], cwd=REPO, capture_output=True,
-                            text=True)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_EPOCH_2, *stage_args], cwd=REPO, capture_output=True, text=True
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert "epoch 1/3" in killed.stdout and "epoch 2/3" not in killed.stdout
 
@@ -418,8 +548,9 @@ def test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram(ptb_prepared, tm
     params["runs"]["tiny"]["model"].update(hidden=40, context=10)
     cfg = config.run_config(params, "tiny")
     prepared = ptb_prepared / "prepared"
-    metrics = run_training(cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False,
-                           log=lambda _: None)
+    metrics = run_training(
+        cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None
+    )
 
     _, arrays = load_prepared(prepared)
     counts = np.bincount(arrays["train"], minlength=10000).astype(np.float64)
@@ -434,12 +565,18 @@ def test_data_missing_stage_writes_its_outputs_without_importing_torch(tmp_path)
     from pipeline.fsutil import write_missing_marker
 
     write_missing_marker(tmp_path / "prepared", "botha-blunsom/fr/train.txt is not on this machine")
-    code = ("import sys; from stages import train; "
-            f"code = train.main(['--run', 'fr-medium-scrn-nd-wt-alpha085', '--prepared', {str(tmp_path / 'prepared')!r}, "
-            f"'--results', {str(tmp_path / 'results')!r}]); print('torch' in sys.modules, code)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
+    code = (
+        "import sys; from stages import train; "
+        f"code = train.main(['--run', 'fr-medium-scrn-nd-wt-alpha085', '--prepared', {str(tmp_path / 'prepared')!r}, "
+        f"'--results', {str(tmp_path / 'results')!r}]); print('torch' in sys.modules, code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "False 0"
-    metrics = json.loads((tmp_path / "results" / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "metrics.json").read_text())
+    metrics = json.loads(
+        (tmp_path / "results" / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "metrics.json").read_text()
+    )
     assert metrics["status"] == "data_missing" and "train.txt" in metrics["reason"]
     assert (tmp_path / "results" / "quick" / "fr-medium-scrn-nd-wt-alpha085" / "model" / "MISSING.json").is_file()
 
@@ -451,9 +588,18 @@ def test_short_runs_skip_the_wall_time_probe(tmp_path, monkeypatch):
     data = tiny_prepared(tmp_path / "data")  # 6000 train tokens: 8 windows of 20 x 35 per epoch
     lines = []
     for epochs in (1, 13):  # 8 and 104 training windows
-        cfg = config.run_config(params_with({"max_epochs": epochs, "max_train_tokens": None, "max_eval_tokens": 720}), "tiny")
-        run_training(cfg, data, tmp_path / f"out{epochs}", tmp_path / f"ck{epochs}", torch.device("cpu"),
-                     progress=False, log=lines.append)
+        cfg = config.run_config(
+            params_with({"max_epochs": epochs, "max_train_tokens": None, "max_eval_tokens": 720}), "tiny"
+        )
+        run_training(
+            cfg,
+            data,
+            tmp_path / f"out{epochs}",
+            tmp_path / f"ck{epochs}",
+            torch.device("cpu"),
+            progress=False,
+            log=lines.append,
+        )
     assert probed == [13]  # only the long run was probed
     assert any("8 training windows to go: too short" in line for line in lines)
     assert any("projected wall time for 13 epoch(s)" in line for line in lines)

@@ -1,5 +1,6 @@
 """pipeline/train/step.py (the loss of a window and the SGD update, shared by the eager and the
 graphed step) and the one divergence threshold that training and evaluation share."""
+
 from __future__ import annotations
 
 import math
