@@ -16,7 +16,7 @@ from pipeline.data.catalogue import (
     BOTHA_LANGUAGES,
     CORPUS_SOURCES,
     SOURCE_ARCHIVE,
-    SPLITS,  # noqa: F401
+    SPLITS,
 )
 
 ARCHIVE_FORMATS = ("tar", "zip")

@@ -45,7 +45,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from pipeline.data.corpora import SOURCE_ARCHIVE, SOURCE_WMT13_RAW, Corpus
+from pipeline.data.catalogue import SOURCE_ARCHIVE, SOURCE_WMT13_RAW
+from pipeline.data.corpora import Corpus
 from pipeline.data.sources import ArchiveError, PinMismatch, Source, SourceUnavailable, fetch_url
 from pipeline.errors import ChecksumError, DataFormatError, DataUnavailableError
 from pipeline.fsutil import MISSING_MARKER, atomic_directory, atomic_write_json, sha256_file, write_missing_marker

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from pipeline.data.botha_style import CHOSEN_TOKENIZER, UNK, botha_tokenise
-from pipeline.data.corpora import WMT13_REBUILDABLE, Corpus
+from pipeline.data.catalogue import WMT13_REBUILDABLE
+from pipeline.data.corpora import Corpus
 from pipeline.data.sources import Source, SourceUnavailable, fetch_url
 from pipeline.errors import ChecksumError
 from pipeline.fsutil import sha256_file

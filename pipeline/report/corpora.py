@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.corpora import BOTHA_LANGUAGES, SPLITS
+from pipeline.data.catalogue import BOTHA_LANGUAGES, SPLITS
 
 STATS_DIR = Path("data/stats")
 ROUNDTRIP_FILE = "tokenizer-roundtrip.json"
