@@ -152,15 +152,15 @@ def test_vd_tied_h_mask_reaches_next_layer_and_carried_state_but_never_s():
 
 def spy_masks(monkeypatch) -> list[torch.Tensor]:
     """Record every variational mask the model draws (in draw order, empty draws left out)."""
-    drawn, draw = [], drop.variational_mask
+    drawn, draw = [], drop.VariationalDropout.mask
 
-    def spy(*args):
-        mask = draw(*args)
+    def spy(self, *args):
+        mask = draw(self, *args)
         if mask is not None:
             drawn.append(mask)
         return mask
 
-    monkeypatch.setattr(lm.dropout, "variational_mask", spy)
+    monkeypatch.setattr(drop.VariationalDropout, "mask", spy)
     return drawn
 
 
