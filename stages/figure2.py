@@ -2,26 +2,41 @@
 
 Drawn only from paper-profile models, whatever the active profile: the best-valid models of the
 PTB small LSTM + ND and SCRN + ND + WT runs in results/paper/<run>/model/, over the whole
-prepared PTB test set. Writes figure2.png and summary.json into --out (default
-reports/figures/figure2; the ledger writes results/paper/figure2/ while the weights exist, since
-they stay out of git). Without both models, summary.json says Figure 2 awaits paper-profile
-models and no figure is drawn: a smoke-run model has seen a few thousand tokens and shows nothing
-the paper's figure is about.
+prepared PTB test set; where the weights are absent (they stay out of git), the numbers the
+ledger recorded from them while they existed, results/paper/figure2/<run>.json. Writes
+figure2.png and summary.json into --out (default reports/figures/figure2). Without both models,
+summary.json says Figure 2 awaits paper-profile models and no figure is drawn: a smoke-run model
+has seen a few thousand tokens and shows nothing the paper's figure is about.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from pipeline.analysis import hidden_dynamics as hd
-from pipeline.data.prepare import load_prepared
 from pipeline.fsutil import atomic_directory, atomic_write_json
 from pipeline.report.figures import hidden_change_figure
 from stages._common import run_stage
 
 MODELS = (("LSTM + ND", "ptb-small-lstm-nd-kim"), ("SCRN + ND + WT", "ptb-small-scrn-nd-wt"))
 PROFILE = "paper"  # Figure 2 is a result: never drawn from smoke-run (quick) models
+
+
+def record_path(results: Path, run: str) -> Path:
+    """Where the ledger keeps a model's Figure 2 numbers, written while its weights existed."""
+    return results / PROFILE / "figure2" / f"{run}.json"
+
+
+def model_record(results: Path, prepared: Path, run: str) -> dict | None:
+    """One model's Figure 2 numbers: computed from its weights where they are here, else the
+    ledger's record of them; None when neither exists."""
+    model_dir = results / PROFILE / run / "model"
+    if (model_dir / "model.pt").is_file() and (prepared / "test.npy").is_file():
+        return hd.model_record(run, model_dir, prepared)
+    path = record_path(results, run)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,45 +54,30 @@ def main(argv: list[str] | None = None) -> int:
 
     summary: dict = {"profile": PROFILE, "models": []}
     with atomic_directory(args.out) as staging:
-        model_dirs = [args.results / PROFILE / run / "model" for _, run in MODELS]
-        missing = [str(d / "model.pt") for d in model_dirs if not (d / "model.pt").is_file()]
-        if missing or not (args.prepared / "test.npy").is_file():
+        records, missing = [], []
+        for _, run in MODELS:
+            record = model_record(args.results, args.prepared, run)
+            if record is None:
+                missing.append(
+                    f"{args.results / PROFILE / run / 'model' / 'model.pt'} or {record_path(args.results, run)}"
+                )
+            else:
+                records.append(record)
+        if missing:
             summary["status"] = "awaiting paper-profile models"
-            summary["reason"] = "not found: " + ", ".join(missing or [str(args.prepared / "test.npy")])
+            summary["reason"] = "not found: " + ", ".join(missing)
             atomic_write_json(staging / "summary.json", summary)
             print(f"figure2: awaiting paper-profile models ({summary['reason']})")
             return 0
-        vocab, arrays = load_prepared(args.prepared)
-        test = arrays["test"]
-        spans = hd.example_sentences(test, vocab)  # example sentences from anywhere in the test set
         panels = []
-        for (label, run), model_dir in zip(MODELS, model_dirs):
-            model = hd.load_trained(model_dir)
-            deltas = hd.l1_deltas(hd.top_hidden_states(model, test))
-            split = hd.frequency_split(test, deltas, arrays["train"])
-            summary["models"].append(
-                {
-                    "model": label,
-                    "run": run,
-                    "tokens": int(len(test)),
-                    "top_types": hd.TOP_TYPES,
-                    "top_mean": split.top_mean,
-                    "rest_mean": split.rest_mean,
-                    "top_tokens": split.top_tokens,
-                    "rest_tokens": split.rest_tokens,
-                    "ratio": split.ratio,
-                }
-            )
-            panels.append(
-                (
-                    f"{label} ({run})",
-                    [([vocab[i] for i in test[s:e]], hd.span_deltas(model, test, s, e).tolist()) for s, e in spans],
-                )
-            )
+        for record in records:
+            summary["models"].append({k: v for k, v in record.items() if k != "sentences"})
+            sentences = [(s["words"], s["deltas"]) for s in record["sentences"]]
+            panels.append((f"{record['model']} ({record['run']})", sentences))
         summary["status"] = "ok"
         hidden_change_figure(panels, staging / "figure2.png")
         atomic_write_json(staging / "summary.json", summary)
-    print(f"figure2: wrote {args.out} ({len(test):,} test tokens)")
+    print(f"figure2: wrote {args.out} ({records[0]['tokens']:,} test tokens)")
     return 0
 
 

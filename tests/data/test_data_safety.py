@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.config import data_settings, load_params
 from pipeline.data.corpora import PTB, Corpus, CorpusFile
@@ -289,3 +290,11 @@ def test_the_real_ptb_corpus_passes_every_check(ptb_prepared):
     vocab, arrays = load_prepared(ptb_prepared / "prepared")
     assert len(vocab) == 10000 and len(arrays["train"]) == 929589
     assert json.loads((ptb_prepared / "prepared" / MANIFEST).read_text())["corpus"] == PTB.name
+
+
+def test_dvc_keeps_verified_raw_data_when_it_reruns_a_download():
+    """DVC deletes a stage's outputs before it runs the stage, unless they persist: a download
+    re-run by a code change, with a wrong mirror, would otherwise leave data/raw/<corpus> empty,
+    even though download_corpus keeps a verified copy when a fetch fails."""
+    stage = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text())["stages"]["download"]
+    assert stage["do"]["outs"] == [{"data/raw/${item}": {"persist": True}}]
