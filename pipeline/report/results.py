@@ -119,7 +119,8 @@ def wall_seconds(metrics: dict) -> float | None:
 
 def device_name(metrics: dict) -> str:
     """The machine a result ran on: its recorded model name where there is one, else cpu/cuda."""
-    return (metrics.get("provenance") or {}).get("device_name") or metrics.get("device", "—")
+    name = (metrics.get("provenance") or {}).get("device_name") or metrics.get("device", "—")
+    return name.replace("(1 threads)", "(1 thread)")  # provenance.device_name counts threads in the plural
 
 
 # ---------------------------------------------------------------------------- the runs behind each table
