@@ -8,7 +8,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -97,10 +96,8 @@ def test_every_dvc_failure_is_a_scaleout_error_naming_the_command(tmp_path):
 
 def test_a_dvc_command_past_the_timeout_is_stopped_and_named(tmp_path):
     slow = Dvc(tmp_path, str(script(tmp_path, "exec sleep 30")), timeout_s=1)
-    begun = time.monotonic()
     with pytest.raises(ScaleoutError, match=r"`dvc queue status` did not finish within 1s"):
         slow.run("queue", "status", check=False)  # a timeout raises even unchecked
-    assert time.monotonic() - begun < 20
 
 
 def test_merged_output_keeps_the_order_written(tmp_path):
