@@ -65,12 +65,21 @@ def result_cell(result: Result) -> str:
         return text
     m = result.metrics
     cell = f"{m['best_valid_ppl']:.1f} / {m['test_ppl']:.1f}"
-    return f"{cell} ({result.profile})" if result.reduced else cell + numerics_mark(result)
+    return cell + (reduced_label(result) if result.reduced else numerics_mark(result))
+
+
+def reduced_label(result: Result) -> str:
+    """Where a reduced run came from and, where its budget is known, how much of it ran:
+    " (legacy-torch, 2 of 100 epochs)"."""
+    m = result.metrics
+    if m.get("paper_epochs") and m.get("epochs") is not None:
+        return f" ({result.profile}, {m['epochs']} of {m['paper_epochs']} epochs)"
+    return f" ({result.profile})"
 
 
 def test_ppl_cell(result: Result) -> str:
     """The test PPL of a result that may fill its cell (like result_cell, test only)."""
-    label = f" ({result.profile})" if result.reduced else numerics_mark(result)
+    label = reduced_label(result) if result.reduced else numerics_mark(result)
     return status_cell(result) or f"{result.metrics['test_ppl']:.1f}{label}"
 
 

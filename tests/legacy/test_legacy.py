@@ -215,7 +215,7 @@ def test_report_legacy_column_not_run_until_the_stage_writes_results(tmp_path, c
     written = json.loads((legacy / RUN / "metrics.json").read_text())
     assert written["source_log"].endswith(f"{RUN}/train.log") and written["epochs"] == 6
     rows = table2_rows(render(results))
-    assert rows["40/10"][5] == "134.5 / 128.1 (legacy-torch)"  # 6 of 100 epochs: a reduced run
+    assert rows["40/10"][5] == "134.5 / 128.1 (legacy-torch, 6 of 100 epochs)"  # a reduced run, labelled
     assert rows["300/40"][5] == "diverged (NaN, epoch 2)"
     assert rows["90/10"][5] == "not run" and rows["100/40"][5] == "not run"
     assert "ptb-baseline-90-10: no" in capsys.readouterr().out
