@@ -53,9 +53,9 @@ def tiny_prepared(root: Path, vocab_size: int = 30, seed: int = 0) -> Path:
     return root
 
 
-def test_tiny_run_learns_and_writes_outputs(tmp_path):
-    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(
+def train_tiny(cfg, tmp_path: Path) -> dict:
+    """``cfg`` trained quietly on the CPU on tiny_prepared data under ``tmp_path`` (out/, ck/)."""
+    return run_training(
         cfg,
         tiny_prepared(tmp_path / "data"),
         tmp_path / "out",
@@ -64,6 +64,11 @@ def test_tiny_run_learns_and_writes_outputs(tmp_path):
         progress=False,
         log=lambda _: None,
     )
+
+
+def test_tiny_run_learns_and_writes_outputs(tmp_path):
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
+    metrics = train_tiny(cfg, tmp_path)
     assert metrics["status"] == "ok" and metrics["epochs"] == 3 and metrics["params_hash"] == cfg.params_hash
     assert metrics["best_valid_ppl"] < 10  # a noisy cycle of 30 words: far below the uniform PPL of 30
     rows = list(csv.DictReader(open(tmp_path / "out" / "epochs.csv")))
@@ -110,15 +115,7 @@ def test_plateau_schedule_halves_lr_when_valid_does_not_improve(tmp_path, monkey
     valid = iter([50.0, 40.0, 45.0, 39.0, 39.0])
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: next(valid, 30.0))
     cfg = config.run_config(params_with({"max_epochs": 5, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    metrics = train_tiny(cfg, tmp_path)
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.8, 0.4, 0.4]  # epoch 3 (45 >= 40) halves
     assert metrics["final_lr"] == 0.2  # epoch 5 (39 == best) halves after it
@@ -129,15 +126,7 @@ def test_plateau_tie_with_the_best_valid_ppl_halves_the_lr_and_keeps_the_earlier
     shows in final_lr), and the best epoch stays the first to reach the PPL."""
     monkeypatch.setattr(loop, "evaluate_ppl", lambda model, layout, device: 50.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1400, "max_eval_tokens": 720}), "tiny")
-    metrics = run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    metrics = train_tiny(cfg, tmp_path)
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.4] and metrics["final_lr"] == 0.2
     assert metrics["best_epoch"] == 1
@@ -149,15 +138,7 @@ def test_plateau_threshold_requires_an_improvement_by_more_than_it(tmp_path, mon
     cfg = config.run_config(
         params_with({"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None}, plateau_threshold=1.0), "tiny"
     )
-    run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    train_tiny(cfg, tmp_path)
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [0.8, 0.8, 0.4, 0.4]  # 49.5 beats 50 by only 0.5: halved; 48 and 46.5 beat the best by 1.5
 
@@ -173,15 +154,7 @@ def test_the_test_perplexity_is_that_of_the_best_valid_epochs_weights(tmp_path, 
 
     monkeypatch.setattr(loop, "evaluate_ppl", evaluate)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": None, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    metrics = train_tiny(cfg, tmp_path)
     after_epoch1, last, at_test = seen[0], seen[2], seen[3]
     assert metrics["best_epoch"] == 1 and metrics["test_ppl"] == 99.0
     assert any(not torch.equal(after_epoch1[k], last[k]) for k in last)  # training moved the weights
@@ -367,15 +340,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, 
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None}), "tiny")
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
-        run_training(
-            cfg,
-            tiny_prepared(tmp_path / "data"),
-            tmp_path / "out",
-            tmp_path / "ck",
-            torch.device("cpu"),
-            progress=False,
-            log=lambda _: None,
-        )
+        train_tiny(cfg, tmp_path)
     saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
     assert saved["run"].epoch == 1
     assert not (tmp_path / "out" / "metrics.json").exists()
@@ -391,15 +356,7 @@ def test_every_epoch_but_the_last_is_checkpointed(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1400, "max_eval_tokens": None}), "tiny")
-    metrics = run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    metrics = train_tiny(cfg, tmp_path)
     assert metrics["epochs"] == 3 and saved == [1, 2]
     assert not ckpt.checkpoint_dir(tmp_path / "ck", cfg).exists()
 
@@ -419,15 +376,7 @@ def test_a_perplexity_that_overflows_is_a_divergence_not_a_crash(tmp_path, cuda_
         "tiny",
     )
     with pytest.raises(TrainingDiverged, match=r"tiny: (diverged|non-finite)"):
-        run_training(
-            cfg,
-            tiny_prepared(tmp_path / "data"),
-            tmp_path / "out",
-            tmp_path / "ck",
-            torch.device("cpu"),
-            progress=False,
-            log=lambda _: None,
-        )
+        train_tiny(cfg, tmp_path)
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
