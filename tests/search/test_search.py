@@ -234,77 +234,54 @@ class FakeBackend:
         self.closed = True
 
 
-def test_driver_records_rounds_shrinks_and_resumes(tmp_path):
+def search(out_dir, settings, backend, **kwargs):
+    """``run_search`` on the repository's params, quietly, into ``<out_dir>/<settings name>.json``."""
     p = params()
-    settings = core.search_settings(p, {"name": "t", "rounds": 2, "samples": 8, "seed": 5})
-    results_file = tmp_path / "t.json"
-    backend = FakeBackend(diverge={"t-r1-2"})
-    results = run_search(
+    return run_search(
         p,
-        settings,
+        core.search_settings(p, settings),
         backend,
-        results_file,
-        sets={"profiles.quick.max_epochs": "1"},
-        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
+        out_dir / f"{settings['name']}.json",
         log=lambda _: None,
+        **kwargs,
     )
+
+
+LR = "runs.ptb-small-scrn-vd.training.lr"
+
+
+def test_driver_records_rounds_shrinks_and_resumes(tmp_path):
+    two_rounds = {"name": "t", "rounds": 2, "samples": 8, "seed": 5}
+    one_epoch_lr_forced = {"sets": {"profiles.quick.max_epochs": "1"}, "forced": {(1, 2): {LR: "99"}}}
+    backend = FakeBackend(diverge={"t-r1-2"})
+    results = search(tmp_path, two_rounds, backend, **one_epoch_lr_forced)
     assert backend.closed and [len(r) for r in backend.rounds] == [8, 8]
     first = backend.rounds[0][1]
     assert first.stage == "train@ptb-small-scrn-vd" and first.metrics == "results/quick/ptb-small-scrn-vd/metrics.json"
-    assert (
-        first.params["runs.ptb-small-scrn-vd.training.lr"] == "99" and first.params["profiles.quick.max_epochs"] == "1"
-    )
+    assert first.params[LR] == "99" and first.params["profiles.quick.max_epochs"] == "1"
     assert "runs.ptb-small-scrn-vd.model.dropout.p_h" in first.params  # variational: p_h is searched
-    saved = json.loads(results_file.read_text())
+    saved = json.loads((tmp_path / "t.json").read_text())
     assert saved == json.loads(json.dumps(results))
     r1, r2 = saved["rounds"]
-    assert r1["ranges"] == {k: list(v) for k, v in core.search_space("variational").items()}
+    space = core.search_space("variational")
+    assert r1["ranges"] == {k: list(v) for k, v in space.items()}
     assert r1["samples"][1]["valid_ppl"] == math.inf and r1["samples"][1]["status"] == "diverged"
-    assert r1["samples"][1]["forced"] == {"runs.ptb-small-scrn-vd.training.lr": "99"}
-    draws = [s["params"] for s in r1["samples"]]
-    expected = core.shrink(
-        core.search_space("variational"),
-        core.search_space("variational"),
-        draws,
-        [s["valid_ppl"] for s in r1["samples"]],
-    )
+    assert r1["samples"][1]["forced"] == {LR: "99"}
+    expected = core.shrink(space, space, [s["params"] for s in r1["samples"]], [s["valid_ppl"] for s in r1["samples"]])
     assert r2["ranges"] == r1["next_ranges"] == core.ranges_to_json(expected)
     assert saved["best"]["valid_ppl"] == min(s["valid_ppl"] for r in (r1, r2) for s in r["samples"])
 
     # the same settings with more rounds resume after round 2, with the same draws as before
-    more = core.search_settings(p, {"name": "t", "rounds": 3, "samples": 8, "seed": 5})
-    backend2 = FakeBackend()
-    again = run_search(
-        p,
-        more,
-        backend2,
-        results_file,
-        sets={"profiles.quick.max_epochs": "1"},
-        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
-        log=lambda _: None,
-    )
-    assert len(backend2.rounds) == 1 and backend2.rounds[0][0].name == "t-r3-1" and len(again["rounds"]) == 3
+    three_rounds = {**two_rounds, "rounds": 3}
+    resumed = FakeBackend()
+    again = search(tmp_path, three_rounds, resumed, **one_epoch_lr_forced)
+    assert len(resumed.rounds) == 1 and resumed.rounds[0][0].name == "t-r3-1" and len(again["rounds"]) == 3
     uninterrupted = FakeBackend(diverge={"t-r1-2"})
-    run_search(
-        p,
-        more,
-        uninterrupted,
-        tmp_path / "u.json",
-        sets={"profiles.quick.max_epochs": "1"},
-        forced={(1, 2): {"runs.ptb-small-scrn-vd.training.lr": "99"}},
-        log=lambda _: None,
-    )
-    assert uninterrupted.rounds[2] == backend2.rounds[0]  # a resumed search draws what it would have drawn
+    search(tmp_path / "fresh", three_rounds, uninterrupted, **one_epoch_lr_forced)
+    assert uninterrupted.rounds[2] == resumed.rounds[0]  # a resumed search draws what it would have drawn
     # other settings under the same name are refused, naming what differs
     with pytest.raises(SearchError, match="seed"):
-        run_search(
-            p,
-            core.search_settings(p, {"name": "t", "rounds": 3, "samples": 8, "seed": 6}),
-            FakeBackend(),
-            results_file,
-            sets={"profiles.quick.max_epochs": "1"},
-            log=lambda _: None,
-        )
+        search(tmp_path, {**three_rounds, "seed": 6}, FakeBackend(), sets={"profiles.quick.max_epochs": "1"})
 
 
 def test_driver_stops_when_every_sample_fails_for_another_reason(tmp_path):
@@ -312,45 +289,22 @@ def test_driver_stops_when_every_sample_fails_for_another_reason(tmp_path):
         def execute_round(self, samples):
             return {s.name: Outcome(math.inf, "failed", message="error: no data") for s in samples}
 
-    p = params()
     backend = Broken()
     with pytest.raises(SearchError, match="every sample of round 1 failed"):
-        run_search(
-            p,
-            core.search_settings(p, {"name": "b", "rounds": 2, "samples": 4}),
-            backend,
-            tmp_path / "b.json",
-            log=lambda _: None,
-        )
+        search(tmp_path, {"name": "b", "rounds": 2, "samples": 4}, backend)
     assert backend.closed and len(json.loads((tmp_path / "b.json").read_text())["rounds"]) == 1
 
 
 def test_a_set_on_a_searched_parameter_is_refused(tmp_path):
-    p = params()
     backend = FakeBackend()
     with pytest.raises(SearchError, match=r"--set runs\.ptb-small-scrn-vd\.training\.lr: lr is searched"):
-        run_search(
-            p,
-            core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}),
-            backend,
-            tmp_path / "t.json",
-            sets={"runs.ptb-small-scrn-vd.training.lr": "0.8"},
-            log=lambda _: None,
-        )
+        search(tmp_path, {"name": "t", "rounds": 1, "samples": 4}, backend, sets={LR: "0.8"})
     assert backend.rounds == []
 
 
 def test_a_sample_whose_searched_value_was_forced_never_shapes_the_ranges(tmp_path):
-    p = params()
-    forced = {(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "0.7"}}  # the fake backend's best lr: PPL 100
-    results = run_search(
-        p,
-        core.search_settings(p, {"name": "f", "rounds": 1, "samples": 8, "seed": 5}),
-        FakeBackend(),
-        tmp_path / "f.json",
-        forced=forced,
-        log=lambda _: None,
-    )
+    forced = {(1, 1): {LR: "0.7"}}  # the fake backend's best lr: PPL 100
+    results = search(tmp_path, {"name": "f", "rounds": 1, "samples": 8, "seed": 5}, FakeBackend(), forced=forced)
     (r1,) = results["rounds"]
     assert r1["samples"][0]["valid_ppl"] == 100.0  # recorded as trained, beside its override
     draws, ppls = [s["params"] for s in r1["samples"]], [s["valid_ppl"] for s in r1["samples"]]
@@ -360,17 +314,9 @@ def test_a_sample_whose_searched_value_was_forced_never_shapes_the_ranges(tmp_pa
 
 
 def test_an_invalid_sample_is_refused_before_anything_runs(tmp_path):
-    p = params()
     backend = FakeBackend()
     with pytest.raises(SearchError, match=r"t-r1-1: .*training\.lr"):
-        run_search(
-            p,
-            core.search_settings(p, {"name": "t", "rounds": 1, "samples": 4}),
-            backend,
-            tmp_path / "t.json",
-            forced={(1, 1): {"runs.ptb-small-scrn-vd.training.lr": "-1"}},
-            log=lambda _: None,
-        )
+        search(tmp_path, {"name": "t", "rounds": 1, "samples": 4}, backend, forced={(1, 1): {LR: "-1"}})
     assert backend.rounds == []
 
 
@@ -540,8 +486,7 @@ def test_report_renders_a_search_when_present(tmp_path):
     results = tmp_path / "results"
     empty = render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats")
     assert "No random search has been run yet" in empty.split("## Section 5: the random search")[1]
-    settings = core.search_settings(p, {"name": "t", "rounds": 2, "samples": 4, "seed": 5})
-    run_search(p, settings, FakeBackend(diverge={"t-r1-2"}), results / "search" / "t.json", log=lambda _: None)
+    search(results / "search", {"name": "t", "rounds": 2, "samples": 4, "seed": 5}, FakeBackend(diverge={"t-r1-2"}))
     (results / "search" / "broken.json").write_text("{")
     section = (
         render_report(results, "quick", cfgs, stats_dir=tmp_path / "stats")
