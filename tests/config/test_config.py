@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
+from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,21 +129,7 @@ def test_stage_reports_bad_params_without_traceback(params, tmp_path):
     bad = copy.deepcopy(params)
     bad["runs"]["ptb-baseline-40-10"]["training"]["batch_size"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.train",
-            "--run",
-            "ptb-baseline-40-10",
-            "--params",
-            str(tmp_path / "params.yaml"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_stage("train", "--run", "ptb-baseline-40-10", "--params", tmp_path / "params.yaml", timeout=120)
     assert proc.returncode == 1
     assert "runs.ptb-baseline-40-10.training.batch_size" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -154,9 +139,7 @@ STAGE_MODULES = sorted(p.stem for p in (REPO / "stages").glob("*.py") if not p.s
 
 @pytest.mark.parametrize("stage", STAGE_MODULES)
 def test_every_stage_documents_itself(stage):
-    proc = subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    proc = run_stage(stage, "--help", timeout=120)
     assert proc.returncode == 0 and f"python -m stages.{stage}" in proc.stdout
 
 

@@ -3,13 +3,12 @@ the last one), an unknown top-level key (a typo of a section), and the optional-
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import config
+from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_TEXT = (REPO / "params.yaml").read_text()
@@ -80,13 +79,7 @@ def test_a_duplicated_key_anywhere_fails_naming_its_path_and_lines(tmp_path, old
 def test_every_stage_refuses_a_duplicated_key_outside_dvc(tmp_path):
     """The check is in load_params, so a stage run by hand fails too, in one line."""
     path = _write(tmp_path, PARAMS_TEXT.replace("profile: quick\n", "profile: quick\nprofile: paper\n", 1))
-    proc = subprocess.run(
-        [sys.executable, "-m", "stages.train", "--list", "--params", str(path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_stage("train", "--list", "--params", path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ") and "profile: the key appears twice, at lines 14 and 15" in proc.stderr
 

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipeline.data.download import (
 )
 from pipeline.data.prepare import UNK, load_prepared, prepare_corpus
 from pipeline.fsutil import read_missing_marker
+from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/nothing"
@@ -326,23 +326,8 @@ def test_download_cli_prints_the_error_message_in_skip_mode(mirror, tmp_path):
     outputs = {}
     for mode in ("error", "skip"):
         (tmp_path / f"{mode}.yaml").write_text(f"data: {{on_missing: {mode}, mirror: null}}\n")
-        outputs[mode] = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stages.download",
-                "--corpus",
-                "botha-de",
-                "--params",
-                str(tmp_path / f"{mode}.yaml"),
-                "--out",
-                str(tmp_path / mode),
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        outputs[mode] = run_stage(
+            "download", "--corpus", "botha-de", "--params", tmp_path / f"{mode}.yaml", "--out", tmp_path / mode, env=env
         )
     err, skip = outputs["error"], outputs["skip"]
     assert err.returncode == 1 and skip.returncode == 0 and "Traceback" not in err.stderr
@@ -380,24 +365,8 @@ def test_undecodable_or_empty_split_is_one_clear_error_and_nothing_written(tmp_p
 
 def test_prepare_cli_reports_bad_text_without_traceback(tmp_path):
     raw = text_corpus(tmp_path, {"train": b"a b\n", "valid": b"\xff\xfe\n", "test": b"a\n"})
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.prepare",
-            "--corpus",
-            "botha-fr",
-            "--raw",
-            str(raw),
-            "--out",
-            str(tmp_path / "p"),
-            "--stats",
-            str(tmp_path / "s.json"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_stage(
+        "prepare", "--corpus", "botha-fr", "--raw", raw, "--out", tmp_path / "p", "--stats", tmp_path / "s.json"
     )
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "not UTF-8" in proc.stderr
     assert "Traceback" not in proc.stderr and listing(tmp_path) == ["raw"]

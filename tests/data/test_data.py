@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -22,6 +20,7 @@ from pipeline.data.download import ChecksumError, DataUnavailableError, candidat
 from pipeline.data.prepare import EOS, UNK, load_prepared, prepare_corpus
 from pipeline.data.sources import SourceUnavailable, fetch_url
 from pipeline.fsutil import read_missing_marker
+from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9/nothing"  # discard port on loopback: refused at once, no traffic leaves
@@ -168,23 +167,8 @@ def test_offline_env_skips_network_sources(monkeypatch, tmp_path):
 def test_download_stage_cli_reports_missing_source(tmp_path):
     env = {**os.environ, "SCRN_DATA_MIRROR": str(tmp_path / "empty-mirror"), "SCRN_OFFLINE": "1"}
     (tmp_path / "params.yaml").write_text("data: {on_missing: error, mirror: null}\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.download",
-            "--corpus",
-            "ptb",
-            "--params",
-            str(tmp_path / "params.yaml"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_stage(
+        "download", "--corpus", "ptb", "--params", tmp_path / "params.yaml", "--out", tmp_path / "out", env=env
     )
     assert proc.returncode == 1 and proc.stderr.startswith("error: corpus 'ptb' could not be obtained")
     assert "SCRN_DATA_MIRROR" in proc.stderr and "SCRN_OFFLINE=1" in proc.stderr and "Traceback" not in proc.stderr

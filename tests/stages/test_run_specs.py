@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import yaml
 from pipeline import config
 from pipeline.fingerprint import digest
 from stages import run_specs
+from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -102,20 +101,7 @@ def test_a_missing_or_broken_code_fingerprint_is_an_error_that_says_what_to_run(
     ):
         if text is not None:
             (tmp_path / "code.json").write_text(text)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stages.run_specs",
-                "--code",
-                str(tmp_path / "code.json"),
-                "--out",
-                str(tmp_path / "out"),
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
+        proc = run_stage("run_specs", "--code", tmp_path / "code.json", "--out", tmp_path / "out")
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "out").exists()
 
@@ -129,21 +115,8 @@ def test_removed_runs_leave_no_spec_and_bad_params_leave_the_old_specs(params, t
     bad = copy.deepcopy(params)
     bad["runs"]["ptb-small-scrn-vd-wt"]["training"]["lr"] = -1
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stages.run_specs",
-            "--params",
-            str(tmp_path / "bad.yaml"),
-            "--code",
-            str(tmp_path / "out-code.json"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    proc = run_stage(
+        "run_specs", "--params", tmp_path / "bad.yaml", "--code", tmp_path / "out-code.json", "--out", tmp_path / "out"
     )
     assert proc.returncode == 1 and "runs.ptb-small-scrn-vd-wt.training.lr" in proc.stderr
     assert len(list((tmp_path / "out").glob("*.json"))) == len(params["runs"]) - 1  # untouched

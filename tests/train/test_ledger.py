@@ -21,6 +21,7 @@ from pipeline.fsutil import write_missing_marker
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
 from pipeline.train.loop import Numerics, Paused, run_training
+from tests.stage_cli import run_stage
 from tests.train.test_train import params_with, tiny_prepared
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,15 +39,8 @@ def test_table2_comes_first_in_the_papers_order_then_ptb_small_then_medium_then_
     assert order[:4] == ["ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40"]
     groups = [ledger.group_of(r) for r in order]
     assert groups == sorted(groups, key=ledger.GROUPS.index)  # each group contiguous, in priority order
-    assert set(order[4:11]) == {
-        "ptb-small-scrn-nd",
-        "ptb-small-scrn-vd",
-        "ptb-small-lstm-nd-kim",
-        "ptb-small-lstm-vd-inan",
-        "ptb-small-lstm-vd-wt-inan",
-        "ptb-small-scrn-nd-wt",
-        "ptb-small-scrn-vd-wt",
-    }
+    table4_small = ("scrn-nd", "scrn-vd", "scrn-nd-wt", "scrn-vd-wt", "lstm-nd-kim", "lstm-vd-inan", "lstm-vd-wt-inan")
+    assert set(order[4:11]) == {f"ptb-small-{model}" for model in table4_small}
     assert (
         order.index("ptb-small-scrn-noreg")
         < order.index("ptb-small-scrn-sob1pct")
@@ -296,26 +290,14 @@ def test_metrics_carry_provenance(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- the command
 
 
+def _paths(tmp_path) -> list[str]:
+    """The ledger's params, results, checkpoints and prepared data, all under ``tmp_path``."""
+    named = {"params": "params.yaml", "results": "results", "checkpoints": "ck", "prepared": "prepared"}
+    return [arg for flag, name in named.items() for arg in (f"--{flag}", str(tmp_path / name))]
+
+
 def _ledger(tmp_path, *args) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "stages.ledger",
-        "--params",
-        str(tmp_path / "params.yaml"),
-        "--results",
-        str(tmp_path / "results"),
-        "--checkpoints",
-        str(tmp_path / "ck"),
-        "--prepared",
-        str(tmp_path / "prepared"),
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return run_stage("ledger", *_paths(tmp_path), "--device", "cpu", "--threads", "1", *args)
 
 
 def test_the_ledger_trains_then_skips_then_retrains_an_edited_run(tmp_path):
@@ -368,18 +350,7 @@ def test_a_run_another_ledger_took_after_this_one_started_is_skipped_not_failed(
     cfg = config.run_config(params, "ptb-baseline-8-4", "paper")
     started = []
     monkeypatch.setattr(ledger_stage, "start_run", lambda *a, **k: started.append(a) or pytest.fail("started"))
-    args = ledger_stage.build_parser().parse_args(
-        [
-            "--params",
-            str(tmp_path / "params.yaml"),
-            "--results",
-            str(tmp_path / "results"),
-            "--checkpoints",
-            str(tmp_path / "ck"),
-            "--prepared",
-            str(tmp_path / "prepared"),
-        ]
-    )
+    args = ledger_stage.build_parser().parse_args(_paths(tmp_path))
     entries = [_standing(params, tmp_path)]
     assert entries[0].status == "todo"
     with ckpt.exclusive(ckpt.checkpoint_dir(tmp_path / "ck", cfg)):  # the other ledger's run
