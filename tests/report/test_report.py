@@ -13,6 +13,7 @@ from pipeline.report import tables
 from pipeline.report.cells import result_cell
 from pipeline.report.render import render_report
 from pipeline.report.results import LEGACY_DIR, find_result, load_paper
+from tests.report.metrics_files import write_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,23 +33,6 @@ def saved_figures(monkeypatch) -> dict:
 
     monkeypatch.setattr(Figure, "savefig", savefig)
     return saved
-
-
-def write_metrics(root: Path, source: str, run: str, **fields) -> None:
-    path = root / source / run / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    base = {
-        "run": run,
-        "status": "ok",
-        "profile": source,
-        "reduced": source != "paper",
-        "params_hash": "abc123",
-        "git_rev": "deadbeef",
-        "epochs": 2,
-        "device": "cpu",
-        "wall_time_s": 1.0,
-    }
-    path.write_text(json.dumps({**base, **fields}))
 
 
 def render(results: Path, profile: str = "quick") -> str:

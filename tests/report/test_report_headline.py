@@ -13,6 +13,7 @@ from pipeline import config
 from pipeline.report import numerics, tables
 from pipeline.report.render import render_report, with_footnotes
 from pipeline.report.results import find_result, load_paper
+from tests.report import metrics_files
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = config.load_params(REPO / "params.yaml")
@@ -20,57 +21,22 @@ CFGS = {name: config.run_config(PARAMS, name) for name in config.run_names(PARAM
 
 
 def write_metrics(root: Path, profile: str, run: str, valid: float, test: float, **fields) -> None:
-    path = root / profile / run / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    base = {
-        "run": run,
-        "status": "ok",
-        "profile": profile,
-        "reduced": profile != "paper",
-        "params_hash": "h",
-        "git_rev": "r",
-        "epochs": 2,
-        "device": "cpu",
-        "wall_time_s": 90.0,
-        "best_valid_ppl": valid,
-        "test_ppl": test,
-    }
-    path.write_text(json.dumps({**base, **fields}))
+    fields = {"wall_time_s": 90.0, **fields}
+    metrics_files.write_metrics(root, profile, run, best_valid_ppl=valid, test_ppl=test, **fields)
 
 
-def floor_run(root: Path, run: str, test: float, floor: float = 1e-3, epoch: int = 47, **fields) -> None:
-    """A paper-profile run that the LR floor ended early at ``epoch``."""
-    write_metrics(
-        root,
-        "paper",
-        run,
-        test + 4,
-        test,
-        epochs=epoch,
-        numerics={"precision": "fp32", "lr_floor": floor, "check_floor": False},
-        lr_floor_stop={"epoch": epoch, "next_lr": 1e-4, "best_epoch": epoch - 2, "best_valid_ppl": test + 4},
-        **fields,
-    )
-
-
-def check_run(root: Path, run: str, test: float, stop_test: float, floor: float = 1e-3) -> None:
-    """A paper-profile run in check mode: every epoch trained, and the test PPL where the floor would stop."""
-    write_metrics(
-        root,
-        "paper",
-        run,
-        test + 4,
-        test,
-        epochs=120,
-        numerics={"precision": "fp32", "lr_floor": floor, "check_floor": True},
-        lr_floor_stop={
-            "epoch": 50,
-            "next_lr": 1e-4,
-            "best_epoch": 48,
-            "best_valid_ppl": test + 4,
-            "test_ppl": stop_test,
-        },
-    )
+def floor_run(root: Path, run: str, test: float, floor: float = 1e-3, stop_test: float | None = None, **fields) -> None:
+    """A paper-profile run with an LR floor: ended by it after epoch 47 or, given ``stop_test``, in
+    check mode: all 120 epochs trained, and ``stop_test`` the test PPL where the floor would have stopped
+    (after epoch 50)."""
+    checked = stop_test is not None
+    stop_epoch = 50 if checked else 47
+    stop = {"epoch": stop_epoch, "next_lr": 1e-4, "best_epoch": stop_epoch - 2, "best_valid_ppl": test + 4}
+    numerics = {"precision": "fp32", "lr_floor": floor, "check_floor": checked}
+    if checked:
+        stop["test_ppl"] = stop_test
+    epochs = 120 if checked else stop["epoch"]
+    write_metrics(root, "paper", run, test + 4, test, epochs=epochs, numerics=numerics, lr_floor_stop=stop, **fields)
 
 
 def render(results: Path, **kwargs) -> str:
@@ -165,7 +131,7 @@ def test_an_lr_floor_result_counts_only_with_a_passing_paired_check(tmp_path):
         == "1"
     )
 
-    check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.8)  # the check: the stop costs +0.3
+    floor_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.8)  # the check: the stop costs +0.3
     report = render(tmp_path)
     rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
     assert rows["90"][-2:] == ["123.0 / 119.0 [^floor-0.001]", "-1.9 / +0.4"]
@@ -187,15 +153,15 @@ def test_an_lr_floor_result_counts_only_with_a_passing_paired_check(tmp_path):
 )
 def test_an_lr_floor_result_is_rejected_by_a_failing_or_unrelated_check(tmp_path, check):
     floor_run(tmp_path, "ptb-baseline-90-10", 119.0)
-    check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=check["stop_test"], floor=check["floor"])
+    floor_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=check["stop_test"], floor=check["floor"])
     rows = {r[0]: r for r in rows_of(render(tmp_path), "## Table 2") if r[0][:1].isdigit()}
     assert rows["90"][-2:] == ["unvalidated (LR floor 0.001)", "—"]
 
 
 def test_one_failing_check_outweighs_a_passing_one(tmp_path):
     floor_run(tmp_path, "ptb-baseline-90-10", 119.0)
-    check_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.6)
-    check_run(tmp_path, "ptb-baseline-100-40", 118.0, stop_test=119.0)
+    floor_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.6)
+    floor_run(tmp_path, "ptb-baseline-100-40", 118.0, stop_test=119.0)
     verdict = find_result(tmp_path, "ptb-baseline-90-10").verdict
     assert not verdict.accepted and [(c.run, c.passed) for c in verdict.checks] == [
         ("ptb-baseline-100-40", False),
