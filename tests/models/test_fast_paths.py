@@ -20,6 +20,7 @@ from pipeline.models import build_model, init_uniform, recurrence
 from pipeline.models.recurrence import select_kernel
 from pipeline.models.scrn import BaselineSCRN, SCRNLayer, SCRNRecurrence, hidden_states
 from tests.conftest import under_ci
+from tests.models.tiny import stacked_scrn
 
 FAST = ("scan", "tanh-rnn")
 TOL = dict(rtol=1e-12, atol=1e-13)
@@ -137,17 +138,7 @@ def test_recurrence_over_two_windows_with_carried_state(kernel, calls):
 
 def stacked(impl: str, dropout: DropoutConfig, sobolev: SobolevConfig = SobolevConfig(), seed: int = 0):
     torch.manual_seed(seed)
-    cfg = ModelConfig(
-        arch="scrn",
-        hidden=6,
-        context=3,
-        alpha=0.9,
-        layers=2,
-        tie=True,
-        dropout=dropout,
-        sobolev=sobolev,
-        recurrence_impl=impl,
-    )
+    cfg = stacked_scrn(dropout=dropout, sobolev=sobolev, recurrence_impl=impl)
     model = build_model(cfg, 17)
     init_uniform(model, 0.4)
     return model

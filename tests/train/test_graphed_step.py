@@ -20,30 +20,16 @@ from pipeline.models.common import detach_state
 from pipeline.train import graphed, loop
 from pipeline.train.graphed import GraphedStep, flatten_state
 from pipeline.train.loop import TrainingDiverged, run_training
-from tests.train.test_train import params_with, tiny_prepared
+from tests.models.tiny import stacked_scrn
+from tests.train.test_train import nan_at_training_step, params_with, tiny_prepared
 
 VOCAB, BATCH, BPTT = 17, 3, 5
 
 MODELS = {
-    "scrn-nd-wt-sobolev": ModelConfig(
-        arch="scrn",
-        hidden=6,
-        context=3,
-        alpha=0.9,
-        layers=2,
-        tie=True,
-        dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3),
-        sobolev=SobolevConfig(beta=0.3),
+    "scrn-nd-wt-sobolev": stacked_scrn(
+        dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3), sobolev=SobolevConfig(beta=0.3)
     ),
-    "scrn-vd-tied": ModelConfig(
-        arch="scrn",
-        hidden=6,
-        context=3,
-        alpha=0.9,
-        layers=2,
-        tie=True,
-        dropout=DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3),
-    ),
+    "scrn-vd-tied": stacked_scrn(dropout=DropoutConfig(regime="variational", p_i=0.2, p_h=0.4, p_o=0.3)),
     "scrn-baseline": ModelConfig(arch="scrn-baseline", hidden=6, context=3, alpha=0.95),
     "lstm": ModelConfig(arch="lstm", hidden=6, layers=2, dropout=DropoutConfig(regime="naive", p_i=0.2, p_o=0.3)),
 }
@@ -189,17 +175,8 @@ def test_run_training_with_the_graph_setting_matches_the_eager_trainer(tmp_path,
 
 
 def test_nan_guard_of_the_graphed_epoch_names_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real = loop.window_loss
-
-    def poisoned(model, x, y, state):
-        loss, mean_ce, state = real(model, x, y, state)
-        calls["n"] += 1
-        if calls["n"] == 8 + 3:  # epoch 1 has 8 windows: poison step 3 of epoch 2
-            loss = loss * float("nan")
-        return loss, mean_ce, state
-
-    monkeypatch.setattr(graphed, "window_loss", poisoned)  # the graphed step's loss
+    # the graphed step's loss; epoch 1 has 8 windows: poison step 3 of epoch 2
+    monkeypatch.setattr(graphed, "window_loss", nan_at_training_step(loop.window_loss, 8 + 3))
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
         _run(tmp_path, "nan", "on")

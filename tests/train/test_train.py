@@ -325,18 +325,23 @@ def test_after_schedule_sets_each_epochs_lr_in_a_real_ptb_run(ptb_prepared, tmp_
     assert lrs == [lr0, lr0, lr0 * decay, lr0 * decay**2] and metrics["final_lr"] == lr0 * decay**2
 
 
-def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+def nan_at_training_step(real, step: int):
+    """``real``, a ``window_loss``, with the loss of its ``step``-th call in training mode made NaN."""
     calls = {"n": 0}
-    real = loop.window_loss
 
     def poisoned(model, x, y, state):
         loss, mean_ce, state = real(model, x, y, state)
-        calls["n"] += 1
-        if model.training and calls["n"] == 8 + 3:  # epoch 1 has 8 windows: poison step 3 of epoch 2
+        calls["n"] += model.training
+        if model.training and calls["n"] == step:
             loss = loss * float("nan")
         return loss, mean_ce, state
 
-    monkeypatch.setattr(loop, "window_loss", poisoned)
+    return poisoned
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    # epoch 1 has 8 windows: poison step 3 of epoch 2
+    monkeypatch.setattr(loop, "window_loss", nan_at_training_step(loop.window_loss, 8 + 3))
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None}), "tiny")
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3/8.*after epoch 1"):
