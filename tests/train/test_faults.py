@@ -14,14 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from pipeline import config, fsutil
 from pipeline.train import checkpoint as ckpt
-from pipeline.train.loop import run_training
 from tests.scratch import commit_all, copy_project, sh, tool_env, trim_runs
-from tests.train.test_train import params_with, tiny_prepared
+from tests.train.test_train import params_with, tiny_prepared, train_on_cpu
 
 REPO = Path(__file__).resolve().parents[2]
 # what differs between two runs of the same numbers: timings, and the commit they ran at
@@ -91,14 +89,14 @@ def test_a_full_disk_while_a_run_writes_its_results_leaves_none_and_the_run_resu
     prepared, out, ck = tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck"
     fill_disk_on(monkeypatch, "metrics.json")
     with pytest.raises(OSError, match="No space left on device"):
-        run_training(cfg, prepared, out, ck, torch.device("cpu"), progress=False, log=lambda _: None)
+        train_on_cpu(cfg, prepared, out, ck)
     assert not (out / "metrics.json").exists()
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary file left behind
     assert (ckpt.checkpoint_dir(ck, cfg) / ckpt.CHECKPOINT_NAME).is_file()  # kept until the results are written
 
     monkeypatch.undo()  # space freed: the same call finishes from the checkpoint
     lines: list[str] = []
-    metrics = run_training(cfg, prepared, out, ck, torch.device("cpu"), progress=False, log=lines.append)
+    metrics = train_on_cpu(cfg, prepared, out, ck, log=lines.append)
     assert metrics["status"] == "ok" and any("resuming from" in line for line in lines)
     assert json.loads((out / "metrics.json").read_text())["test_ppl"] == metrics["test_ppl"]
 
@@ -144,15 +142,7 @@ def test_two_runs_training_at_once_clobber_nothing_shared(tmp_path):
     assert not list((tmp_path / "ck").iterdir())  # each removed its own checkpoint, and only its own
     for run in ("tiny", "tiny-b"):
         alone = tmp_path / "alone" / run
-        run_training(
-            config.run_config(params, run),
-            prepared,
-            alone,
-            tmp_path / "ck-alone",
-            torch.device("cpu"),
-            progress=False,
-            log=lambda _: None,
-        )
+        train_on_cpu(config.run_config(params, run), prepared, alone, tmp_path / "ck-alone")
         assert numbers(tmp_path / "results" / "quick" / run) == numbers(alone)
     assert numbers(tmp_path / "alone" / "tiny") != numbers(tmp_path / "alone" / "tiny-b")  # two different runs
 
@@ -198,15 +188,7 @@ def test_dvc_repro_killed_during_a_train_stage_completes_with_the_same_metrics(m
 
     params = config.load_params(clone / "params.yaml")
     straight = tmp_path / "straight"
-    run_training(
-        config.run_config(params, RUN),
-        clone / "data" / "prepared" / "ptb",
-        straight,
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    train_on_cpu(config.run_config(params, RUN), clone / "data" / "prepared" / "ptb", straight, tmp_path / "ck")
     killed_metrics, killed_epochs = numbers(clone / "results" / "quick" / RUN)
     assert (killed_metrics, killed_epochs) == numbers(straight) and len(killed_epochs) == 3
     status = sh(["dvc", "status", f"train@{RUN}"], clone, env).stdout

@@ -19,9 +19,9 @@ from pipeline.models import build_model, init_uniform
 from pipeline.models.common import detach_state
 from pipeline.train import graphed, loop
 from pipeline.train.graphed import GraphedStep, flatten_state
-from pipeline.train.loop import TrainingDiverged, run_training
+from pipeline.train.loop import TrainingDiverged
 from tests.models.tiny import stacked_scrn
-from tests.train.test_train import nan_at_training_step, params_with, tiny_prepared
+from tests.train.test_train import nan_at_training_step, params_with, tiny_prepared, train_on_cpu
 
 VOCAB, BATCH, BPTT = 17, 3, 5
 
@@ -149,14 +149,8 @@ def _run(tmp_path, tag, mode, **caps):
     params = params_with({"max_epochs": 3, "max_train_tokens": 5700, "max_eval_tokens": None, **caps}, cuda_graph=mode)
     cfg = config.run_config(params, "tiny")
     logs = []
-    metrics = run_training(
-        cfg,
-        tiny_prepared(tmp_path / tag / "data"),
-        tmp_path / tag / "out",
-        tmp_path / tag / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=logs.append,
+    metrics = train_on_cpu(
+        cfg, tiny_prepared(tmp_path / tag / "data"), tmp_path / tag / "out", tmp_path / tag / "ck", log=logs.append
     )
     return cfg, metrics, logs
 

@@ -20,9 +20,9 @@ from pipeline.errors import RunInProgress
 from pipeline.fsutil import write_missing_marker
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
-from pipeline.train.loop import Numerics, Paused, run_training
+from pipeline.train.loop import Numerics, Paused
 from tests.stage_cli import run_stage
-from tests.train.test_train import params_with, tiny_prepared
+from tests.train.test_train import params_with, tiny_prepared, train_on_cpu
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,15 +121,7 @@ def test_a_run_trained_by_another_process_is_busy_and_cannot_start_twice(tmp_pat
         entry = _standing(params, tmp_path)
         assert entry.status == "busy" and f"pid {os.getpid()}" in entry.detail
         with pytest.raises(RunInProgress, match=r"ptb-baseline-8-4-\w+ is being trained by pid \d+ since"):
-            run_training(
-                cfg,
-                prepared,
-                tmp_path / "out",
-                tmp_path / "ck",
-                torch.device("cpu"),
-                progress=False,
-                log=lambda _: None,
-            )
+            train_on_cpu(cfg, prepared, tmp_path / "out", tmp_path / "ck")
     assert _standing(params, tmp_path).status == "todo"  # the lock dies with its holder's hold
 
 
@@ -189,16 +181,7 @@ def _plateau_run(tmp_path, tag, numerics, epochs=8):
     prepared = tmp_path / "data"
     if not prepared.exists():
         tiny_prepared(prepared)
-    return run_training(
-        cfg,
-        prepared,
-        tmp_path / f"out-{tag}",
-        tmp_path / f"ck-{tag}",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-        numerics=numerics,
-    )
+    return train_on_cpu(cfg, prepared, tmp_path / f"out-{tag}", tmp_path / f"ck-{tag}", numerics=numerics)
 
 
 def test_the_lr_floor_stops_a_run_and_its_check_mode_records_the_same_result(tmp_path, monkeypatch):
@@ -239,9 +222,7 @@ def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_num
     params = params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720})
     cfg = config.run_config(params, "tiny")
     prepared = tiny_prepared(tmp_path / "data")
-    straight = run_training(
-        cfg, prepared, tmp_path / "a", tmp_path / "ck-a", torch.device("cpu"), progress=False, log=lambda _: None
-    )
+    straight = train_on_cpu(cfg, prepared, tmp_path / "a", tmp_path / "ck-a")
 
     real_time = time.time
 
@@ -250,30 +231,14 @@ def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_num
             monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
 
     with pytest.raises(Paused, match="paused before epoch 2/3"):
-        run_training(
-            cfg,
-            prepared,
-            tmp_path / "b",
-            tmp_path / "ck-b",
-            torch.device("cpu"),
-            progress=False,
-            log=late_after_epoch_1,
-            deadline=real_time() + 3600,
+        train_on_cpu(
+            cfg, prepared, tmp_path / "b", tmp_path / "ck-b", log=late_after_epoch_1, deadline=real_time() + 3600
         )
     monkeypatch.setattr(loop.time, "time", real_time)
     saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck-b", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
     assert saved["run"].epoch == 1 and not (tmp_path / "b" / "metrics.json").exists()
 
-    resumed = run_training(
-        cfg,
-        prepared,
-        tmp_path / "b",
-        tmp_path / "ck-b",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-        deadline=real_time() + 3600,
-    )
+    resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", deadline=real_time() + 3600)
     drop = {"wall_time_s", "tokens_per_s", "provenance"}
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
 

@@ -53,17 +53,14 @@ def tiny_prepared(root: Path, vocab_size: int = 30, seed: int = 0) -> Path:
     return root
 
 
+def train_on_cpu(cfg, prepared: Path, out: Path, checkpoints: Path, log=lambda _: None, **kwargs) -> dict:
+    """``run_training`` on the CPU with no progress bar, its log lines to ``log`` (by default dropped)."""
+    return run_training(cfg, prepared, out, checkpoints, torch.device("cpu"), progress=False, log=log, **kwargs)
+
+
 def train_tiny(cfg, tmp_path: Path) -> dict:
     """``cfg`` trained quietly on the CPU on tiny_prepared data under ``tmp_path`` (out/, ck/)."""
-    return run_training(
-        cfg,
-        tiny_prepared(tmp_path / "data"),
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    return train_on_cpu(cfg, tiny_prepared(tmp_path / "data"), tmp_path / "out", tmp_path / "ck")
 
 
 def test_tiny_run_learns_and_writes_outputs(tmp_path):
@@ -234,26 +231,28 @@ def interrupt_after_epoch(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(loop, "_write_epoch_log", write_then_interrupt)
 
 
+# dropout draws from the RNG, whose state a resumed run must restore
+ONE_LAYER_SCRN_WITH_DROPOUT = {
+    "arch": "scrn",
+    "layers": 1,
+    "hidden": 8,
+    "context": 4,
+    "alpha": 0.9,
+    "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3},
+}
+
+
 @pytest.mark.parametrize("edit", [{"alpha": 0.8}, {"dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.5}}])
 def test_a_run_whose_model_is_edited_after_an_interruption_trains_afresh(tmp_path, monkeypatch, edit):
     """Checkpoints live under <run>-<params_hash>/: after alpha or dropout is edited, the run must
     not resume weights trained with the old setting (they would load: the shapes are the same)."""
     params = params_with({"max_epochs": 2, "max_train_tokens": 1400, "max_eval_tokens": 720})
-    params["runs"]["tiny"]["model"] = {
-        "arch": "scrn",
-        "layers": 1,
-        "hidden": 8,
-        "context": 4,
-        "alpha": 0.9,
-        "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3},
-    }
+    params["runs"]["tiny"]["model"] = copy.deepcopy(ONE_LAYER_SCRN_WITH_DROPOUT)
     data = tiny_prepared(tmp_path / "data")
     before = config.run_config(params, "tiny")
     interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        run_training(
-            before, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None
-        )
+        train_on_cpu(before, data, tmp_path / "out", tmp_path / "ck")
     monkeypatch.undo()
     old_checkpoint = ckpt.checkpoint_dir(tmp_path / "ck", before) / ckpt.CHECKPOINT_NAME
     assert old_checkpoint.is_file()
@@ -261,9 +260,7 @@ def test_a_run_whose_model_is_edited_after_an_interruption_trains_afresh(tmp_pat
     params["runs"]["tiny"]["model"].update(edit)
     after = config.run_config(params, "tiny")
     lines = []
-    metrics = run_training(
-        after, data, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lines.append
-    )
+    metrics = train_on_cpu(after, data, tmp_path / "out", tmp_path / "ck", log=lines.append)
     assert not any("resuming" in line for line in lines) and metrics["epochs"] == 2
     assert old_checkpoint.is_file()  # the old setting's checkpoint is neither used nor removed
 
@@ -274,19 +271,12 @@ def test_an_interrupted_run_resumes_to_the_same_numbers_with_dropout_and_a_decay
     params = params_with(
         {"max_epochs": 4, "max_train_tokens": None, "max_eval_tokens": None}, plateau_threshold=1e6
     )  # never 'improved' by 1e6: the LR halves every epoch
-    params["runs"]["tiny"]["model"] = {
-        "arch": "scrn",
-        "layers": 1,
-        "hidden": 8,
-        "context": 4,
-        "alpha": 0.9,
-        "dropout": {"regime": "naive", "p_i": 0.3, "p_o": 0.3},
-    }
+    params["runs"]["tiny"]["model"] = copy.deepcopy(ONE_LAYER_SCRN_WITH_DROPOUT)
     cfg = config.run_config(params, "tiny")
     data = tiny_prepared(tmp_path / "data")
 
     def train(out: Path) -> dict:
-        return run_training(cfg, data, out, tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None)
+        return train_on_cpu(cfg, data, out, tmp_path / "ck")
 
     straight = train(tmp_path / "straight")
     interrupt_after_epoch(monkeypatch, 2)
@@ -312,15 +302,7 @@ def test_after_schedule_sets_each_epochs_lr_in_a_real_ptb_run(ptb_prepared, tmp_
     cfg = config.run_config(params, "tiny")
     lr0, decay = cfg.training.lr, cfg.training.lr_decay
     assert cfg.training.lr_schedule == "after" and decay < 1
-    metrics = run_training(
-        cfg,
-        ptb_prepared / "prepared",
-        tmp_path / "out",
-        tmp_path / "ck",
-        torch.device("cpu"),
-        progress=False,
-        log=lambda _: None,
-    )
+    metrics = train_on_cpu(cfg, ptb_prepared / "prepared", tmp_path / "out", tmp_path / "ck")
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "out" / "epochs.csv"))]
     assert lrs == [lr0, lr0, lr0 * decay, lr0 * decay**2] and metrics["final_lr"] == lr0 * decay**2
 
@@ -502,9 +484,7 @@ def test_one_full_ptb_epoch_of_the_40_10_baseline_beats_unigram(ptb_prepared, tm
     params["runs"]["tiny"]["model"].update(hidden=40, context=10)
     cfg = config.run_config(params, "tiny")
     prepared = ptb_prepared / "prepared"
-    metrics = run_training(
-        cfg, prepared, tmp_path / "out", tmp_path / "ck", torch.device("cpu"), progress=False, log=lambda _: None
-    )
+    metrics = train_on_cpu(cfg, prepared, tmp_path / "out", tmp_path / "ck")
 
     _, arrays = load_prepared(prepared)
     counts = np.bincount(arrays["train"], minlength=10000).astype(np.float64)
@@ -545,15 +525,7 @@ def test_short_runs_skip_the_wall_time_probe(tmp_path, monkeypatch):
         cfg = config.run_config(
             params_with({"max_epochs": epochs, "max_train_tokens": None, "max_eval_tokens": 720}), "tiny"
         )
-        run_training(
-            cfg,
-            data,
-            tmp_path / f"out{epochs}",
-            tmp_path / f"ck{epochs}",
-            torch.device("cpu"),
-            progress=False,
-            log=lines.append,
-        )
+        train_on_cpu(cfg, data, tmp_path / f"out{epochs}", tmp_path / f"ck{epochs}", log=lines.append)
     assert probed == [13]  # only the long run was probed
     assert any("8 training windows to go: too short" in line for line in lines)
     assert any("projected wall time for 13 epoch(s)" in line for line in lines)
