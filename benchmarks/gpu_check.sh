@@ -8,15 +8,9 @@
 # Writes 8 files to $OUT (default: benchmarks/results/gpu-check). Each step has its own
 # timeout, and a failing step does not stop the next.
 # DEVICE=cpu bash benchmarks/gpu_check.sh is a dry run of the same steps with tiny budgets.
-set -uo pipefail
-set -x
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY=${PYTHON:-python3}
-OUT=${OUT:-benchmarks/results/gpu-check}
-mkdir -p "$OUT"
+. benchmarks/check_prologue.sh gpu-check
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
-status=0
 DEVICE=${DEVICE:-cuda}
 if [ "$DEVICE" = cpu ]; then  # dry run: the same commands, sized for a CPU
   EXACT_ARGS=(--models ptb-small-scrn-nd-wt); BENCH_ARGS=(--quick --sizes small --rounds 1 --steps 1)

@@ -5,13 +5,7 @@
 #       (auto kernel) and a labelled extra row for the LSTM with its step captured.
 # Needs python3 with torch (CUDA), numpy, pyyaml, tqdm; no data. Writes to $OUT (default
 # benchmarks/results/gpu-graph-check). DEVICE=cpu bash benchmarks/gpu_graph_check.sh is a dry run.
-set -uo pipefail
-set -x
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY=${PYTHON:-python3}
-OUT=${OUT:-benchmarks/results/gpu-graph-check}
-mkdir -p "$OUT"
-status=0
+. benchmarks/check_prologue.sh gpu-graph-check
 DEVICE=${DEVICE:-cuda}
 if [ "$DEVICE" = cpu ]; then  # dry run: the same commands, sized for a CPU
   EXACT_ARGS=(--models ptb-small-scrn-nd-wt); BENCH_ARGS=(--quick --sizes small --kernels scan --rounds 1 --steps 1 --warmup 1)

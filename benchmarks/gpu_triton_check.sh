@@ -10,13 +10,7 @@
 #   (d) kernels per step and kernel time per step (torch.profiler) for the same models;
 #   (e) ptb-medium-scrn-nd-wt at the paper profile on PTB (auto: triton), capped in wall-clock time.
 # Writes to $OUT (default benchmarks/results/gpu-triton-check). Needs data/prepared/ptb for (e) only.
-set -uo pipefail
-set -x
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY=${PYTHON:-python3}
-OUT=${OUT:-benchmarks/results/gpu-triton-check}
-mkdir -p "$OUT"
-status=0
+. benchmarks/check_prologue.sh gpu-triton-check
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 "$PY" -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "triton", triton.__version__, "gpu", torch.cuda.get_device_name())'
 
