@@ -19,13 +19,13 @@ masks and give losses like the eager step's. Exit status 1 if anything fails.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
 import torch
 
 from benchmarks import environment as env
+from pipeline.cli import add_params, command_parser
 from pipeline.config import load_params, run_config
 from pipeline.models import build_model, init_uniform
 from pipeline.models.common import detach_state
@@ -198,11 +198,7 @@ def checked(case) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu_exactness",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("benchmarks.gpu_exactness", __doc__)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument(
         "--models",
@@ -221,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         help="kernels whose captured training step is checked (default: auto, and triton where checked)",
     )
-    parser.add_argument("--params", default="params.yaml")
+    add_params(parser)
     args = parser.parse_args(argv)
     device = env.resolve(args.device)
     info = env.describe(device)

@@ -12,15 +12,14 @@ kernels per step, kernel time per step and the largest kernels, and writes
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks import environment as env
 from benchmarks.train_step import BATCH, BPTT, SIZES, VOCAB, build, train_step
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import load_params
 from pipeline.models.recurrence import KERNELS
 
@@ -60,11 +59,7 @@ def profile_model(c, device, steps: int, warmup: int, top: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.kernel_profile",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("benchmarks.kernel_profile", __doc__)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
     parser.add_argument(
@@ -76,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--steps", type=int, default=5, help="profiled training steps per model (default: %(default)s)")
     parser.add_argument("--top", type=int, default=8, help="largest kernels listed per model (default: %(default)s)")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
-    )
+    add_params(parser)
+    add_path(parser, "--out", "benchmarks/results", "JSON directory")
     args = parser.parse_args(argv)
     device = env.resolve(args.device)
     if device.type == "cpu":

@@ -12,7 +12,6 @@ Writes <out>/multi-run-<device>-<time>.json and prints a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import torch
 import yaml
 
 from benchmarks import environment as env
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import load_params
 
 
@@ -98,9 +98,7 @@ def measure(run: str, n: int, params: Path, device: str, prepared: Path | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.multi_run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("benchmarks.multi_run", __doc__)
     parser.add_argument(
         "--run", default="ptb-small-scrn-nd-wt", help="run of params.yaml to copy (default: %(default)s)"
     )
@@ -114,10 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budget, N = 1 2: checks that it works (CPU)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--prepared", type=Path, help="prepared corpus (default: data/prepared/<corpus>)")
-    parser.add_argument("--params", default="params.yaml", help="default: %(default)s")
-    parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
-    )
+    add_params(parser)
+    add_path(parser, "--out", "benchmarks/results", "JSON directory")
     args = parser.parse_args(argv)
     if args.quick and args.parallel == [1, 2, 4]:
         args.parallel = [1, 2]

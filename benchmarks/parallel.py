@@ -13,11 +13,12 @@ Outputs land where ``dvc repro`` expects them; record them afterwards with ``dvc
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from pipeline.cli import add_path, command_parser
 
 
 def launch(runs: list[str], parallel: int, extra_args: list[str], log_dir: Path, log=print) -> dict[str, int]:
@@ -45,14 +46,12 @@ def launch(runs: list[str], parallel: int, extra_args: list[str], log_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.parallel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("benchmarks.parallel", __doc__)
     parser.add_argument("runs", nargs="+", help="run names (keys of runs: in params.yaml)")
     parser.add_argument(
         "--parallel", type=int, default=4, help="processes at once on the device (default: %(default)s)"
     )
-    parser.add_argument("--logs", type=Path, default=Path("logs/parallel"), help="log directory (default: %(default)s)")
+    add_path(parser, "--logs", "logs/parallel", "log directory")
     args, extra = parser.parse_known_args(argv)  # anything else goes to stages.train (--profile, --device, ...)
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")

@@ -13,14 +13,13 @@ pipeline/models/triton_recurrence.py are set from what this measured (benchmarks
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 
 from benchmarks import environment as env
+from pipeline.cli import add_path, command_parser
 from pipeline.models.scrn import hidden_states
 
 BATCH, STEPS = 20, 35
@@ -82,16 +81,10 @@ def max_error(fn, reference) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.recurrence_micro",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("benchmarks.recurrence_micro", __doc__)
     parser.add_argument("--widths", nargs="+", type=int, default=[240, 750], help="hidden sizes (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=50, help="timed repetitions (default: %(default)s)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
-    )
+    add_path(parser, "--out", "benchmarks/results", "JSON directory")
     args = parser.parse_args(argv)
     device = env.resolve("cuda")
     torch.backends.cuda.matmul.allow_tf32 = False

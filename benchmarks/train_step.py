@@ -18,17 +18,16 @@ Writes <out>/train-step-<device>-<time>.json and prints a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks import environment as env
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import load_params, run_config
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
@@ -188,11 +187,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.train_step",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("benchmarks.train_step", __doc__)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: %(default)s")
     parser.add_argument("--quick", action="store_true", help="few steps: a CPU run within a few minutes")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="default: all")
@@ -237,10 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also time every eager model with its training forward in bfloat16 (autocast), as "
         "`stages.train --precision bf16`: a labelled extra row per model",
     )
-    parser.add_argument("--params", default="params.yaml", help="params file with the runs (default: %(default)s)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results"), help="JSON directory (default: %(default)s)"
-    )
+    add_params(parser)
+    add_path(parser, "--out", "benchmarks/results", "JSON directory")
     args = parser.parse_args(argv)
 
     device = env.resolve(args.device)

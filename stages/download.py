@@ -10,9 +10,9 @@ an error whatever on_missing says, and a failed download leaves a verified copy 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from pipeline.cli import add_params, command_parser
 from pipeline.config import data_settings, load_params
 from pipeline.data.corpora import CORPORA, get_corpus
 from pipeline.data.download import MIRROR_ENV, OFFLINE_ENV, download_corpus, resolve_mirror
@@ -26,14 +26,9 @@ ENVIRONMENT = f"""environment variables:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.download",
-        description=__doc__,
-        epilog=ENVIRONMENT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("stages.download", __doc__, epilog=ENVIRONMENT)
     parser.add_argument("--corpus", required=True, choices=sorted(CORPORA))
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    add_params(parser)
     parser.add_argument("--out", type=Path, help="output directory (default: data/raw/<corpus>)")
     args = parser.parse_args(argv)
 

@@ -11,11 +11,11 @@ has seen a few thousand tokens and shows nothing the paper's figure is about.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from pipeline.analysis import hidden_dynamics as hd
+from pipeline.cli import add_path, command_parser
 from pipeline.fsutil import atomic_directory, atomic_write_json
 from pipeline.report.figures import hidden_change_figure
 from stages._common import run_stage
@@ -40,16 +40,10 @@ def model_record(results: Path, prepared: Path, run: str) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.figure2", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument(
-        "--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("reports/figures/figure2"), help="output directory (default: %(default)s)"
-    )
+    parser = command_parser("stages.figure2", __doc__)
+    add_path(parser, "--results", "results", "results root")
+    add_path(parser, "--prepared", "data/prepared/ptb", "prepared PTB")
+    add_path(parser, "--out", "reports/figures/figure2", "output directory")
     args = parser.parse_args(argv)
 
     summary: dict = {"profile": PROFILE, "models": []}

@@ -10,12 +10,12 @@ folder is replaced whole, so a fingerprint of a stage that no longer exists does
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
 import yaml
 
+from pipeline.cli import add_path, command_parser
 from pipeline.errors import ParamsError
 from pipeline.fingerprint import fingerprint, stage_code
 from pipeline.fsutil import atomic_directory, atomic_write_json
@@ -46,11 +46,9 @@ def code_file(out: Path, module: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.fingerprint", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"), help="pipeline file (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("results/code"), help="output folder (default: %(default)s)")
+    parser = command_parser("stages.fingerprint", __doc__)
+    add_path(parser, "--dvc-yaml", "dvc.yaml", "pipeline file")
+    add_path(parser, "--out", "results/code", "output folder")
     args = parser.parse_args(argv)
 
     root = args.dvc_yaml.parent

@@ -23,10 +23,10 @@ This is not a DVC stage: it drives DVC.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import add_params, command_parser
 from pipeline.cluster.config import BACKENDS, scaleout_settings
 from pipeline.cluster.grid import run_grid, select_runs
 from pipeline.config import load_params
@@ -34,15 +34,13 @@ from pipeline.errors import ParamsError, ScaleoutError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("stages.grid", __doc__)
     parser.add_argument("--backend", choices=BACKENDS, help="where the runs train (required unless --list)")
     parser.add_argument(
         "--runs",
         help="comma-separated run names or globs ('ptb-*'); required unless --list, which lists every run without it",
     )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    add_params(parser)
     parser.add_argument("--force", action="store_true", help="resubmit runs already ok at this commit too")
     parser.add_argument(
         "--resubmit-failed",

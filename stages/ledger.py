@@ -28,9 +28,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from pipeline import ledger
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import DEVICES, load_params
 from stages._common import run_stage
 from stages.train import PAUSED_EXIT
@@ -39,9 +39,7 @@ MARGIN_S = 60.0  # kept free at the end of a budget for the final test pass and 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.ledger", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("stages.ledger", __doc__)
     parser.add_argument(
         "--plan",
         action="store_true",
@@ -80,14 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --lr-floor: train every epoch and record the floor's result (the paired check)",
     )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument(
-        "--checkpoints", type=Path, default=Path("checkpoints"), help="checkpoint root (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--prepared", type=Path, default=Path("data/prepared"), help="prepared corpora (default: %(default)s)"
-    )
+    add_params(parser)
+    add_path(parser, "--results", "results", "results root")
+    add_path(parser, "--checkpoints", "checkpoints", "checkpoint root")
+    add_path(parser, "--prepared", "data/prepared", "prepared corpora")
     return parser
 
 
@@ -158,26 +152,18 @@ def print_plan(entries: list[ledger.Entry], everything: list[ledger.Entry], proj
 
 
 def train_command(args, run: str, device, threads: int | None, deadline: float | None) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "stages.train",
-        "--run",
-        run,
-        "--profile",
-        ledger.PROFILE,
-        "--device",
-        device.type,
-        "--params",
-        str(args.params),
-        "--results",
-        str(args.results),
-        "--checkpoints",
-        str(args.checkpoints),
-        "--prepared",
-        str(args.prepared / run_corpus(args, run)),
-        "--no-progress",
-    ]
+    """``python -m stages.train`` for one paper-profile run, with the ledger's paths and numerics."""
+    flags = {
+        "run": run,
+        "profile": ledger.PROFILE,
+        "device": device.type,
+        "params": args.params,
+        "results": args.results,
+        "checkpoints": args.checkpoints,
+        "prepared": args.prepared / run_corpus(args, run),
+    }
+    cmd = [sys.executable, "-m", "stages.train", "--no-progress"]
+    cmd += [arg for flag, value in flags.items() for arg in (f"--{flag}", str(value))]
     if threads:
         cmd += ["--threads", str(threads)]
     if deadline is not None:

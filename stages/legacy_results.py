@@ -15,28 +15,19 @@ Not part of the default `dvc repro`: run it with `dvc repro docker/dvc.yaml` or 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from pipeline.cli import add_path, command_parser
 from pipeline.fsutil import atomic_write_text
 from pipeline.legacy import LOG_NAME, RUNS, LegacyLogError, NoCompleteEpoch, parse_log
 from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.legacy_results",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results/legacy-torch"),
-        help="the legacy container's results directory (default: %(default)s)",
-    )
+    parser = command_parser("stages.legacy_results", __doc__)
+    add_path(parser, "--results", "results/legacy-torch", "the legacy container's results directory")
     parser.add_argument(
         "--run", action="append", choices=sorted(RUNS), help="parse only this run (repeatable; default: all four)"
     )

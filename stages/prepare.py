@@ -6,18 +6,16 @@ test.npy} and data/stats/<corpus>.json; a missing-corpus marker is passed on unc
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from pipeline.cli import command_parser
 from pipeline.data.corpora import CORPORA, get_corpus
 from pipeline.data.prepare import prepare_corpus
 from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("stages.prepare", __doc__)
     parser.add_argument("--corpus", required=True, choices=sorted(CORPORA))
     parser.add_argument("--raw", type=Path, help="download output (default: data/raw/<corpus>)")
     parser.add_argument("--out", type=Path, help="output directory (default: data/prepared/<corpus>)")

@@ -14,9 +14,9 @@ benchmarks/results/. Draws the learning curves of paper-profile runs
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import data_settings, load_params, profile_name, run_config, run_names
 from pipeline.fsutil import atomic_directory, atomic_write_text
 from pipeline.report.corpora import table7_type_token_ratios
@@ -28,26 +28,12 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default: %(default)s)")
-    parser.add_argument(
-        "--stats", type=Path, default=Path("data/stats"), help="corpus statistics (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--sobolev-grid",
-        type=Path,
-        default=SOBOLEV_GRID_FILE,
-        help="the sobolev-grid stage's output (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--benchmarks",
-        type=Path,
-        default=Path("benchmarks/results"),
-        help="benchmark results, newest per device (default: %(default)s)",
-    )
+    parser = command_parser("stages.report", __doc__)
+    add_params(parser)
+    add_path(parser, "--results", "results", "results root")
+    add_path(parser, "--stats", "data/stats", "corpus statistics")
+    add_path(parser, "--sobolev-grid", SOBOLEV_GRID_FILE, "the sobolev-grid stage's output")
+    add_path(parser, "--benchmarks", "benchmarks/results", "benchmark results, newest per device")
     parser.add_argument(
         "--out",
         type=Path,

@@ -8,9 +8,7 @@ report). The winner is the tokeniser of the WMT13 rebuild (pipeline/data/botha_s
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
+from pipeline.cli import add_path, command_parser
 from pipeline.data.botha_style import measure_corpora
 from pipeline.data.corpora import BOTHA_LANGUAGES
 from pipeline.fsutil import atomic_write_json
@@ -18,16 +16,9 @@ from stages._common import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.roundtrip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="download outputs (default: %(default)s)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("data/stats/tokenizer-roundtrip.json"),
-        help="output JSON (default: %(default)s)",
-    )
+    parser = command_parser("stages.roundtrip", __doc__)
+    add_path(parser, "--raw", "data/raw", "download outputs")
+    add_path(parser, "--out", "data/stats/tokenizer-roundtrip.json", "output JSON")
     args = parser.parse_args(argv)
     result = measure_corpora(args.raw, BOTHA_LANGUAGES)
     atomic_write_json(args.out, result)

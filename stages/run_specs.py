@@ -12,10 +12,10 @@ anywhere stops the DAG here.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import load_params, run_config, run_names, validate
 from pipeline.errors import ParamsError
 from pipeline.fingerprint import digest
@@ -43,19 +43,10 @@ def train_code_digest(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.run_specs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument(
-        "--code",
-        type=Path,
-        default=Path("results/code/train.json"),
-        help="the train stage's code fingerprint (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("results/run-specs"), help="output folder (default: %(default)s)"
-    )
+    parser = command_parser("stages.run_specs", __doc__)
+    add_params(parser)
+    add_path(parser, "--code", "results/code/train.json", "the train stage's code fingerprint")
+    add_path(parser, "--out", "results/run-specs", "output folder")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

@@ -24,9 +24,9 @@ params.yaml and the flags below; the driver itself can be a small CPU job:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.cluster.config import scaleout_settings
 from pipeline.config import load_params
 from pipeline.search import core
@@ -49,10 +49,8 @@ SCALEOUT_FLAGS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser = command_parser("stages.search", __doc__)
+    add_params(parser)
     parser.add_argument(
         "--name",
         help="search name: results/search/<name>.json, experiments <name>-r<round>-<i> "
@@ -93,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ROUND:INDEX:KEY=VALUE",
         help="override one sample only (repeatable); for tests, e.g. to force a divergence",
     )
-    parser.add_argument(
-        "--results", type=Path, default=Path("results/search"), help="results folder (default: %(default)s)"
-    )
+    add_path(parser, "--results", "results/search", "results folder")
     parser.add_argument("--restart", action="store_true", help="discard an existing results file of this name")
     cluster = parser.add_argument_group(
         "--backend slurm|debug: overrides of the scaleout: section of params.yaml "

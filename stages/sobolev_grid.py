@@ -11,10 +11,8 @@ Independent of the profile (nothing is trained).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from pipeline.analysis import sobolev_init
+from pipeline.cli import add_params, add_path, command_parser
 from pipeline.config import load_params, run_config, run_names
 from pipeline.data.prepare import load_prepared
 from pipeline.fsutil import atomic_write_json, read_missing_marker
@@ -25,17 +23,11 @@ BASES = (GRID_FROM, "ptb-small-scrn-nd-wt", "ptb-small-scrn-vd-wt")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.sobolev_grid", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument(
-        "--prepared", type=Path, default=Path("data/prepared/ptb"), help="prepared PTB (default: %(default)s)"
-    )
+    parser = command_parser("stages.sobolev_grid", __doc__)
+    add_params(parser)
+    add_path(parser, "--prepared", "data/prepared/ptb", "prepared PTB")
     parser.add_argument("--windows", type=int, default=10, help="training windows averaged over (default: %(default)s)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("reports/sobolev-grid.json"), help="output (default: %(default)s)"
-    )
+    add_path(parser, "--out", "reports/sobolev-grid.json", "output")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

@@ -302,16 +302,16 @@ def test_coverage_counts_cells_by_provenance(tmp_path):
     (tmp_path / "quick" / "ptb-baseline-100-40").mkdir(parents=True)
     (tmp_path / "quick" / "ptb-baseline-100-40" / "metrics.json").write_text(json.dumps({"status": "data_missing"}))
     coverage = tables.coverage_table(tables.ReportInputs(load_paper(), tmp_path, {})).frame.set_index("table")
-    assert coverage.columns.tolist() == [
-        "cells",
-        "paper profile",
-        "awaiting a paired check",
-        "smoke run only",
-        "data missing",
-        "not run",
-        "published only",
-    ]
-    assert coverage.loc["Table 2"].tolist() == ["4", "1", "0", "1", "1", "1", "0"]
+    assert coverage.columns.tolist() == ["cells", *tables.COVERAGE_COLUMNS]
+    assert coverage.loc["Table 2"].to_dict() == {
+        "cells": "4",
+        "paper profile": "1",
+        "awaiting a paired check": "0",
+        "smoke run only": "1",
+        "data missing": "1",
+        "not run": "1",
+        "published only": "0",
+    }
     assert coverage.loc["Table 4", "published only"] == "1"  # Jozefowicz et al.: no run of ours
 
 
