@@ -70,6 +70,13 @@ def require_mirror() -> Path:
     return root
 
 
+def download_and_prepare(corpus, root: Path, mirror: Path) -> Path:
+    """``corpus`` downloaded from ``mirror`` into <root>/raw and prepared into <root>/prepared."""
+    download_corpus(corpus, root / "raw", mirror)
+    prepare_corpus(corpus, root / "raw", root / "prepared", root / "stats.json")
+    return root
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     return require_mirror()
@@ -78,10 +85,7 @@ def mirror() -> Path:
 @pytest.fixture(scope="session")
 def ptb_prepared(mirror, tmp_path_factory) -> Path:
     """Real PTB, downloaded from the mirror and prepared once per test session."""
-    root = tmp_path_factory.mktemp("ptb")
-    download_corpus(PTB, root / "raw", mirror)
-    prepare_corpus(PTB, root / "raw", root / "prepared", root / "stats.json")
-    return root
+    return download_and_prepare(PTB, tmp_path_factory.mktemp("ptb"), mirror)
 
 
 @pytest.fixture(scope="module")

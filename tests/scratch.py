@@ -24,22 +24,21 @@ GIT_IDENTITY = {
 }
 
 
+def sh_may_fail(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 3600) -> subprocess.CompletedProcess:
+    """Run ``cmd``, its output captured, whatever its exit status."""
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def sh(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 3600) -> subprocess.CompletedProcess:
-    """Run ``cmd``; a whole-DAG `dvc exp run` (about 60 stages) takes minutes on a 2-core CPU."""
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    """Run ``cmd``, which must succeed; a whole-DAG `dvc exp run` (about 60 stages) takes minutes on a 2-core CPU."""
+    proc = sh_may_fail(cmd, cwd, env, timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 
 def copy_project(dest: Path) -> Path:
     """The tracked and untracked (not ignored) files of this checkout, copied to ``dest``."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
+    files = sh(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], REPO).stdout.split("\0")
     for name in filter(None, files):
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)

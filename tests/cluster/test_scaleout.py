@@ -69,19 +69,7 @@ def test_slurm_array_matches_the_config(tmp_path, monkeypatch):
         }
     }
     settings = scaleout_settings(params, {"time_min": 75})  # a flag overrides the section
-    specs = [
-        TaskSpec(
-            kind="repro",
-            name=f"run{i}",
-            git_url="/git/origin.git",
-            commit="0" * 40,
-            dvc_remote="/dvc",
-            targets=(f"train@run{i}",),
-            log_path=str(tmp_path / f"run{i}.log"),
-            status_path=str(tmp_path / f"run{i}.json"),
-        )
-        for i in range(3)
-    ]
+    specs = [_spec(tmp_path, f"run{i}") for i in range(3)]
     jobs = slurm.submit(specs, "slurm", settings, tmp_path / "submitit" / "%j", "scrn-grid")
     assert [j.job_id for j in jobs] == ["4242_0", "4242_1", "4242_2"]
     script = (tmp_path / "submitted.sh").read_text()

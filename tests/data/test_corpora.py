@@ -26,6 +26,7 @@ from pipeline.data.download import (
 )
 from pipeline.data.prepare import UNK, load_prepared, prepare_corpus
 from pipeline.fsutil import read_missing_marker
+from tests.conftest import download_and_prepare
 from tests.stage_cli import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,10 +54,7 @@ def listing(path: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def wikitext2_prepared(mirror, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("wt2")
-    download_corpus(WIKITEXT2, root / "raw", mirror)
-    prepare_corpus(WIKITEXT2, root / "raw", root / "prepared", root / "stats.json")
-    return root
+    return download_and_prepare(WIKITEXT2, tmp_path_factory.mktemp("wt2"), mirror)
 
 
 def test_wikitext2_prepared_statistics(wikitext2_prepared):

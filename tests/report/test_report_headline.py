@@ -83,33 +83,23 @@ def test_headline_counts_cells_within_1_5_and_the_median_and_largest_gap(tmp_pat
     assert report.index("## Headline") < report.index("## Coverage") < report.index("## Table 1")
 
 
+def table4_headline_row(root: Path, **fields) -> list[str]:
+    """The headline's row for a paper-profile PTB small SCRN + VD + WT result with ``fields``."""
+    write_metrics(root, "paper", "ptb-small-scrn-vd-wt", 100.9, 96.9, **fields)
+    return next(r for r in rows_of(render(root), "## Headline") if r[0] == "Table 4")
+
+
 def test_headline_table_names_the_device_and_the_provenance_wall_time(tmp_path):
-    write_metrics(
-        tmp_path,
-        "paper",
-        "ptb-small-scrn-vd-wt",
-        100.9,
-        96.9,
-        device="cuda",
-        provenance={"device_name": "Intel(R) Xeon(R) Processor, family 6 model 143 (2 threads)", "wall_time_s": 3725.0},
-    )
-    row = next(r for r in rows_of(render(tmp_path), "## Headline") if r[0] == "Table 4")
+    device = "Intel(R) Xeon(R) Processor, family 6 model 143 (2 threads)"
+    row = table4_headline_row(tmp_path, device="cuda", provenance={"device_name": device, "wall_time_s": 3725.0})
     assert row[-2:] == ["Intel(R) Xeon(R) Processor (2 threads)", "1h02m"]
 
 
 def test_a_resumed_run_shows_its_epochs_total_not_its_last_process(tmp_path):
     """A run resumed from a checkpoint: provenance times the last process only; the epochs' sum is
     the run's training time over every process."""
-    write_metrics(
-        tmp_path,
-        "paper",
-        "ptb-small-scrn-vd-wt",
-        100.9,
-        96.9,
-        wall_time_s=13626.4,
-        provenance={"device_name": "AMD EPYC (1 threads)", "wall_time_s": 2335.3},
-    )
-    row = next(r for r in rows_of(render(tmp_path), "## Headline") if r[0] == "Table 4")
+    provenance = {"device_name": "AMD EPYC (1 threads)", "wall_time_s": 2335.3}
+    row = table4_headline_row(tmp_path, wall_time_s=13626.4, provenance=provenance)
     assert row[-2:] == ["AMD EPYC (1 thread)", "3h47m"]
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.scratch import commit_all, copy_project, sh, trim_runs
+from tests.scratch import commit_all, copy_project, sh, sh_may_fail, trim_runs
 
 # one epoch of two 20 x 35 windows, and one window of valid and of test: the DAG, not the numbers
 TINY = [
@@ -53,13 +52,8 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
 
     # 1. no data: even with data.on_missing=skip, PTB and WikiText-2 are never skipped, so the DAG
     #    stops at their download with a clear error instead of reporting "data missing" for them
-    failed = subprocess.run(
-        ["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", *TINY],
-        cwd=scratch_clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
+    failed = sh_may_fail(
+        ["dvc", "exp", "run", "-S", "profile=quick", "-S", "data.on_missing=skip", *TINY], scratch_clone, env
     )
     assert failed.returncode != 0
     assert "is not optional (data.optional): it is never skipped" in failed.stdout + failed.stderr
@@ -101,14 +95,7 @@ def test_dvc_exp_run_quick_profile_end_to_end(scratch_clone, mirror):
     assert len(corpus_rows) == 5 and all("| data missing" in row for row in corpus_rows)
     assert "**sacremoses-tuned**" in report.split("## Tokeniser round-trip agreement")[1]
     # with the default on_missing=error the download stage fails with that same message
-    failed = subprocess.run(
-        ["dvc", "exp", "run", "-S", "data.on_missing=error", "download@botha-fr"],
-        cwd=scratch_clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    failed = sh_may_fail(["dvc", "exp", "run", "-S", "data.on_missing=error", "download@botha-fr"], scratch_clone, env)
     assert failed.returncode != 0
     message = next(line for line in proc.stdout.splitlines() if "lacks botha-blunsom/fr/train.txt" in line)
     assert f"error: {message}" in failed.stdout + failed.stderr

@@ -18,6 +18,7 @@ from pipeline.fsutil import write_missing_marker
 from pipeline.report.results import find_result
 from stages import download, grid, train
 from stages._common import run_stage
+from tests.stage_cli import flags
 
 REPO = Path(__file__).resolve().parents[2]
 OK_RESULT = {"run": "fr-medium-scrn-nd-wt", "status": "ok", "best_valid_ppl": 151.2, "test_ppl": 148.9}
@@ -67,18 +68,13 @@ def test_train_on_an_unprepared_corpus_says_to_run_prepare(capsys, tmp_path):
     prepared = tmp_path / "data" / "prepared" / "ptb"
     err = _one_line_exit_1(
         capsys,
-        [
-            "--run",
-            "ptb-baseline-40-10",
-            "--device",
-            "cpu",
-            "--prepared",
-            str(prepared),
-            "--results",
-            str(tmp_path / "results"),
-            "--checkpoints",
-            str(tmp_path / "ck"),
-        ],
+        flags(
+            run="ptb-baseline-40-10",
+            device="cpu",
+            prepared=prepared,
+            results=tmp_path / "results",
+            checkpoints=tmp_path / "ck",
+        ),
     )
     assert f"{prepared} does not exist" in err and "run `python -m stages.prepare --corpus ptb`" in err
     assert not (tmp_path / "results").exists()
@@ -88,16 +84,7 @@ def test_a_missing_ptb_is_never_written_as_data_missing(tmp_path):
     """A stale marker for a corpus that is not optional: an error, not a "data missing" result."""
     write_missing_marker(tmp_path / "prepared", "no mirror")
     with pytest.raises(DataUnavailableError, match="ptb is not optional"):
-        train.main(
-            [
-                "--run",
-                "ptb-baseline-40-10",
-                "--prepared",
-                str(tmp_path / "prepared"),
-                "--results",
-                str(tmp_path / "results"),
-            ]
-        )
+        train.main(flags(run="ptb-baseline-40-10", prepared=tmp_path / "prepared", results=tmp_path / "results"))
     assert not (tmp_path / "results").exists()
 
 

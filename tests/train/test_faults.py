@@ -19,6 +19,7 @@ import yaml
 from pipeline import config, fsutil
 from pipeline.train import checkpoint as ckpt
 from tests.scratch import commit_all, copy_project, sh, tool_env, trim_runs
+from tests.stage_cli import flags
 from tests.train.test_train import params_with, tiny_prepared, train_on_cpu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,22 +113,12 @@ def test_two_runs_training_at_once_clobber_nothing_shared(tmp_path):
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     prepared = tiny_prepared(tmp_path / "data")
-    shared = [
-        "--params",
-        str(params_path),
-        "--prepared",
-        str(prepared),
-        "--results",
-        str(tmp_path / "results"),
-        "--checkpoints",
-        str(tmp_path / "ck"),
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    shared = flags(
+        params=params_path, prepared=prepared, results=tmp_path / "results", checkpoints=tmp_path / "ck", device="cpu"
+    )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "stages.train", "--run", run, *shared],
+            [sys.executable, "-m", "stages.train", "--run", run, "--no-progress", *shared],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

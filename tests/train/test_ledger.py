@@ -21,7 +21,7 @@ from pipeline.fsutil import write_missing_marker
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import loop
 from pipeline.train.loop import Numerics, Paused
-from tests.stage_cli import run_stage
+from tests.stage_cli import flags, run_stage
 from tests.train.test_train import params_with, tiny_prepared, train_on_cpu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,8 +257,12 @@ def test_metrics_carry_provenance(tmp_path, monkeypatch):
 
 def _paths(tmp_path) -> list[str]:
     """The ledger's params, results, checkpoints and prepared data, all under ``tmp_path``."""
-    named = {"params": "params.yaml", "results": "results", "checkpoints": "ck", "prepared": "prepared"}
-    return [arg for flag, name in named.items() for arg in (f"--{flag}", str(tmp_path / name))]
+    return flags(
+        params=tmp_path / "params.yaml",
+        results=tmp_path / "results",
+        checkpoints=tmp_path / "ck",
+        prepared=tmp_path / "prepared",
+    )
 
 
 def _ledger(tmp_path, *args) -> subprocess.CompletedProcess:
