@@ -130,11 +130,10 @@ class ArrayBackend:
         *,
         executor: str,
         scaleout: ScaleoutSettings | None = None,
-        params_file: str | Path = "params.yaml",
     ):
         self.name = executor
         self.repo = Path(repo)
-        settings = scaleout or scaleout_settings(load_params(self.repo / params_file))
+        settings = scaleout or scaleout_settings(load_params(self.repo / "params.yaml"))
         self.settings = dataclasses.replace(settings, array_parallelism=jobs)
         self.log = log
         if timeout_s is not None:
