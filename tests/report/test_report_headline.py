@@ -164,16 +164,13 @@ def test_the_check_tolerance_is_half_a_perplexity_point_either_way():
     assert not numerics.FloorCheck("r", 1e-3, 50, 0.51).passed and not numerics.FloorCheck("r", 1e-3, 50, -0.51).passed
 
 
+def baseline_90_10(root: Path, numerics: dict, **fields) -> None:
+    """A paper-profile (90, 10) result, valid 123.0 / test 119.0, computed with ``numerics``."""
+    write_metrics(root, "paper", "ptb-baseline-90-10", 123.0, 119.0, numerics=numerics, **fields)
+
+
 def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
-    write_metrics(
-        tmp_path,
-        "paper",
-        "ptb-baseline-90-10",
-        123.0,
-        119.0,
-        numerics={"precision": "fp32", "lr_floor": 1e-3, "check_floor": False},
-        lr_floor_stop=None,
-    )
+    baseline_90_10(tmp_path, {"precision": "fp32", "lr_floor": 1e-3, "check_floor": False}, lr_floor_stop=None)
     write_metrics(tmp_path, "paper", "ptb-baseline-40-10", 132.0, 128.0)  # predates the fields
     for run in ("ptb-baseline-90-10", "ptb-baseline-40-10"):
         verdict = find_result(tmp_path, run).verdict
@@ -181,14 +178,7 @@ def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
 
 
 def test_a_precision_other_than_fp32_is_shown_and_not_counted(tmp_path):
-    write_metrics(
-        tmp_path,
-        "paper",
-        "ptb-baseline-90-10",
-        123.0,
-        119.0,
-        numerics={"precision": "bf16", "lr_floor": None, "check_floor": False},
-    )
+    baseline_90_10(tmp_path, {"precision": "bf16", "lr_floor": None, "check_floor": False})
     report = render(tmp_path)
     rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
     assert rows["90"][-1] == "—" and rows["90"][-2] == "unvalidated (bf16)"
