@@ -102,6 +102,12 @@ def result_dir(results_root: Path, run: str) -> Path:
     return Path(results_root) / PROFILE / run
 
 
+def precision_check_root(root: Path, precision: str) -> Path:
+    """Where paired checks of ``precision`` keep their results (or checkpoints), beside the fp32
+    ones under ``root``: a check retrains a run that already has its fp32 result."""
+    return Path(root) / "checks" / precision
+
+
 def read_json(path: Path) -> dict | None:
     """A JSON file's content, None if absent; a file that does not parse is an error naming it."""
     if not path.is_file():
@@ -163,11 +169,13 @@ def standing(params: dict, run: str, results_root: Path, checkpoint_root: Path, 
 # ---------------------------------------------------------------------------- wall-time projection
 
 
-def measured_epoch_seconds(results_root: Path, run: str, device_name: str) -> float | None:
-    """Mean epoch time of this run's own result, if it was trained on a device of this name."""
+def measured_epoch_seconds(results_root: Path, run: str, device_name: str, precision: str = "fp32") -> float | None:
+    """Mean epoch time of this run's own result, if it was trained on a device of this name in this precision."""
     out = result_dir(results_root, run)
     metrics = read_json(out / "metrics.json") or {}
     if (metrics.get("provenance") or {}).get("device_name") != device_name:
+        return None
+    if (metrics.get("numerics") or {}).get("precision", "fp32") != precision:
         return None
     path = out / "epochs.csv"
     if not path.is_file():
@@ -213,8 +221,9 @@ def parse_duration(text: str) -> float:
     return h * 3600 + m * 60 + s
 
 
-def probe_epoch_seconds(cfg: RunConfig, prepared_dir: Path, device) -> float:
-    """One epoch's projected wall time (training plus validation) from a few timed training windows."""
+def probe_epoch_seconds(cfg: RunConfig, prepared_dir: Path, device, bf16: bool = False) -> float:
+    """One epoch's projected wall time (training plus validation) from a few timed training windows,
+    with the forward under bf16 autocast when the runs will train so."""
     import torch
 
     from pipeline.data.batching import make_layout
@@ -230,7 +239,9 @@ def probe_epoch_seconds(cfg: RunConfig, prepared_dir: Path, device) -> float:
         model = build_model(cfg.model, len(vocab))
         init_uniform(model, t.init_scale)
     model.to(device)
-    return project_wall_time(model, train, valid.num_windows, 1, device, t.lr, t.clip_norm, warmup=3, timed=5)
+    return project_wall_time(
+        model, train, valid.num_windows, 1, device, t.lr, t.clip_norm, warmup=3, timed=5, bf16=bf16
+    )
 
 
 @dataclass(frozen=True)
@@ -247,21 +258,23 @@ class Projection:
 
 
 def project(
-    entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str
+    entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str, precision: str = "fp32"
 ) -> dict[str, Projection]:
-    """Each run's epoch time on this device: its own measured epochs where it has them, else a
-    probe, shared by runs of one step shape (``shape_key``)."""
+    """Each run's epoch time on this device in ``precision``: its own measured epochs where it has
+    them, else a probe, shared by runs of one step shape (``shape_key``)."""
     probes: dict[tuple, float] = {}
     out = {}
     for entry in entries:
         if entry.status == "no-data":
             continue
-        measured = measured_epoch_seconds(results_root, entry.run, device_name)
+        measured = measured_epoch_seconds(results_root, entry.run, device_name, precision)
         if measured is not None:
             out[entry.run] = Projection(measured, "measured")
             continue
         key = shape_key(entry.cfg)
         if key not in probes:
-            probes[key] = probe_epoch_seconds(entry.cfg, Path(prepared_root) / entry.cfg.corpus, device)
+            probes[key] = probe_epoch_seconds(
+                entry.cfg, Path(prepared_root) / entry.cfg.corpus, device, bf16=precision == "bf16"
+            )
         out[entry.run] = Projection(probes[key], "probe")
     return out

@@ -14,8 +14,9 @@ params hash is skipped; one with a checkpoint resumes from it.
 
 --budget starts a run only if at least one of its epochs fits in what is left, and every run
 pauses at its last checkpoint before an epoch that would end after the budget (run the same
-command again to resume). --lr-floor ends a run once its LR is negligible: a numerics change,
-recorded in metrics.json, that the report accepts only with a paired check (docs/ledger.md).
+command again to resume). --lr-floor ends a run once its LR is negligible, and --precision bf16
+trains under autocast: numerics changes, recorded in metrics.json, that the report accepts only
+with a paired check (--check-floor, --check-precision; docs/ledger.md).
 
 Environment: none of its own; stages.train reads the prepared corpora under data/prepared.
 """
@@ -78,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --lr-floor: train every epoch and record the floor's result (the paired check)",
     )
+    parser.add_argument(
+        "--check-precision",
+        action="store_true",
+        help="with --precision bf16: train the listed runs again as paired checks of that precision "
+        "against their fp32 results, under <results>/checks/bf16/ and <checkpoints>/checks/bf16/",
+    )
     add_params(parser)
     add_path(parser, "--results", "results", "results root")
     add_path(parser, "--checkpoints", "checkpoints", "checkpoint root")
@@ -95,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--finish-only sizes runs to a budget: give --budget too")
     if args.check_floor and args.lr_floor is None:
         parser.error("--check-floor checks an LR floor: give --lr-floor too")
+    if args.check_precision:
+        if args.precision == "fp32":
+            parser.error("--check-precision checks a precision against fp32: give --precision bf16 too")
+        args.results = ledger.precision_check_root(args.results, args.precision)
+        args.checkpoints = ledger.precision_check_root(args.checkpoints, args.precision)
     params = load_params(args.params)
     try:
         budget_s = ledger.parse_duration(args.budget) if args.budget else None
@@ -118,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
             ledger.standing(params, r, args.results, args.checkpoints, args.prepared)
             for r in ledger.ordered_runs(params)
         ]
-        print_plan(entries, everything, ledger.project(everything, args.results, args.prepared, device, name), name)
+        projections = ledger.project(everything, args.results, args.prepared, device, name, args.precision)
+        print_plan(entries, everything, projections, name, args.precision)
         return 0
     deadline = started + budget_s - MARGIN_S if budget_s is not None else None
     return run_ledger(args, entries, device, name, threads, deadline)
 
 
-def print_plan(entries: list[ledger.Entry], everything: list[ledger.Entry], projections: dict, name: str) -> None:
-    print(f"Ledger plan on {name}, profile paper, projected from measured epochs or a probe of a few training windows")
+def print_plan(
+    entries: list[ledger.Entry], everything: list[ledger.Entry], projections: dict, name: str, precision: str
+) -> None:
+    print(
+        f"Ledger plan on {name}, profile paper, {precision}, projected from measured epochs or a probe of a few "
+        "training windows"
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load >= 0.5:
         print(f"(load average {load:.1f} on {os.cpu_count()} cores while probing: other work slowed the probes down)")
@@ -184,7 +202,9 @@ def run_ledger(args, entries, device, name: str, threads: int | None, deadline: 
         if entry.status in ("done", "busy", "no-data"):
             print(f"[ledger] {entry.run}: {entry.detail}", flush=True)
     queue = [e for e in entries if e.status in ("resumable", "stale", "todo")]
-    projections = ledger.project(queue, args.results, args.prepared, device, name) if deadline is not None else {}
+    projections = (
+        ledger.project(queue, args.results, args.prepared, device, name, args.precision) if deadline is not None else {}
+    )
     active: dict[str, tuple[subprocess.Popen, object]] = {}
     outcome: dict[str, str] = {}
 

@@ -162,8 +162,10 @@ def awaiting_table(head: Headline) -> pd.DataFrame:
     rows = []
     for cell, result in head.awaiting_check:
         v = result.verdict
-        if v.precision != "fp32":
-            why = f"precision {v.precision}: no paired check of precision exists yet"
+        if not v.precision_accepted and v.precision_checks:
+            why = f"its {v.precision} checks disagree: " + ", ".join(c.describe() for c in v.precision_checks)
+        elif not v.precision_accepted:
+            why = f"no paired check of precision {v.precision} yet (--check-precision)"
         elif v.checks:
             why = "its checks disagree: " + ", ".join(c.describe() for c in v.checks)
         else:

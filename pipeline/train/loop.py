@@ -126,8 +126,10 @@ def project_wall_time(
     clip: float,
     warmup: int = 1,
     timed: int = 2,
+    bf16: bool = False,
 ) -> float:
-    """Time a few steps on a throwaway copy of the model, without touching any RNG or weights."""
+    """Time a few steps on a throwaway copy of the model, without touching any RNG or weights;
+    ``bf16``: the forward under autocast, as the trainer's ``precision: bf16`` step."""
     probe = copy.deepcopy(model)
     windows = list(zip(range(warmup + timed), train.windows()))
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -137,7 +139,8 @@ def project_wall_time(
         for _, (x, y) in windows:
             start = time.perf_counter()
             probe.train()
-            loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state))
             sgd_step(probe, loss, lr, clip)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -394,6 +397,13 @@ def _resume(s: Session) -> None:
     saved = ckpt.load_checkpoint(s.ckpt_dir, s.fingerprint)
     if saved is None:
         return
+    saved_precision = saved.get("precision", "fp32")
+    if saved_precision != s.numerics.precision:
+        raise ParamsError(
+            f"{s.cfg.name}: the checkpoint in {s.ckpt_dir} was trained in {saved_precision}, this run asks for "
+            f"{s.numerics.precision}; resuming would mix the two. Resume with --precision {saved_precision}, "
+            f"or give this precision its own --checkpoints directory"
+        )
     s.model.load_state_dict(saved["model"])
     s.run = saved["run"]
     ckpt.restore_rng_states(saved["rng"])
@@ -410,6 +420,7 @@ def _save_checkpoint(s: Session) -> None:
             "rng": ckpt.rng_states(),
             "code_fingerprint": s.fingerprint,
             "config": s.cfg.to_dict(),
+            "precision": s.numerics.precision,
         },
     )
 
@@ -439,7 +450,14 @@ def _projected_epoch_seconds(s: Session) -> float:
         s.log(f"{s.cfg.name}: {windows} training windows to go: too short to be worth a timing probe")
         return 0.0
     projected = project_wall_time(
-        s.model, train, s.layouts.valid.num_windows, remaining, s.device, s.run.lr, s.cfg.training.clip_norm
+        s.model,
+        train,
+        s.layouts.valid.num_windows,
+        remaining,
+        s.device,
+        s.run.lr,
+        s.cfg.training.clip_norm,
+        bf16=s.numerics.precision == "bf16",
     )
     s.log(
         f"{s.cfg.name}: projected wall time for {remaining} epoch(s): {format_seconds(projected)}"

@@ -25,14 +25,22 @@ def write_metrics(root: Path, profile: str, run: str, valid: float, test: float,
     metrics_files.write_metrics(root, profile, run, best_valid_ppl=valid, test_ppl=test, **fields)
 
 
-def floor_run(root: Path, run: str, test: float, floor: float = 1e-3, stop_test: float | None = None, **fields) -> None:
+def floor_run(
+    root: Path,
+    run: str,
+    test: float,
+    floor: float = 1e-3,
+    stop_test: float | None = None,
+    numerics_precision: str = "fp32",
+    **fields,
+) -> None:
     """A paper-profile run with an LR floor: ended by it after epoch 47 or, given ``stop_test``, in
     check mode: all 120 epochs trained, and ``stop_test`` the test PPL where the floor would have stopped
     (after epoch 50)."""
     checked = stop_test is not None
     stop_epoch = 50 if checked else 47
     stop = {"epoch": stop_epoch, "next_lr": 1e-4, "best_epoch": stop_epoch - 2, "best_valid_ppl": test + 4}
-    numerics = {"precision": "fp32", "lr_floor": floor, "check_floor": checked}
+    numerics = {"precision": numerics_precision, "lr_floor": floor, "check_floor": checked}
     if checked:
         stop["test_ppl"] = stop_test
     epochs = 120 if checked else stop["epoch"]
@@ -177,12 +185,63 @@ def test_a_floor_never_reached_and_results_without_numerics_are_fp32(tmp_path):
         assert verdict.accepted and verdict.label() == "fp32"
 
 
+BF16 = {"precision": "bf16", "lr_floor": None, "check_floor": False}
+
+
 def test_a_precision_other_than_fp32_is_shown_and_not_counted(tmp_path):
-    baseline_90_10(tmp_path, {"precision": "bf16", "lr_floor": None, "check_floor": False})
+    baseline_90_10(tmp_path, BF16)
     report = render(tmp_path)
     rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
     assert rows["90"][-1] == "—" and rows["90"][-2] == "unvalidated (bf16)"
-    assert "precision bf16: no paired check of precision exists yet" in report
+    assert "no paired check of precision bf16 yet (--check-precision)" in report
+
+
+def precision_check(root: Path, run: str, fp32_test: float, bf16_test: float, **fields) -> None:
+    """``run``'s fp32 paper result and its bf16 paired check under results/checks/bf16/."""
+    write_metrics(root, "paper", run, fp32_test + 4, fp32_test)
+    write_metrics(root / "checks" / "bf16", "paper", run, bf16_test + 4, bf16_test, numerics=BF16, **fields)
+
+
+@pytest.mark.parametrize(
+    ("run", "bf16_test", "accepted"),
+    [
+        ("ptb-small-scrn-nd-wt", 96.1, True),  # within 1.0 of the fp32 H200 result, as issue 21 allows
+        ("ptb-small-scrn-nd-wt", 96.2, False),
+        ("ptb-baseline-40-10", 128.5, True),  # any other run: a pair within 0.5
+        ("ptb-baseline-40-10", 128.7, False),
+    ],
+)
+def test_a_bf16_result_counts_once_a_paired_check_of_bf16_passes(tmp_path, run, bf16_test, accepted):
+    baseline_90_10(tmp_path, BF16)
+    precision_check(tmp_path, run, 95.11 if run == "ptb-small-scrn-nd-wt" else 128.1, bf16_test)
+    report = render(tmp_path)
+    rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
+    if accepted:
+        assert rows["90"][-2] == "123.0 / 119.0 [^bf16]"
+        footnote = report.split("\n[^bf16]: ")[1].split("\n")[0]
+        assert footnote.startswith("the training forward in bf16 (autocast), accepted by the paired check of")
+        assert f"`{run}` (bf16: test {bf16_test:.2f}" in footnote
+    else:
+        assert rows["90"][-2] == "unvalidated (bf16)"
+        assert "its bf16 checks disagree" in report
+
+
+def test_a_precision_check_of_other_params_is_no_check(tmp_path):
+    baseline_90_10(tmp_path, BF16)
+    precision_check(tmp_path, "ptb-baseline-40-10", 128.1, 128.2, params_hash="edited")
+    verdict = find_result(tmp_path, "ptb-baseline-90-10").verdict
+    assert not verdict.accepted and verdict.precision_checks == ()
+
+
+def test_a_bf16_result_with_an_lr_floor_needs_both_checks(tmp_path):
+    floor_run(tmp_path, "ptb-baseline-90-10", 119.0, numerics_precision="bf16")
+    precision_check(tmp_path, "ptb-small-scrn-nd-wt", 95.11, 95.5)
+    assert find_result(tmp_path, "ptb-baseline-90-10").verdict.unvalidated_text() == "unvalidated (LR floor 0.001)"
+    floor_run(tmp_path, "ptb-baseline-40-10", 128.5, stop_test=128.6)
+    report = render(tmp_path)
+    rows = {r[0]: r for r in rows_of(report, "## Table 2") if r[0][:1].isdigit()}
+    assert rows["90"][-2] == "123.0 / 119.0 [^bf16-floor-0.001]"
+    assert "\n[^bf16-floor-0.001]: the training forward in bf16" in report
 
 
 # ---------------------------------------------------------------------------- the flag, smoke runs, the appendix

@@ -154,9 +154,13 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
             for r in ("ptb-small-scrn-nd-wt", "ptb-small-scrn-nd-wt-seed2")
         ]
     probes = []
-    monkeypatch.setattr(ledger, "probe_epoch_seconds", lambda cfg, prepared, device: probes.append(cfg.name) or 10.0)
+    monkeypatch.setattr(
+        ledger,
+        "probe_epoch_seconds",
+        lambda cfg, prepared, device, bf16=False: probes.append((cfg.name, bf16)) or 10.0,
+    )
     out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
-    assert probes == ["ptb-small-scrn-nd-wt"] and {p.source for p in out.values()} == {"probe"}
+    assert probes == [("ptb-small-scrn-nd-wt", False)] and {p.source for p in out.values()} == {"probe"}
     assert out["ptb-small-scrn-nd-wt-seed2"].full_seconds(entries[1]) == 600.0
 
     measured = tmp_path / "paper" / "ptb-small-scrn-nd-wt-seed2"
@@ -167,6 +171,31 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
     assert out["ptb-small-scrn-nd-wt-seed2"] == ledger.Projection(5.0, "measured")
     other_device = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "another cpu")
     assert other_device["ptb-small-scrn-nd-wt-seed2"].source == "probe"
+
+    # fp32 epochs say nothing of bf16 ones: a bf16 plan probes, and probes in bf16
+    probes.clear()
+    bf16 = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu", "bf16")
+    assert bf16["ptb-small-scrn-nd-wt-seed2"] == ledger.Projection(10.0, "probe")
+    assert probes == [("ptb-small-scrn-nd-wt", True)]
+
+
+def test_the_wall_time_probe_trains_in_the_precision_asked_for(tmp_path, monkeypatch):
+    """A bf16 plan must time bf16 steps: the probe runs its forward under autocast exactly then."""
+    from pipeline.data.batching import make_layout
+    from pipeline.data.prepare import load_prepared
+    from pipeline.models import build_model
+
+    cfg = config.run_config(params_with({"max_epochs": 1, "max_train_tokens": 1440, "max_eval_tokens": 720}), "tiny")
+    prepared = tiny_prepared(tmp_path / "data")
+    vocab, arrays = load_prepared(prepared)
+    layout = make_layout(arrays["train"], cfg.training.batch_size, cfg.training.bptt, None)
+    model = build_model(cfg.model, len(vocab))
+    seen = []
+    real = loop.window_loss
+    monkeypatch.setattr(loop, "window_loss", lambda *a: seen.append(torch.is_autocast_enabled("cpu")) or real(*a))
+    for bf16 in (False, True):
+        loop.project_wall_time(model, layout, 1, 1, torch.device("cpu"), 0.1, 5.0, warmup=1, timed=1, bf16=bf16)
+    assert seen == [False, False, True, True]
 
 
 # ---------------------------------------------------------------------------- LR floor and deadline
@@ -241,6 +270,28 @@ def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_num
     resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", deadline=real_time() + 3600)
     drop = {"wall_time_s", "tokens_per_s", "provenance"}
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
+
+
+def test_a_checkpoint_refuses_to_resume_in_another_precision(tmp_path, monkeypatch):
+    """Resuming fp32 epochs in bf16 would record a run of mixed numerics as bf16."""
+    monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
+    cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720}), "tiny")
+    prepared = tiny_prepared(tmp_path / "data")
+    real_time = time.time
+
+    def late_after_epoch_1(line: str):
+        if "epoch 1/3" in line:
+            monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
+
+    with pytest.raises(Paused):
+        train_on_cpu(
+            cfg, prepared, tmp_path / "b", tmp_path / "ck", log=late_after_epoch_1, deadline=real_time() + 3600
+        )
+    monkeypatch.setattr(loop.time, "time", real_time)
+    with pytest.raises(config.ParamsError, match=r"trained in fp32, this run asks for bf16.*--precision fp32"):
+        train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck", numerics=Numerics(precision="bf16"))
+    resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck")
+    assert resumed["epochs"] == 3 and resumed["numerics"]["precision"] == "fp32"
 
 
 def test_metrics_carry_provenance(tmp_path, monkeypatch):
@@ -333,6 +384,21 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert bad.returncode == 2 and "tabel2 is neither a run" in bad.stderr and "Traceback" not in bad.stderr
     assert "write it like 2h30m" in _ledger(tmp_path, "--budget", "soon").stderr
     assert "give --lr-floor too" in _ledger(tmp_path, "--check-floor").stderr
+    assert "give --precision bf16 too" in _ledger(tmp_path, "--check-precision").stderr
+
+
+def test_a_precision_check_retrains_a_finished_run_beside_its_fp32_result(tmp_path):
+    tiny_prepared(tmp_path / "prepared" / "ptb")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_ledger_params()))
+    assert _ledger(tmp_path).returncode == 0
+    fp32 = tmp_path / "results" / "paper" / "ptb-baseline-8-4" / "metrics.json"
+    before = fp32.read_text()
+
+    check = _ledger(tmp_path, "--precision", "bf16", "--check-precision")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "1 finished" in check.stdout
+    checked = json.loads((tmp_path / "results/checks/bf16/paper/ptb-baseline-8-4/metrics.json").read_text())
+    assert checked["numerics"]["precision"] == "bf16" and fp32.read_text() == before
 
 
 def test_the_gpu_script_packs_finished_runs_with_the_given_commit_and_no_weights(tmp_path):
