@@ -10,6 +10,7 @@ word types against the rest.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,21 @@ def example_sentences(
 FIGURE2_RUNS = {"ptb-small-lstm-nd-kim": "LSTM + ND", "ptb-small-scrn-nd-wt": "SCRN + ND + WT"}
 
 
+def trained_with(model_dir: Path) -> dict | None:
+    """How the model was trained, from the metrics.json of its run beside ``model_dir``: the
+    precision, the test PPL and the commit, so that a record names the model it came from."""
+    path = Path(model_dir).parent / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return {
+        "precision": (metrics.get("numerics") or {}).get("precision", "fp32"),
+        "test_ppl": metrics.get("test_ppl"),
+        "git_rev": metrics.get("git_rev"),
+        "device_name": (metrics.get("provenance") or {}).get("device_name"),
+    }
+
+
 def model_record(run: str, model_dir: Path, prepared_dir: Path, max_tokens: int | None = None) -> dict:
     """Everything Figure 2 needs from one trained model, as JSON: the frequent/other split over the
     test set (capped at ``max_tokens``) and the per-word changes over the example sentences. Written
@@ -128,6 +144,7 @@ def model_record(run: str, model_dir: Path, prepared_dir: Path, max_tokens: int 
     return {
         "run": run,
         "model": FIGURE2_RUNS.get(run, run),
+        "trained": trained_with(model_dir),
         "tokens": int(len(test)),
         "top_types": TOP_TYPES,
         "top_mean": number(split.top_mean),

@@ -641,6 +641,8 @@ def figure2_table(summary: dict) -> pd.DataFrame | None:
         {
             "model": m["model"],
             "run": m["run"],
+            # records that predate the field all came from fp32 models
+            "trained in": (m.get("trained") or {}).get("precision", "fp32"),
             "test tokens": f"{m['tokens']:,}",
             f"mean change, {m['top_types']} most frequent types": f"{m['top_mean']:.4g}",
             "mean change, other tokens": f"{m['rest_mean']:.4g}",

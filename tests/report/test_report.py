@@ -373,7 +373,16 @@ def test_figure2_from_the_stage_run_on_paper_profile_models(tmp_path):
     )
     assert "](figures/figure2/figure2.png)" in figure2_section(report)
     row = next(line for line in report.splitlines() if line.startswith("| SCRN + ND + WT") and "2,900" in line)
-    assert [c.strip() for c in row.split("|")[3:-1]] == ["2,900", "2", "3", "1.500"]
+    assert [c.strip() for c in row.split("|")[3:-1]] == ["fp32", "2,900", "2", "3", "1.500"]  # predates "trained"
+
+    bf16 = json.loads(figure2_summary("paper"))
+    bf16["models"][0]["trained"] = {"precision": "bf16", "test_ppl": 95.9, "git_rev": "abc", "device_name": "cpu"}
+    (stage / "summary.json").write_text(json.dumps(bf16))
+    report = render_report(
+        tmp_path / "results", "quick", {}, tmp_path / "no-stats", figure2_dir=stage, report_dir=tmp_path / "reports"
+    )
+    row = next(line for line in report.splitlines() if line.startswith("| SCRN + ND + WT") and "2,900" in line)
+    assert [c.strip() for c in row.split("|")[3:5]] == ["bf16", "2,900"]
 
 
 def test_figure2_numbers_the_ledger_committed_under_results_paper(tmp_path):

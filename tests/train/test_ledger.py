@@ -485,5 +485,12 @@ def test_a_finished_figure2_model_leaves_its_figure2_numbers_behind(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     record = json.loads((tmp_path / "results" / "paper" / "figure2" / "ptb-small-lstm-nd-kim.json").read_text())
     assert record["model"] == "LSTM + ND" and record["tokens"] == 1500
+    metrics = json.loads((tmp_path / "results" / "paper" / "ptb-small-lstm-nd-kim" / "metrics.json").read_text())
+    assert record["trained"] == {
+        "precision": "fp32",
+        "test_ppl": metrics["test_ppl"],
+        "git_rev": metrics["git_rev"],
+        "device_name": metrics["provenance"]["device_name"],
+    }
     assert record["top_tokens"] + record["rest_tokens"] == 1499  # the first token, read from the zero state, left out
     assert record["ratio"] == pytest.approx(record["rest_mean"] / record["top_mean"]) and record["top_mean"] > 0
