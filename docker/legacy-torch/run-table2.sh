@@ -62,7 +62,7 @@ cores=$(nproc 2>/dev/null || echo 1)
 njobs=${LEGACY_JOBS:-$(( cores < 4 ? cores : 4 ))}
 [[ "$njobs" =~ ^[1-9][0-9]*$ ]] || die "LEGACY_JOBS must be a positive integer, not '$njobs'"
 (( njobs > ${#runs[@]} )) && njobs=${#runs[@]}
-threads=${LEGACY_THREADS:-$(( cores / njobs ))}
+threads=${LEGACY_THREADS:-$(( cores > njobs ? cores / njobs : 1 ))}  # more jobs than cores: one thread each
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "LEGACY_THREADS must be a positive integer, not '$threads'"
 
 # The Table 2 command line (docs/legacy.md): use th (not cuth), no -i, -devid -1 for the CPU.

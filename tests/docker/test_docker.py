@@ -422,6 +422,9 @@ def test_dry_run_thread_count():
     assert "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " in one
     three = entry("--dry-run", "ptb-baseline-40-10", env={"LEGACY_THREADS": "3"}).stdout
     assert "OMP_NUM_THREADS=3 OPENBLAS_NUM_THREADS=3 " in three
+    # more jobs than cores (nproc honours OMP_NUM_THREADS): one thread each, not zero
+    crowded = entry("--dry-run", env={"OMP_NUM_THREADS": "1", "LEGACY_JOBS": "2", "LEGACY_THREADS": ""}).stdout
+    assert crowded.count("OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 ") == 4
     for bad in ("0", "two"):
         proc = entry("--dry-run", env={"LEGACY_THREADS": bad}, check=False)
         assert proc.returncode != 0 and "LEGACY_THREADS must be a positive integer" in proc.stderr
