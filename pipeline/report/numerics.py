@@ -95,7 +95,7 @@ class Verdict:
 
     @property
     def precision_accepted(self) -> bool:
-        return self.precision == "fp32" or _all_pass(self.precision_checks)
+        return _precision_accepted(self.precision, self.precision_checks)
 
     def label(self, planned_epochs: int | None = None) -> str:
         """Compact numerics text: "fp32", "fp32, LR floor 0.001 (epoch 47 of 120)", ..."""
@@ -202,13 +202,17 @@ def _all_pass(checks) -> bool:
     return any(c.passed for c in checks) and all(c.passed for c in checks)
 
 
+def _precision_accepted(precision: str, checks: tuple[PrecisionCheck, ...]) -> bool:
+    return precision == "fp32" or _all_pass(checks)
+
+
 def judge(metrics: dict, results_root: Path) -> Verdict:
     """The verdict on a finished paper-profile result (``results_root``: where its checks live)."""
     n = numerics_of(metrics)
     floor, stop, precision = n["lr_floor"], metrics.get("lr_floor_stop"), n["precision"]
     pchecks = precision_checks(results_root, precision) if precision != "fp32" else ()
     numerics = {"precision": precision, "lr_floor": floor, "precision_checks": pchecks}
-    precision_ok = precision == "fp32" or _all_pass(pchecks)
+    precision_ok = _precision_accepted(precision, pchecks)
     if floor is None or not stop:
         return Verdict(precision_ok, **numerics)
     if n["check_floor"]:

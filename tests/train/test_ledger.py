@@ -246,6 +246,20 @@ def test_numerics_refuse_what_the_trainer_does_not_do():
         Numerics(lr_floor=2)
 
 
+def pause_after_epoch_1(monkeypatch, cfg, prepared: Path, out: Path, checkpoints: Path) -> None:
+    """Train ``cfg`` (3 epochs) until a deadline pauses it at its checkpoint after epoch 1: from then
+    on the clock reads a day later; it reads true again on return."""
+    real_time = time.time
+
+    def late_after_epoch_1(line: str):
+        if "epoch 1/3" in line:
+            monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
+
+    with pytest.raises(Paused, match="paused before epoch 2/3"):
+        train_on_cpu(cfg, prepared, out, checkpoints, log=late_after_epoch_1, deadline=real_time() + 3600)
+    monkeypatch.setattr(loop.time, "time", real_time)
+
+
 def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_numbers(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     params = params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720})
@@ -253,21 +267,11 @@ def test_a_deadline_pauses_at_the_checkpoint_and_the_run_resumes_to_the_same_num
     prepared = tiny_prepared(tmp_path / "data")
     straight = train_on_cpu(cfg, prepared, tmp_path / "a", tmp_path / "ck-a")
 
-    real_time = time.time
-
-    def late_after_epoch_1(line: str):
-        if "epoch 1/3" in line:  # from now on the clock reads a day later
-            monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
-
-    with pytest.raises(Paused, match="paused before epoch 2/3"):
-        train_on_cpu(
-            cfg, prepared, tmp_path / "b", tmp_path / "ck-b", log=late_after_epoch_1, deadline=real_time() + 3600
-        )
-    monkeypatch.setattr(loop.time, "time", real_time)
+    pause_after_epoch_1(monkeypatch, cfg, prepared, tmp_path / "b", tmp_path / "ck-b")
     saved = torch.load(ckpt.checkpoint_dir(tmp_path / "ck-b", cfg) / ckpt.CHECKPOINT_NAME, weights_only=False)
     assert saved["run"].epoch == 1 and not (tmp_path / "b" / "metrics.json").exists()
 
-    resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", deadline=real_time() + 3600)
+    resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck-b", deadline=time.time() + 3600)
     drop = {"wall_time_s", "tokens_per_s", "provenance"}
     assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
 
@@ -277,17 +281,7 @@ def test_a_checkpoint_refuses_to_resume_in_another_precision(tmp_path, monkeypat
     monkeypatch.setattr(loop, "project_wall_time", lambda *a, **k: 0.0)
     cfg = config.run_config(params_with({"max_epochs": 3, "max_train_tokens": 1440, "max_eval_tokens": 720}), "tiny")
     prepared = tiny_prepared(tmp_path / "data")
-    real_time = time.time
-
-    def late_after_epoch_1(line: str):
-        if "epoch 1/3" in line:
-            monkeypatch.setattr(loop.time, "time", lambda: real_time() + 86400)
-
-    with pytest.raises(Paused):
-        train_on_cpu(
-            cfg, prepared, tmp_path / "b", tmp_path / "ck", log=late_after_epoch_1, deadline=real_time() + 3600
-        )
-    monkeypatch.setattr(loop.time, "time", real_time)
+    pause_after_epoch_1(monkeypatch, cfg, prepared, tmp_path / "b", tmp_path / "ck")
     with pytest.raises(config.ParamsError, match=r"trained in fp32, this run asks for bf16.*--precision fp32"):
         train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck", numerics=Numerics(precision="bf16"))
     resumed = train_on_cpu(cfg, prepared, tmp_path / "b", tmp_path / "ck")
