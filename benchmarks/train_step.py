@@ -95,8 +95,7 @@ def train_step(c: Candidate, x, y) -> None:
     if c.graphed is not None:
         c.graphed.step(x, y)
         return
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=c.bf16):
-        loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state))
+    loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state), c.bf16)
     sgd_step(c.model, loss, c.lr, c.clip)
 
 

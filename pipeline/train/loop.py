@@ -139,8 +139,7 @@ def project_wall_time(
         for _, (x, y) in windows:
             start = time.perf_counter()
             probe.train()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state))
+            loss, _, state = window_loss(probe, x.to(device), y.to(device), detach_state(state), bf16)
             sgd_step(probe, loss, lr, clip)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -161,8 +160,7 @@ def _train_epoch(
         total=layout.num_windows, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None if progress else True
     )
     for step, (x, y) in enumerate(layout.windows(), start=1):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state))
+        loss, mean_ce, state = window_loss(model, x.to(device), y.to(device), detach_state(state), bf16)
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingDiverged(

@@ -12,18 +12,20 @@ import torch
 import torch.nn.functional as F
 
 
-def window_loss(model, x, y, state):
+def window_loss(model, x, y, state, bf16: bool = False):
     """The training loss of one window and the new state.
 
     Cross-entropy summed over time and averaged over the batch, plus the model's penalty (the
     Sobolev term, normalised the same way) when it has one. ``mean_ce`` is the per-token
-    cross-entropy alone, for reporting perplexity.
+    cross-entropy alone, for reporting perplexity. ``bf16`` runs the forward and the loss under
+    ``torch.autocast`` (the trainer's ``precision: bf16``); the weights stay fp32.
     """
-    out = model(x, state)
-    mean_ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
-    loss = mean_ce * x.shape[1]
-    if out.penalty is not None:
-        loss = loss + out.penalty
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(x, state)
+        mean_ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
+        loss = mean_ce * x.shape[1]
+        if out.penalty is not None:
+            loss = loss + out.penalty
     return loss, mean_ce, out.state
 
 

@@ -311,8 +311,8 @@ def nan_at_training_step(real, step: int):
     """``real``, a ``window_loss``, with the loss of its ``step``-th call in training mode made NaN."""
     calls = {"n": 0}
 
-    def poisoned(model, x, y, state):
-        loss, mean_ce, state = real(model, x, y, state)
+    def poisoned(model, x, y, state, bf16=False):
+        loss, mean_ce, state = real(model, x, y, state, bf16)
         calls["n"] += model.training
         if model.training and calls["n"] == step:
             loss = loss * float("nan")

@@ -74,3 +74,44 @@ def test_sgd_update_with_a_float_or_a_device_tensor_lr():
     moved = torch.cat([(w1 - w).flatten(), b1 - b]).norm().item()
     assert moved == pytest.approx(0.3 * 0.1, rel=1e-6)  # clipped to norm 0.1, times the LR
     assert w1.grad is not None and frozen.grad is None  # the backward's fresh gradients
+
+
+class LinearLM(torch.nn.Module):
+    """An embedding and a linear softmax layer: the smallest model autocast changes."""
+
+    def __init__(self, vocab: int = 7, dim: int = 4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.out = torch.nn.Embedding(vocab, dim), torch.nn.Linear(dim, vocab)
+        self.autocast_seen: list[bool] = []
+
+    def zero_state(self, batch, device=None):
+        return torch.zeros(batch, 1, device=device)
+
+    def forward(self, x, state):
+        self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        return ModelOutput(self.out(self.emb(x)), state, None)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_window_loss_runs_the_forward_in_the_precision_asked_for(bf16):
+    """bf16: the model's matmuls in bfloat16 under autocast, the loss still fp32 and near the fp32 one."""
+    model = LinearLM()
+    x, y = torch.randint(0, 7, (3, 5), generator=torch.Generator().manual_seed(1)), torch.randint(0, 7, (3, 5))
+    loss, mean_ce, _ = step.window_loss(model, x, y, model.zero_state(3), bf16)
+    fp32_loss, _, _ = step.window_loss(model, x, y, model.zero_state(3))
+    assert model.autocast_seen == [bf16, False]
+    assert loss.dtype == mean_ce.dtype == torch.float32
+    assert loss.item() == pytest.approx(mean_ce.item() * 5, rel=1e-6)
+    if bf16:
+        assert loss.item() != fp32_loss.item() and loss.item() == pytest.approx(fp32_loss.item(), rel=2e-2)
+    else:
+        assert loss.item() == fp32_loss.item()
+
+
+def test_the_trainer_epoch_trains_in_the_precision_asked_for():
+    layout = make_layout(np.arange(61) % 7, batch_size=3, bptt=5)
+    for bf16 in (False, True):
+        model = LinearLM()
+        loop._train_epoch(model, layout, torch.device("cpu"), 0.1, 5.0, 1, progress=False, bf16=bf16)
+        assert model.autocast_seen == [bf16] * layout.num_windows
