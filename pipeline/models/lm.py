@@ -28,18 +28,17 @@ the output masks (h before s), so a seeded run draws the same masks whatever bui
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import DropoutConfig, ModelConfig
-from pipeline.models.common import ModelOutput
+from pipeline.models.common import Features, LanguageModel
 from pipeline.models.dropout import NaiveDropout, OutputDropout, VariationalDropout
 from pipeline.models.lstm import LSTMLayer
 from pipeline.models.scrn import SCRNLayer
 from pipeline.models.sobolev import sobolev_penalty
 
 
-class StackedLM(nn.Module):
+class StackedLM(LanguageModel):
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
         self.cfg = cfg
@@ -73,7 +72,10 @@ class StackedLM(nn.Module):
         V = self.embedding.weight if self.cfg.tie else self.V
         return torch.cat([self.U, V], dim=1) if self.uses_context else V
 
-    def forward(self, x: torch.Tensor, state) -> ModelOutput:
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.output_weight(), self.out_bias
+
+    def features(self, x: torch.Tensor, state) -> Features:
         y = self.input_dropout(self.embedding(x))
         new_state, penalty = [], None
         for index, (layer, layer_state) in enumerate(zip(self.layers, state), start=1):
@@ -92,10 +94,9 @@ class StackedLM(nn.Module):
                 s = None
             y = self.output_dropout(s, h)
         top = y if self.uses_context or not self.is_scrn else y[..., self.d_s :]
-        logits = F.linear(top, self.output_weight(), self.out_bias)
         if penalty is not None:
             penalty = self.cfg.sobolev.beta * penalty
-        return ModelOutput(logits, tuple(new_state), penalty)
+        return Features(top, tuple(new_state), penalty)
 
 
 def regularisers(drop: DropoutConfig) -> tuple[nn.Module, VariationalDropout | None, OutputDropout]:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pipeline.models import recurrence
-from pipeline.models.common import ModelOutput
+from pipeline.models.common import Features, LanguageModel
 
 State = tuple[torch.Tensor, torch.Tensor]  # (s, h), each [batch, dim]
 
@@ -168,7 +168,7 @@ class SCRNLayer(nn.Module):
         return self.recurrence(torch.matmul(y, self.B), torch.matmul(y, self.A), state, h_mask, h_mask_tied)
 
 
-class BaselineSCRN(nn.Module):
+class BaselineSCRN(LanguageModel):
     """The single-layer SCRN language model of eqs. (1)-(3) with one-hot inputs.
 
     x_t B and x_t A are rows of B (|W| x d_s) and A (|W| x d_h), i.e. embedding lookups.
@@ -185,8 +185,10 @@ class BaselineSCRN(nn.Module):
     def zero_state(self, batch_size: int, device=None) -> State:
         return self.recurrence.zero_state(batch_size, device=device, dtype=self.A.weight.dtype)
 
-    def forward(self, x: torch.Tensor, state: State) -> ModelOutput:
-        """``x``: [batch, T] token ids. Returns logits [batch, T, |W|] and the carried state."""
+    def features(self, x: torch.Tensor, state: State) -> Features:
+        """``x``: [batch, T] token ids. Returns [s; h] for every step and the carried state."""
         s, h, _ = self.recurrence(self.B(x), self.A(x), state)
-        logits = self.decoder(torch.cat([s, h], dim=-1))
-        return ModelOutput(logits, (s[:, -1], h[:, -1]), None)
+        return Features(torch.cat([s, h], dim=-1), (s[:, -1], h[:, -1]), None)
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder.weight, self.decoder.bias

@@ -9,24 +9,27 @@ clipped; the update is plain SGD (no momentum, no weight decay, as in the paper)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from pipeline.train.softmax_loss import linear_cross_entropy
 
 
-def window_loss(model, x, y, state, bf16: bool = False):
+def window_loss(model, x, y, state, bf16: bool = False, softmax: str = "auto"):
     """The training loss of one window and the new state.
 
     Cross-entropy summed over time and averaged over the batch, plus the model's penalty (the
     Sobolev term, normalised the same way) when it has one. ``mean_ce`` is the per-token
     cross-entropy alone, for reporting perplexity. ``bf16`` runs the forward and the loss under
-    ``torch.autocast`` (the trainer's ``precision: bf16``); the weights stay fp32.
+    ``torch.autocast`` (the trainer's ``precision: bf16``); the weights stay fp32. ``softmax``:
+    how the softmax layer's cross-entropy is computed (pipeline/train/softmax_loss.py).
     """
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(x, state)
-        mean_ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
+        top, new_state, penalty = model.features(x, state)
+        weight, bias = model.output_layer()
+        mean_ce = linear_cross_entropy(top.reshape(-1, top.shape[-1]), weight, bias, y.reshape(-1), softmax)
         loss = mean_ce * x.shape[1]
-        if out.penalty is not None:
-            loss = loss + out.penalty
-    return loss, mean_ce, out.state
+        if penalty is not None:
+            loss = loss + penalty
+    return loss, mean_ce, new_state
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import DropoutConfig, ModelConfig, SobolevConfig
-from pipeline.models import build_model, count_parameters, init_uniform, lm, parameter_count
+from pipeline.models import build_model, common, count_parameters, init_uniform, parameter_count
 from pipeline.models import dropout as drop
 from pipeline.models.lstm import LSTMLayer
 from pipeline.models.scrn import SCRNLayer, hidden_states
@@ -54,7 +54,7 @@ def zero_pattern(t: torch.Tensor) -> torch.Tensor:
 
 
 def spy_softmax_inputs(monkeypatch) -> list[torch.Tensor]:
-    """Record what the output layer (F.linear in pipeline.models.lm) receives: the top layer's
+    """Record what the output layer (F.linear in pipeline.models.common) receives: the top layer's
     output after dropout."""
     seen, linear = [], F.linear
 
@@ -62,7 +62,7 @@ def spy_softmax_inputs(monkeypatch) -> list[torch.Tensor]:
         seen.append(inputs.detach().clone())
         return linear(inputs, weight, bias)
 
-    monkeypatch.setattr(lm.F, "linear", spy)
+    monkeypatch.setattr(common.F, "linear", spy)
     return seen
 
 

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.data.batching import make_layout
 from pipeline.errors import TrainingDiverged
-from pipeline.models.common import ModelOutput
+from pipeline.models.common import Features, LanguageModel, ModelOutput
 from pipeline.train import loop, step
 from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
 
@@ -76,7 +76,7 @@ def test_sgd_update_with_a_float_or_a_device_tensor_lr():
     assert w1.grad is not None and frozen.grad is None  # the backward's fresh gradients
 
 
-class LinearLM(torch.nn.Module):
+class LinearLM(LanguageModel):
     """An embedding and a linear softmax layer: the smallest model autocast changes."""
 
     def __init__(self, vocab: int = 7, dim: int = 4):
@@ -88,9 +88,12 @@ class LinearLM(torch.nn.Module):
     def zero_state(self, batch, device=None):
         return torch.zeros(batch, 1, device=device)
 
-    def forward(self, x, state):
+    def features(self, x, state):
         self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
-        return ModelOutput(self.out(self.emb(x)), state, None)
+        return Features(self.emb(x), state, None)
+
+    def output_layer(self):
+        return self.out.weight, self.out.bias
 
 
 @pytest.mark.parametrize("bf16", [False, True])
