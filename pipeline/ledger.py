@@ -169,11 +169,16 @@ def standing(params: dict, run: str, results_root: Path, checkpoint_root: Path, 
 # ---------------------------------------------------------------------------- wall-time projection
 
 
-def measured_epoch_seconds(results_root: Path, run: str, device_name: str, precision: str = "fp32") -> float | None:
-    """Mean epoch time of this run's own result, if it was trained on a device of this name in this precision."""
+def measured_epoch_seconds(
+    results_root: Path, run: str, device_name: str, precision: str = "fp32", code: str | None = None
+) -> float | None:
+    """Mean epoch time of this run's own result, if it was trained on a device of this name in this
+    precision by the training code of fingerprint ``code`` (a faster step makes older times stale)."""
     out = result_dir(results_root, run)
     metrics = read_json(out / "metrics.json") or {}
     if (metrics.get("provenance") or {}).get("device_name") != device_name:
+        return None
+    if metrics.get("code_fingerprint") != code:
         return None
     if (metrics.get("numerics") or {}).get("precision", "fp32") != precision:
         return None
@@ -229,8 +234,10 @@ def probe_epoch_seconds(cfg: RunConfig, prepared_dir: Path, device, bf16: bool =
     from pipeline.data.batching import make_layout
     from pipeline.data.prepare import load_prepared
     from pipeline.models import build_model, init_uniform
+    from pipeline.train.allocator import keep_freed_memory
     from pipeline.train.loop import project_wall_time
 
+    keep_freed_memory()  # as the trainer runs
     t = cfg.training
     vocab, arrays = load_prepared(prepared_dir)
     train = make_layout(arrays["train"], t.batch_size, t.bptt, cfg.budget.max_train_tokens)
@@ -260,14 +267,17 @@ class Projection:
 def project(
     entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str, precision: str = "fp32"
 ) -> dict[str, Projection]:
-    """Each run's epoch time on this device in ``precision``: its own measured epochs where it has
-    them, else a probe, shared by runs of one step shape (``shape_key``)."""
+    """Each run's epoch time on this device in ``precision``: its own measured epochs where this
+    training code measured them, else a probe, shared by runs of one step shape (``shape_key``)."""
+    from pipeline.train.checkpoint import code_fingerprint  # imports torch
+
     probes: dict[tuple, float] = {}
     out = {}
+    code = code_fingerprint()
     for entry in entries:
         if entry.status == "no-data":
             continue
-        measured = measured_epoch_seconds(results_root, entry.run, device_name, precision)
+        measured = measured_epoch_seconds(results_root, entry.run, device_name, precision, code)
         if measured is not None:
             out[entry.run] = Projection(measured, "measured")
             continue

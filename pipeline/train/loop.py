@@ -31,6 +31,7 @@ from pipeline.fsutil import atomic_directory, atomic_write_bytes, atomic_write_j
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
 from pipeline.train import checkpoint as ckpt
+from pipeline.train.allocator import keep_freed_memory
 from pipeline.train.evaluate import MAX_LOG_PPL, evaluate_ppl
 from pipeline.train.graphed import GraphedStep
 from pipeline.train.outputs import EPOCH_FIELDS, git_revision, write_data_missing  # noqa: F401  (re-exported)
@@ -322,6 +323,7 @@ def _train(
     before an epoch that is not projected to end by then; the same call later resumes it.
     """
     started = time.time()
+    keep_freed_memory()
     out_dir = Path(out_dir)
     missing = read_missing_marker(prepared_dir)
     if missing is not None:
@@ -625,6 +627,7 @@ def _metrics(s: Session, test_ppl: float, started: float) -> dict:
         "device": str(s.device),
         "params_hash": cfg.params_hash,
         "git_rev": git_revision(),
+        "code_fingerprint": s.fingerprint,  # of the training code: what its epoch times measured
         "numerics": s.numerics.to_dict(),
         "lr_floor_stop": run.floor_stop,
         "provenance": provenance(s.device, started),

@@ -165,8 +165,14 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
 
     measured = tmp_path / "paper" / "ptb-small-scrn-nd-wt-seed2"
     measured.mkdir(parents=True)
-    (measured / "metrics.json").write_text(json.dumps({"provenance": {"device_name": "this cpu"}}))
     (measured / "epochs.csv").write_text("epoch,lr,train_ppl,valid_ppl,seconds\n1,0.8,1,1,4.0\n2,0.8,1,1,6.0\n")
+    for code in (None, "other code"):  # epochs of other (or unrecorded) training code are stale
+        metrics = {"provenance": {"device_name": "this cpu"}, "code_fingerprint": code}
+        (measured / "metrics.json").write_text(json.dumps(metrics))
+        out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
+        assert out["ptb-small-scrn-nd-wt-seed2"].source == "probe"
+    metrics["code_fingerprint"] = ckpt.code_fingerprint()
+    (measured / "metrics.json").write_text(json.dumps(metrics))
     out = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu")
     assert out["ptb-small-scrn-nd-wt-seed2"] == ledger.Projection(5.0, "measured")
     other_device = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "another cpu")
@@ -191,7 +197,8 @@ def test_the_wall_time_probe_trains_in_the_precision_asked_for(tmp_path, monkeyp
     layout = make_layout(arrays["train"], cfg.training.batch_size, cfg.training.bptt, None)
     model = build_model(cfg.model, len(vocab))
     seen = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+    embedding = next(m for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    embedding.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
     for bf16 in (False, True):
         loop.project_wall_time(model, layout, 1, 1, torch.device("cpu"), 0.1, 5.0, warmup=1, timed=1, bf16=bf16)
     assert seen == [False, False, True, True]
@@ -451,7 +458,7 @@ def test_bf16_runs_the_training_forward_in_bfloat16_and_evaluates_in_fp32(tmp_pa
         seen["train" if torch.is_grad_enabled() else "eval"].add(logits.dtype)
         return real(logits, *args, **kwargs)
 
-    monkeypatch.setattr("pipeline.train.step.F.cross_entropy", spy)
+    monkeypatch.setattr("pipeline.train.softmax_loss.F.cross_entropy", spy)
     monkeypatch.setattr("pipeline.train.evaluate.F.cross_entropy", spy)
     bf16 = _plateau_run(tmp_path, "bf16", Numerics(precision="bf16"), epochs=2)
     assert seen == {"train": {torch.bfloat16}, "eval": {torch.float32}}
