@@ -1,17 +1,20 @@
 """Training-step and evaluation-pass speed of the SCRN against nn.LSTM (cuDNN) of matching size.
 
 Every model is built from a run of params.yaml with the repository's own classes
-(pipeline.models.build_model): SCRN small/medium ND+WT (ptb-small/medium-scrn-nd-wt) once per
-hidden-recurrence kernel (loop = the plain implementation, scan, tanh-rnn, triton on CUDA; the
-kernel `auto` picks is marked), and the LSTM baselines 2x200 (ptb-small-lstm-nd-kim) and 2x650
-(ptb-medium-lstm-nd-zaremba).
+(pipeline.models.build_model): Table 2's (40, 10) baseline and SCRN small/medium ND+WT
+(ptb-small/medium-scrn-nd-wt) once per hidden-recurrence kernel (loop = the plain implementation,
+scan, tanh-rnn, triton on CUDA; the kernel `auto` picks is marked), and the LSTM baselines 2x200
+(ptb-small-lstm-nd-kim) and 2x650 (ptb-medium-lstm-nd-zaremba). Optional extra rows time each
+model in bf16 (--bf16) and with the plain softmax loss where the trainer fuses it (--full-softmax).
+The C allocator is set as the trainer sets it, unless --glibc-defaults.
 
 One training step is exactly the trainer's (pipeline.train.step.window_loss + sgd_step: forward,
 summed cross-entropy, backward, global-norm clipping, SGD update, state carried and detached) on
 PTB-shaped windows (vocabulary 10,000, batch 20, bptt 35). One evaluation step is a forward pass
 without gradients, as in pipeline.train.evaluate. Each step is timed with the device synchronised
 on both sides; the models are interleaved round by round so that load from other processes hits
-them all alike, and the median over all timed steps is reported after warm-up.
+them all alike (--steps sets how many consecutive steps each takes per round), and the median
+over all timed steps is reported after warm-up.
 
 Writes <out>/train-step-<device>-<time>.json and prints a Markdown table.
 """
@@ -32,15 +35,18 @@ from pipeline.config import load_params, run_config
 from pipeline.models import build_model, count_parameters, init_uniform
 from pipeline.models.common import detach_state
 from pipeline.models.recurrence import default_kernel, triton_installed
+from pipeline.train.allocator import keep_freed_memory
 from pipeline.train.graphed import GraphedStep
+from pipeline.train.softmax_loss import select_impl
 from pipeline.train.step import sgd_step, window_loss
 
 VOCAB, BATCH, BPTT = 10_000, 20, 35
 PTB_TRAIN_WINDOWS = 1_327  # 929,589 training tokens in 20 streams of 35-step windows
 PTB_VALID_WINDOWS = 105  # 73,760 tokens
 
-# (size, reference LSTM run, SCRN run)
+# (size, reference LSTM run or None, SCRN run)
 SIZES = {
+    "baseline": (None, "ptb-baseline-40-10"),
     "small": ("ptb-small-lstm-nd-kim", "ptb-small-scrn-nd-wt"),
     "medium": ("ptb-medium-lstm-nd-zaremba", "ptb-medium-scrn-nd-wt"),
 }
@@ -62,6 +68,7 @@ class Candidate:
     eval_state: object = None
     graphed: GraphedStep | None = None  # the trainer's CUDA-graph step (training.cuda_graph), if this row uses it
     bf16: bool = False  # the training forward under autocast, as `stages.train --precision bf16`
+    softmax: str = "auto"  # the softmax loss (pipeline/train/softmax_loss.py); full: the plain one
 
 
 def build(
@@ -74,7 +81,7 @@ def build(
     init_uniform(model, cfg.training.init_scale)
     model.to(device)
     m = model_cfg
-    shape = f"{m.layers}x{m.hidden}" + (f"/{m.context}" if m.arch == "scrn" else "")
+    shape = f"{m.layers}x{m.hidden}" + (f"/{m.context}" if m.arch.startswith("scrn") else "")
     if kernel is None:
         name = f"LSTM {shape} (nn.LSTM{', cuDNN' if device.type == 'cuda' else ''})"
     else:
@@ -95,7 +102,7 @@ def train_step(c: Candidate, x, y) -> None:
     if c.graphed is not None:
         c.graphed.step(x, y)
         return
-    loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state), c.bf16)
+    loss, _, c.state = window_loss(c.model, x, y, detach_state(c.state), c.bf16, c.softmax)
     sgd_step(c.model, loss, c.lr, c.clip)
 
 
@@ -128,10 +135,18 @@ def measure(cands: list[Candidate], device, rounds: int, train_steps: int, eval_
         log(f"round {r + 1}/{rounds}: " + ", ".join(f"{c.name} {statistics.median(c.train_ms):.1f}" for c in cands))
 
 
-def summarise(cands: list[Candidate]) -> list[dict]:
-    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None and not c.bf16}  # the eager cuDNN LSTM
-    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None and not c.bf16}
-    fp32 = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and not c.bf16}
+def softmax_used(c: Candidate, device: torch.device) -> str:
+    """What the training loss of ``c`` runs: its softmax input's width, device and precision decide."""
+    width = c.model.output_layer()[0].shape[1]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=c.bf16):
+        return select_impl(c.softmax, torch.empty(0, width, device=device))
+
+
+def summarise(cands: list[Candidate], device: torch.device) -> list[dict]:
+    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None and not c.bf16 and c.softmax == "auto"}
+    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None and not c.bf16 and c.softmax == "auto"}
+    fp32 = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and not c.bf16 and c.softmax == "auto"}
+    full_softmax = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and c.softmax == "full"}
     rows = []
     for c in cands:
         train, ev = statistics.median(c.train_ms), statistics.median(c.eval_ms)
@@ -146,6 +161,12 @@ def summarise(cands: list[Candidate]) -> list[dict]:
                 "precision": "bf16" if c.bf16 else "fp32",
                 "train_ratio_to_fp32": (
                     round(train / statistics.median(fp32[(c.size, c.run, c.kernel)].train_ms), 3) if c.bf16 else None
+                ),
+                "softmax_loss": softmax_used(c, device),
+                "train_speedup_over_full_softmax": (
+                    round(statistics.median(full.train_ms) / train, 3)
+                    if (full := full_softmax.get((c.size, c.run, c.kernel))) and c.softmax == "auto" and not c.bf16
+                    else None
                 ),
                 "parameters": count_parameters(c.model),
                 "train_ms_per_batch": round(train, 3),
@@ -231,12 +252,26 @@ def main(argv: list[str] | None = None) -> int:
         help="also time every eager model with its training forward in bfloat16 (autocast), as "
         "`stages.train --precision bf16`: a labelled extra row per model",
     )
+    parser.add_argument(
+        "--full-softmax",
+        action="store_true",
+        help="also time every eager model whose training loss uses the fused softmax "
+        "(pipeline/train/softmax_loss.py: fp32 on a CPU) with the plain one, its baseline: a labelled extra row",
+    )
+    parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="leave the C allocator at its defaults instead of setting it as the trainer does "
+        "(pipeline/train/allocator.py); recorded",
+    )
     add_params(parser)
     add_path(parser, "--out", "benchmarks/results", "JSON directory")
     args = parser.parse_args(argv)
 
     device = env.resolve(args.device)
     cuda = device.type == "cuda"
+    # process-wide, so a comparison takes a second run with --glibc-defaults
+    allocator = "defaults" if args.glibc_defaults or not keep_freed_memory() else "freed memory kept, as the trainer"
     if args.threads or not cuda:
         torch.set_num_threads(args.threads or 1)
     # on a CPU every round times one step of each model in turn, so that load from other
@@ -252,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     cands = []
     for size in args.sizes:
         lstm_run, scrn_run = SIZES[size]
-        cands.append(build(params, size, lstm_run, None, device))
+        if lstm_run is not None:
+            cands.append(build(params, size, lstm_run, None, device))
         cands += [build(params, size, scrn_run, k, device) for k in kernels]
         hidden = run_config(params, scrn_run).model.hidden
         for k in dict.fromkeys(default_kernel(device, hidden) if k == "auto" else k for k in args.graph_kernels):
@@ -262,13 +298,21 @@ def main(argv: list[str] | None = None) -> int:
                 cands.append(build(params, size, lstm_run, None, device, graph=True))
             except Exception as exc:  # noqa: BLE001 - an extra row; report why it is missing
                 log(f"LSTM {size} with a captured step: capture failed ({type(exc).__name__}: {exc}); row skipped")
+    if args.full_softmax:
+        cands += [
+            dataclasses.replace(
+                c, name=f"{c.name} full softmax", softmax="full", model=copy.deepcopy(c.model), train_ms=[], eval_ms=[]
+            )
+            for c in cands
+            if c.graphed is None and softmax_used(c, device) != "full"
+        ]
     if args.bf16:
         twins = [
             dataclasses.replace(
                 c, name=f"{c.name} bf16", bf16=True, model=copy.deepcopy(c.model), train_ms=[], eval_ms=[]
             )
             for c in cands
-            if c.graphed is None
+            if c.graphed is None and c.softmax == "auto"
         ]
         cands += twins
     info = env.describe(device)
@@ -277,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{rounds} rounds x {steps} train + {eval_steps} eval steps per model, {warmup} warm-up"
     )
     measure(cands, device, rounds, steps, eval_steps, warmup, log)
-    rows = summarise(cands)
+    rows = summarise(cands, device)
     payload = {
         "benchmark": "train_step",
         "environment": info,
@@ -290,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             "eval_steps": eval_steps,
             "warmup": warmup,
             "quick": args.quick,
+            "allocator": allocator,
             "ptb_train_windows": PTB_TRAIN_WINDOWS,
             "ptb_valid_windows": PTB_VALID_WINDOWS,
             "auto_kernel": {

@@ -16,9 +16,9 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
     recorded = {}
     real_summarise = train_step.summarise
 
-    def keep_candidates(cands):  # the raw timings, to check the ratios the rows report
+    def keep_candidates(cands, device):  # the raw timings, to check the ratios the rows report
         recorded.update({c.name: c for c in cands})
-        return real_summarise(cands)
+        return real_summarise(cands, device)
 
     monkeypatch.setattr(train_step, "summarise", keep_candidates)
     threads = torch.get_num_threads()
@@ -67,6 +67,39 @@ def test_quick_cpu_benchmark_writes_ratios_against_the_lstm(tmp_path, capsys, mo
     assert rows["LSTM 2x200 (nn.LSTM)"]["train_speedup_over_loop"] is None
     out = capsys.readouterr().out
     assert out.startswith("CPU") and "| × LSTM |" in out and "| SCRN 2x240/40 scan [auto] |" in out
+
+
+def test_the_fused_softmax_is_timed_against_the_full_one_in_the_same_run(tmp_path, monkeypatch):
+    recorded = {}
+    real_summarise = train_step.summarise
+
+    def keep_candidates(cands, device):
+        recorded.update({c.name: c for c in cands})
+        return real_summarise(cands, device)
+
+    monkeypatch.setattr(train_step, "summarise", keep_candidates)
+    threads = torch.get_num_threads()
+    args = ["--device", "cpu", "--quick", "--sizes", "baseline", "--kernels", "scan", "--graph-kernels"]
+    try:
+        assert (
+            train_step.main(
+                args + ["--full-softmax", "--bf16", "--rounds", "2", "--warmup", "1", "--out", str(tmp_path)]
+            )
+            == 0
+        )
+    finally:
+        torch.set_num_threads(threads)
+    [path] = tmp_path.glob("train-step-cpu-*.json")
+    rows = {r["model"]: r for r in json.loads(path.read_text())["rows"]}
+    fused, full = "SCRN 1x40/10 scan [auto]", "SCRN 1x40/10 scan [auto] full softmax"
+    assert set(rows) == {fused, full, f"{fused} bf16"}  # no LSTM for the baseline; bf16 already uses the full loss
+    assert [rows[n]["softmax_loss"] for n in (fused, full, f"{fused} bf16")] == ["fused", "full", "full"]
+    speedup = statistics.median(recorded[full].train_ms) / statistics.median(recorded[fused].train_ms)
+    assert rows[fused]["train_speedup_over_full_softmax"] == round(speedup, 3)
+    assert rows[full]["train_speedup_over_full_softmax"] is None and rows[fused]["train_ratio_to_lstm"] is None
+    assert rows[f"{fused} bf16"]["train_ratio_to_fp32"] == round(
+        statistics.median(recorded[f"{fused} bf16"].train_ms) / statistics.median(recorded[fused].train_ms), 3
+    )
 
 
 def test_kernel_profile_counts_the_operators_of_a_step(tmp_path, capsys):
