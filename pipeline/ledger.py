@@ -255,20 +255,42 @@ def probe_epoch_seconds(cfg: RunConfig, prepared_dir: Path, device, bf16: bool =
 class Projection:
     epoch_seconds: float
     source: str  # "measured" (this run's own epochs on this device) or "probe"
+    epochs: int | None = None  # where an LR floor stopped this run's result; None: every epoch of the schedule
+
+    def run_epochs(self, entry: Entry) -> int:
+        return entry.cfg.epochs if self.epochs is None else min(self.epochs, entry.cfg.epochs)
 
     def run_seconds(self, entry: Entry) -> float:
-        """Seconds still to go: every epoch not yet done (an LR floor may end the run sooner)."""
-        return max(0, entry.cfg.epochs - entry.epochs_done) * self.epoch_seconds if entry.status != "done" else 0.0
+        """Seconds still to go: every epoch not yet done, up to the floor stop where one is known."""
+        return (
+            max(0, self.run_epochs(entry) - entry.epochs_done) * self.epoch_seconds if entry.status != "done" else 0.0
+        )
 
     def full_seconds(self, entry: Entry) -> float:
-        return entry.cfg.epochs * self.epoch_seconds
+        return self.run_epochs(entry) * self.epoch_seconds
+
+
+def floor_stop_epoch(results_root: Path, run: str, lr_floor: float) -> int | None:
+    """The epoch at which ``lr_floor`` ended (or, in a floor check, would have ended) this run's
+    result, if its result ran with that floor and it did stop it."""
+    metrics = read_json(result_dir(results_root, run) / "metrics.json") or {}
+    if (metrics.get("numerics") or {}).get("lr_floor") != lr_floor:
+        return None
+    return (metrics.get("lr_floor_stop") or {}).get("epoch")
 
 
 def project(
-    entries: list[Entry], results_root: Path, prepared_root: Path, device, device_name: str, precision: str = "fp32"
+    entries: list[Entry],
+    results_root: Path,
+    prepared_root: Path,
+    device,
+    device_name: str,
+    precision: str = "fp32",
+    lr_floor: float | None = None,
 ) -> dict[str, Projection]:
     """Each run's epoch time on this device in ``precision``: its own measured epochs where this
-    training code measured them, else a probe, shared by runs of one step shape (``shape_key``)."""
+    training code measured them, else a probe, shared by runs of one step shape (``shape_key``).
+    With ``lr_floor``, a run whose result recorded where that floor stops it is projected to there."""
     from pipeline.train.checkpoint import code_fingerprint  # imports torch
 
     probes: dict[tuple, float] = {}
@@ -277,14 +299,15 @@ def project(
     for entry in entries:
         if entry.status == "no-data":
             continue
+        stop = floor_stop_epoch(results_root, entry.run, lr_floor) if lr_floor is not None else None
         measured = measured_epoch_seconds(results_root, entry.run, device_name, precision, code)
         if measured is not None:
-            out[entry.run] = Projection(measured, "measured")
+            out[entry.run] = Projection(measured, "measured", stop)
             continue
         key = shape_key(entry.cfg)
         if key not in probes:
             probes[key] = probe_epoch_seconds(
                 entry.cfg, Path(prepared_root) / entry.cfg.corpus, device, bf16=precision == "bf16"
             )
-        out[entry.run] = Projection(probes[key], "probe")
+        out[entry.run] = Projection(probes[key], "probe", stop)
     return out

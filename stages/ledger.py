@@ -130,31 +130,43 @@ def main(argv: list[str] | None = None) -> int:
             ledger.standing(params, r, args.results, args.checkpoints, args.prepared)
             for r in ledger.ordered_runs(params)
         ]
-        projections = ledger.project(everything, args.results, args.prepared, device, name, args.precision)
-        print_plan(entries, everything, projections, name, args.precision)
+        projections = ledger.project(
+            everything, args.results, args.prepared, device, name, args.precision, args.lr_floor
+        )
+        print_plan(entries, everything, projections, name, args.precision, args.lr_floor)
         return 0
     deadline = started + budget_s - MARGIN_S if budget_s is not None else None
     return run_ledger(args, entries, device, name, threads, deadline)
 
 
 def print_plan(
-    entries: list[ledger.Entry], everything: list[ledger.Entry], projections: dict, name: str, precision: str
+    entries: list[ledger.Entry],
+    everything: list[ledger.Entry],
+    projections: dict,
+    name: str,
+    precision: str,
+    lr_floor: float | None = None,
 ) -> None:
+    floor = f", LR floor {lr_floor:g}" if lr_floor is not None else ""
     print(
-        f"Ledger plan on {name}, profile paper, {precision}, projected from measured epochs or a probe of a few "
-        "training windows"
+        f"Ledger plan on {name}, profile paper, {precision}{floor}, projected from measured epochs or a probe of a "
+        "few training windows"
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load >= 0.5:
         print(f"(load average {load:.1f} on {os.cpu_count()} cores while probing: other work slowed the probes down)")
-    print(f"{'#':>3}  {'run':42} {'group':15} {'status':10} {'epochs':>7} {'s/epoch':>8} {'to go':>7}  source")
+    print(
+        f"{'#':>3}  {'run':42} {'group':15} {'status':10} {'epochs':>7} {'s/epoch':>8} {'run':>7} {'to go':>7}  source"
+    )
     for index, entry in enumerate(entries, start=1):
         p = projections.get(entry.run)
+        epochs = f"{p.run_epochs(entry)}" + ("*" if p.epochs is not None else "") if p else f"{entry.cfg.epochs}"
         per_epoch = f"{p.epoch_seconds:8.1f}" if p else f"{'—':>8}"
+        whole = ledger.format_duration(p.full_seconds(entry)) if p else "—"
         to_go = ledger.format_duration(p.run_seconds(entry)) if p else "—"
         print(
             f"{index:>3}  {entry.run:42} {ledger.group_of(entry.run):15} {entry.status:10} "
-            f"{entry.cfg.epochs:>7} {per_epoch} {to_go:>7}  {p.source if p else entry.detail}"
+            f"{epochs:>7} {per_epoch} {whole:>7} {to_go:>7}  {p.source if p else entry.detail}"
         )
     listed_left = sum(projections[e.run].run_seconds(e) for e in entries if e.run in projections)
     whole = sum(projections[e.run].full_seconds(e) for e in everything if e.run in projections)
@@ -166,7 +178,13 @@ def print_plan(
         f"whole paper on this device: {len(everything) - no_data} runs with data, {ledger.format_duration(whole)} "
         f"in all; {done} done, {ledger.format_duration(left)} still to train; {no_data} runs have no data here"
     )
-    print("Times assume every epoch of the paper's schedules; an LR floor (--lr-floor) can end runs sooner.")
+    if lr_floor is None:
+        print("Times assume every epoch of the paper's schedules; an LR floor (--lr-floor) can end runs sooner.")
+    else:
+        print(
+            f"epochs*: where LR floor {lr_floor:g} stopped the run's own result (a floor check's or a floor-stopped "
+            "run's); other runs are projected to the end of their schedule."
+        )
 
 
 def train_command(args, run: str, device, threads: int | None, deadline: float | None) -> list[str]:

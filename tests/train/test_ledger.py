@@ -178,6 +178,16 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
     other_device = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "another cpu")
     assert other_device["ptb-small-scrn-nd-wt-seed2"].source == "probe"
 
+    # a result that recorded where an LR floor stops it projects that many epochs, for that floor only
+    metrics |= {"numerics": {"lr_floor": 0.001}, "lr_floor_stop": {"epoch": 3, "best_epoch": 2}}
+    (measured / "metrics.json").write_text(json.dumps(metrics))
+    seed2 = entries[1]
+    for floor, epochs in ((0.001, 3), (0.01, None), (None, None)):
+        p = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu", lr_floor=floor)
+        assert p["ptb-small-scrn-nd-wt-seed2"].epochs == epochs
+        assert p["ptb-small-scrn-nd-wt-seed2"].full_seconds(seed2) == 5.0 * (epochs or seed2.cfg.epochs)
+        assert p["ptb-small-scrn-nd-wt"].epochs is None
+
     # fp32 epochs say nothing of bf16 ones: a bf16 plan probes, and probes in bf16
     probes.clear()
     bf16 = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu", "bf16")
@@ -358,6 +368,11 @@ def test_a_budget_too_small_for_one_epoch_starts_nothing_and_the_plan_lists_ever
     assert "ptb-baseline-8-4" in plan.stdout and "probe" in plan.stdout
     assert "wt2-small-x" in plan.stdout and "no-data" in plan.stdout
     assert "whole paper on this device: 1 runs with data" in plan.stdout
+    assert "Times assume every epoch" in plan.stdout
+
+    floored = _ledger(tmp_path, "--plan", "--lr-floor", "0.001")
+    assert "paper, fp32, LR floor 0.001, projected" in floored.stdout
+    assert "epochs*: where LR floor 0.001 stopped the run's own result" in floored.stdout
 
 
 def test_a_run_another_ledger_took_after_this_one_started_is_skipped_not_failed(tmp_path, monkeypatch, capsys):
