@@ -290,7 +290,8 @@ def project(
 ) -> dict[str, Projection]:
     """Each run's epoch time on this device in ``precision``: its own measured epochs where this
     training code measured them, else a probe, shared by runs of one step shape (``shape_key``).
-    With ``lr_floor``, a run whose result recorded where that floor stops it is projected to there."""
+    With ``lr_floor``, a run whose result (or, for bf16, paired check) recorded where that floor
+    stops it is projected to there."""
     from pipeline.train.checkpoint import code_fingerprint  # imports torch
 
     probes: dict[tuple, float] = {}
@@ -299,7 +300,10 @@ def project(
     for entry in entries:
         if entry.status == "no-data":
             continue
-        stop = floor_stop_epoch(results_root, entry.run, lr_floor) if lr_floor is not None else None
+        stop = None
+        if lr_floor is not None:  # the run's own result, else its paired check in this precision
+            roots = [results_root] + ([precision_check_root(results_root, precision)] if precision != "fp32" else [])
+            stop = next((e for r in roots if (e := floor_stop_epoch(r, entry.run, lr_floor)) is not None), None)
         measured = measured_epoch_seconds(results_root, entry.run, device_name, precision, code)
         if measured is not None:
             out[entry.run] = Projection(measured, "measured", stop)

@@ -187,6 +187,13 @@ def test_runs_of_one_step_shape_share_a_probe_and_measured_epochs_win(tmp_path, 
         assert p["ptb-small-scrn-nd-wt-seed2"].epochs == epochs
         assert p["ptb-small-scrn-nd-wt-seed2"].full_seconds(seed2) == 5.0 * (epochs or seed2.cfg.epochs)
         assert p["ptb-small-scrn-nd-wt"].epochs is None
+    # a bf16 plan also reads the floor stop of the run's bf16 paired check
+    check = ledger.precision_check_root(tmp_path, "bf16") / "paper" / "ptb-small-scrn-nd-wt"
+    check.mkdir(parents=True)
+    (check / "metrics.json").write_text(json.dumps({"numerics": {"lr_floor": 0.001}, "lr_floor_stop": {"epoch": 53}}))
+    for precision, epochs in (("bf16", 53), ("fp32", None)):
+        p = ledger.project(entries, tmp_path, tmp_path, torch.device("cpu"), "this cpu", precision, lr_floor=0.001)
+        assert p["ptb-small-scrn-nd-wt"].epochs == epochs
 
     # fp32 epochs say nothing of bf16 ones: a bf16 plan probes, and probes in bf16
     probes.clear()
