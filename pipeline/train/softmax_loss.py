@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 IMPLS = ("auto", "fused", "full")
 
-# The logits of one chunk: 128 rows of a 10k vocabulary (5 MB in fp32), the fastest chunk measured
-# for PTB on the 2-core Xeon; larger vocabularies get fewer rows.
+# The logits of one chunk: 128 rows of a 10k vocabulary (5 MB in fp32), tuned on PTB with
+# benchmarks/train_step.py; larger vocabularies get fewer rows.
 CHUNK_ELEMENTS = 128 * 10_000
 MIN_CHUNK_ROWS = 16
 FUSED_MAX_FEATURES = 256
