@@ -142,10 +142,16 @@ def softmax_used(c: Candidate, device: torch.device) -> str:
         return select_impl(c.softmax, torch.empty(0, width, device=device))
 
 
+def is_reference(c: Candidate) -> bool:
+    """A row as the trainer runs it by default: eager, fp32, the auto softmax loss; the ratios'
+    denominators are such rows."""
+    return c.graphed is None and not c.bf16 and c.softmax == "auto"
+
+
 def summarise(cands: list[Candidate], device: torch.device) -> list[dict]:
-    lstm = {c.size: c for c in cands if c.kernel is None and c.graphed is None and not c.bf16 and c.softmax == "auto"}
-    loop = {c.size: c for c in cands if c.kernel == "loop" and c.graphed is None and not c.bf16 and c.softmax == "auto"}
-    fp32 = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and not c.bf16 and c.softmax == "auto"}
+    lstm = {c.size: c for c in cands if c.kernel is None and is_reference(c)}  # the eager cuDNN LSTM
+    loop = {c.size: c for c in cands if c.kernel == "loop" and is_reference(c)}
+    fp32 = {(c.size, c.run, c.kernel): c for c in cands if is_reference(c)}
     full_softmax = {(c.size, c.run, c.kernel): c for c in cands if c.graphed is None and c.softmax == "full"}
     rows = []
     for c in cands:
@@ -165,7 +171,7 @@ def summarise(cands: list[Candidate], device: torch.device) -> list[dict]:
                 "softmax_loss": softmax_used(c, device),
                 "train_speedup_over_full_softmax": (
                     round(statistics.median(full.train_ms) / train, 3)
-                    if (full := full_softmax.get((c.size, c.run, c.kernel))) and c.softmax == "auto" and not c.bf16
+                    if (full := full_softmax.get((c.size, c.run, c.kernel))) and is_reference(c)
                     else None
                 ),
                 "parameters": count_parameters(c.model),
