@@ -62,7 +62,7 @@ def trim_runs(workspace: Path, keep: tuple[str, ...], profile: dict | None = Non
     with the quick profile replaced by ``profile``, and its dvc.lock to the stages that remain.
 
     The DVC wiring of a ``train@<run>`` stage is the same for every run, but every DVC command
-    parses all of them and rewrites dvc.lock (about 300 KB for the 102 runs) after each stage:
+    parses all of them and rewrites dvc.lock (about 300 KB for the 106 runs) after each stage:
     5 to 8 s per stage on a 2-core CPU, most of what these tests cost with the whole grid."""
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     wanted = set(keep) | set(ANCHOR_RUNS)

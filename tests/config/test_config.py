@@ -235,6 +235,8 @@ def test_seed_groups_repeat_a_run_with_only_the_seed_changed(params):
         "ptb-small-scrn-vd-wt",
         "ptb-small-lstm-nd-kim",
         "ptb-baseline-40-10",
+        "ptb-small-lstm-vd-wt-inan",
+        "ptb-small-scrn-noreg",
     }
     for base, members in groups.items():
         assert members == [base, f"{base}-seed2", f"{base}-seed3"]

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import config
 from pipeline.report import tables
-from pipeline.report.cells import result_cell
+from pipeline.report.cells import noise_cell, result_cell
 from pipeline.report.render import render_report
 from pipeline.report.results import LEGACY_DIR, find_result, load_paper
 from tests.report.metrics_files import write_metrics
@@ -491,6 +491,7 @@ def sobolev_rows(report: str) -> dict[tuple[str, str], list[str]]:
 
 def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg", best_valid_ppl=123.0, test_ppl=118.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg-seed2", best_valid_ppl=122.0, test_ppl=116.0)
     write_metrics(tmp_path, "paper", "ptb-small-scrn-sob1pct", best_valid_ppl=118.0, test_ppl=112.5)
     write_metrics(tmp_path, "paper", "ptb-small-scrn-sob10pct", best_valid_ppl=125.0, test_ppl=119.0)
     write_metrics(tmp_path, "quick", "ptb-small-scrn-nd-wt", best_valid_ppl=900.0, test_ppl=950.0)
@@ -533,7 +534,7 @@ def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
         "118.0 [^fp32]",
         "112.5 [^fp32]",
         "+5.5",
-        "— (no seed repeats configured)",
+        "1.4 (n = 2)",  # the sample std of 118.0 and 116.0: seeds 1 and 2 of the run without
         "up to 7",
     ]
     assert rows[("SCRN + Sobolev (alone)", "0.013")][6] == "-1.0"  # the penalty hurt: a negative gain
@@ -542,6 +543,9 @@ def test_sobolev_gain_is_test_ppl_without_minus_with(tmp_path):
     assert rows[("SCRN + ND + WT + Sobolev", "0.0041")][4:7] == ["smoke run only", "smoke run only", "—"]
     assert rows[("SCRN + ND + WT + Sobolev", "0.0041")][2] == "— (run the sobolev-grid stage)"  # β not in the grid file
     assert rows[("SCRN + VD + WT + Sobolev", "0.0013")][4:7] == ["smoke run only", "96.0 [^fp32]", "—"]
+    params = config.load_params(REPO / "params.yaml")
+    cfgs = {name: config.run_config(params, name) for name in config.run_names(params)}
+    assert noise_cell("ptb-small-scrn-nd", cfgs, tmp_path, "paper") == "— (no seed repeats configured)"
     appendix = report.split("## Appendix")[1]
     row = next(line for line in appendix.splitlines() if line.startswith("| ptb-small-scrn-nd-wt-sob3pct "))
     assert "gain over ptb-small-scrn-nd-wt: +10.0" in row  # both smoke runs: like with like
@@ -616,7 +620,7 @@ def test_coverage_includes_the_new_tables_in_the_papers_order(tmp_path):
     coverage = coverage.set_index("table")
     assert coverage.loc["Table 7"].tolist() == ["42", "0", "0", "1", "1", "40", "0"]
     assert coverage.loc["Section 7 (Sobolev)"].tolist() == ["9", "1", "0", "0", "0", "8", "0"]
-    assert coverage.loc["Seeds (not in the paper)"].tolist() == ["12", "0", "0", "1", "0", "11", "0"]
+    assert coverage.loc["Seeds (not in the paper)"].tolist() == ["18", "0", "0", "1", "0", "17", "0"]
     assert "| Table 7 " in render_with(tmp_path).split("## Coverage")[1].split("## Table 1")[0]
 
 

@@ -22,7 +22,7 @@ TINY = [
 ]
 RUNS = ("ptb-baseline-40-10", "ptb-baseline-90-10", "ptb-baseline-100-40", "ptb-baseline-300-40")
 # besides Table 2 (and tests/scratch.py's anchor runs): a WikiText-2 run, a run whose training
-# file is missing (Botha), a Sobolev run and a seed run; one of each kind, not all 102
+# file is missing (Botha), a Sobolev run and a seed run; one of each kind, not all 106
 OTHER_RUNS = ("wt2-small-scrn-nd-wt", "fr-medium-scrn-nd-wt", "ptb-small-scrn-sob1pct", "ptb-baseline-40-10-seed2")
 
 
