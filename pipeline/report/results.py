@@ -177,12 +177,16 @@ def sobolev_pairs(paper: dict, results_root: Path, profile: str) -> list[tuple[d
     return pairs
 
 
-def sobolev_gain(without: Result, with_: Result) -> float | None:
-    """Test PPL of the run without the penalty minus the run with it (positive: the penalty helps);
-    None unless both finished at the same profile."""
-    if not (without.comparable and with_.comparable) or without.profile != with_.profile:
+def delta_test_ppl(a: Result, b: Result) -> float | None:
+    """Test PPL of ``a`` minus that of ``b``; None unless both finished at the same profile."""
+    if not (a.comparable and b.comparable) or a.profile != b.profile:
         return None
-    return without.metrics["test_ppl"] - with_.metrics["test_ppl"]
+    return a.metrics["test_ppl"] - b.metrics["test_ppl"]
+
+
+def sobolev_gain(without: Result, with_: Result) -> float | None:
+    """Test PPL of the run without the penalty minus the run with it (positive: the penalty helps)."""
+    return delta_test_ppl(without, with_)
 
 
 # ---------------------------------------------------------------------------- files beside the results

@@ -45,6 +45,7 @@ from pipeline.report.results import (
     Result,
     commit_text,
     coverage_cells,
+    delta_test_ppl,
     device_name,
     find_result,
     seed_group,
@@ -304,13 +305,16 @@ def table4(inputs: ReportInputs) -> Table:
 
 @report_table
 def table5(inputs: ReportInputs) -> Table:
-    """Ablations of SCRN + ND + WT on PTB (valid and test)."""
+    """Ablations of SCRN + ND + WT on PTB (valid and test), each with its effect: its test PPL minus
+    the full model's of the same size (the table's first row), the paper's and ours."""
+    full_row, *_ = inputs.paper["table5"]["rows"]
     rows, shown = [], []
     for row in inputs.paper["table5"]["rows"]:
         for size, cell in row["cells"].items():
             result = find_result(inputs.results_root, cell["run"])
             if result.status != "not_run":
                 shown.append(result)
+            full = full_row["cells"][size]
             rows.append(
                 {
                     "model": row["model"],
@@ -320,9 +324,20 @@ def table5(inputs: ReportInputs) -> Table:
                     "paper (valid / test)": fmt_pair(cell["paper"]),
                     "ours (valid / test)": result_cell(result),
                     "ours − paper": difference_cell(result, cell["paper"]),
+                    "effect (test): paper / ours": "—"
+                    if row is full_row
+                    else _ablation_effect_cell(cell, full, inputs.results_root),
                 }
             )
     return Table(pd.DataFrame(rows), shown)
+
+
+def _ablation_effect_cell(cell: dict, full: dict, root: Path) -> str:
+    """'paper / ours' test PPL of an ablation minus the full model's (positive: the ablation hurts);
+    ours only between two paper-profile results."""
+    ours = delta_test_ppl(find_result(root, cell["run"], ("paper",)), find_result(root, full["run"], ("paper",)))
+    paper = cell["paper"]["test"] - full["paper"]["test"]
+    return f"{paper:+.1f} / " + ("—" if ours is None else f"{ours:+.1f}")
 
 
 # ---------------------------------------------------------------------------- Section 7: Sobolev

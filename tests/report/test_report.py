@@ -167,12 +167,24 @@ def test_table4_test_difference_budget_and_configuration_notes(tmp_path):
 def test_table5_ablation_rows(tmp_path):
     write_metrics(tmp_path, "paper", "ptb-small-scrn-noreg", best_valid_ppl=120.0, test_ppl=115.0)
     rows = {(r[0], r[1]): r for r in table_rows(render(tmp_path), "## Table 5")}
-    assert rows[("– regularization", "small")][4:] == [
+    assert rows[("– regularization", "small")][4:7] == [
         "123.3 / 117.6",
         "120.0 / 115.0 [^fp32]",
         "-3.3 / -2.6 (test beyond ±1.5)",
     ]
     assert rows[("– context in softmax", "medium")][5] == "not run"
+
+
+def test_table5_gives_each_ablations_effect_against_the_full_model(tmp_path):
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-nd-wt", best_valid_ppl=99.0, test_ppl=95.0)
+    write_metrics(tmp_path, "paper", "ptb-small-scrn-nd-wt-no-ctx-softmax", best_valid_ppl=97.0, test_ppl=92.5)
+    write_metrics(tmp_path, "quick", "ptb-medium-scrn-nd-wt", best_valid_ppl=900.0, test_ppl=950.0)
+    write_metrics(tmp_path, "quick", "ptb-medium-scrn-noreg", best_valid_ppl=990.0, test_ppl=999.0)
+    rows = {(r[0], r[1]): r[-1] for r in table_rows(render(tmp_path), "## Table 5")}
+    assert rows[("SCRN + ND + WT", "small")] == "—"  # the reference itself
+    assert rows[("– context in softmax", "small")] == "+2.3 / -2.5"  # 96.4 - 94.1; 92.5 - 95.0
+    assert rows[("– regularization", "small")] == "+23.5 / —"  # no run of ours
+    assert rows[("– regularization", "medium")] == "+54.1 / —"  # smoke runs are no effect
 
 
 def test_table3_marks_differences_from_the_paper(tmp_path):
