@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.models import build_model
+from pipeline.models import build_model, init_uniform
 from pipeline.train import softmax_loss, step
 from pipeline.train.softmax_loss import chunk_rows, linear_cross_entropy, select_impl
 
@@ -95,6 +95,7 @@ def test_a_training_window_is_the_same_with_either_softmax_loss(arch):
     if arch != "scrn-baseline":
         fields.update(layers=2, tie=True, dropout={"regime": "none"})
     model = build_model(ModelConfig.from_dict(fields), 25).double()
+    init_uniform(model, 0.3)  # a built model holds uninitialised weights until the run's init
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randint(0, 25, (4, 7), generator=gen), torch.randint(0, 25, (4, 7), generator=gen)
     results = {}
@@ -115,6 +116,7 @@ def test_the_training_loss_takes_the_fused_path_on_a_cpu(monkeypatch):
     from pipeline.config import ModelConfig
 
     model = build_model(ModelConfig.from_dict({"arch": "scrn-baseline", "hidden": 4, "context": 2, "alpha": 0.9}), 9)
+    init_uniform(model, 0.3)
     x = torch.randint(0, 9, (2, 3))
     step.window_loss(model, x, x, model.zero_state(2))
     step.window_loss(model, x, x, model.zero_state(2), bf16=True)
@@ -130,7 +132,6 @@ def test_real_ptb_windows_give_the_same_loss_and_gradients_with_either_softmax_l
     from pipeline import config
     from pipeline.data.batching import make_layout
     from pipeline.data.prepare import load_prepared
-    from pipeline.models import init_uniform
     from pipeline.models.common import detach_state
 
     cfg = config.run_config(config.load_params(REPO / "params.yaml"), "ptb-baseline-40-10")
